@@ -1,0 +1,94 @@
+"""Read the stored pixel values of one frame.
+
+Native (uncompressed) pixel data is read straight from the byte offset the
+index recorded, into a caller-provided buffer; compressed and deflated data is
+decoded through pydicom's pixel handlers (pylibjpeg, openjpeg, libjpeg, RLE).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+
+from .dicom_header import ImageFile
+
+
+class PixelDecodeError(RuntimeError):
+    pass
+
+
+def stored_dtype(f: ImageFile) -> np.dtype:
+    """The numpy dtype of the stored values (before rescale)."""
+    if f.pixel_tag == "FloatPixelData":
+        return np.dtype(np.float32)
+    if f.pixel_tag == "DoubleFloatPixelData":
+        return np.dtype(np.float64)
+    signed = f.pixel_representation == 1
+    kind = {8: "i1" if signed else "u1", 16: "i2" if signed else "u2", 32: "i4" if signed else "u4"}.get(f.bits_allocated)
+    if kind is None:
+        raise PixelDecodeError(f"unsupported BitsAllocated {f.bits_allocated}")
+    return np.dtype(kind)
+
+
+def frame_shape(f: ImageFile) -> tuple[int, ...]:
+    return (f.rows, f.columns) if f.samples_per_pixel == 1 else (f.rows, f.columns, f.samples_per_pixel)
+
+
+def _fix_bits(arr: np.ndarray, f: ImageFile) -> np.ndarray:
+    """Mask bits above BitsStored (unsigned) or sign-extend them (signed), in place."""
+    ba, bs = f.bits_allocated, f.bits_stored
+    if arr.dtype.kind not in "iu" or bs >= ba or bs <= 0:
+        return arr
+    if f.pixel_representation == 1:
+        shift = ba - bs
+        np.left_shift(arr, shift, out=arr)
+        np.right_shift(arr, shift, out=arr)
+    else:
+        np.bitwise_and(arr, (1 << bs) - 1, out=arr)
+    return arr
+
+
+def read_native_into(f: ImageFile, frame: int, out: np.ndarray) -> np.ndarray:
+    """Read a native frame's stored values into ``out`` (C-contiguous, dtype = stored dtype)."""
+    dtype = stored_dtype(f)
+    nbytes = int(np.prod(frame_shape(f))) * dtype.itemsize
+    if f.samples_per_pixel > 1 and f.planar_configuration == 1:
+        raise PixelDecodeError("planar colour handled by the decoder path")
+    with open(f.path, "rb") as fp:
+        fp.seek(f.pixel_offset + frame * nbytes)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        got = fp.readinto(view)
+    if got != nbytes:
+        raise PixelDecodeError(f"{f.path}: pixel data truncated ({got} of {nbytes} bytes)")
+    if f.big_endian and dtype.itemsize > 1:
+        out.byteswap(inplace=True)
+    return _fix_bits(out, f)
+
+
+def read_frame(f: ImageFile, frame: int) -> np.ndarray:
+    """Stored values of one frame as a new array ``(rows, cols[, samples])``."""
+    if f.is_native and f.pixel_tag == "PixelData" and f.bits_allocated >= 8 and not (
+            f.samples_per_pixel > 1 and f.planar_configuration == 1) and not f.photometric.startswith("YBR"):
+        out = np.empty(frame_shape(f), dtype=stored_dtype(f))
+        return read_native_into(f, frame, out)
+    return decode_frame(f, frame)
+
+
+def decode_frame(f: ImageFile, frame: int) -> np.ndarray:
+    """Decode one frame with pydicom's handlers (compressed, deflated, planar, YBR, float)."""
+    try:
+        from pydicom.pixels import pixel_array
+
+        arr = pixel_array(f.path, index=frame if f.number_of_frames > 1 else None, raw=False)
+    except Exception as exc:
+        raise PixelDecodeError(_decode_reason(f, exc)) from exc
+    if f.samples_per_pixel == 1 and f.number_of_frames > 1 and arr.ndim == 3:
+        arr = arr[0]
+    if arr.shape[:2] != (f.rows, f.columns):
+        raise PixelDecodeError(f"{f.path}: decoded frame has shape {arr.shape}, expected {(f.rows, f.columns)}")
+    return np.ascontiguousarray(arr)
+
+
+def _decode_reason(f: ImageFile, exc: Exception) -> str:
+    ts = pydicom.uid.UID(f.transfer_syntax)
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{f.path}: cannot decode {ts.name or ts} pixel data ({msg[:160]})"
