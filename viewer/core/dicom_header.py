@@ -215,9 +215,32 @@ def _pixel_element(fp, explicit: bool, little: bool) -> tuple[str, int | None, i
     else:
         (length,) = struct.unpack(order + "I", head[4:8])
         offset = start + 8
-    if length == 0xFFFFFFFF:
-        return PIXEL_TAGS[tag], None, None
-    return PIXEL_TAGS[tag], offset, length
+    return PIXEL_TAGS[tag], offset, None if length == 0xFFFFFFFF else length
+
+
+def _encapsulated_problem(path: str, offset: int) -> str | None:
+    """Walk the items of encapsulated pixel data starting at ``offset``: why it is incomplete, or None.
+
+    Only item headers are read (a seek per fragment), so a truncated compressed file is skipped at index
+    time instead of taking its series down when the series is loaded.
+    """
+    size = os.path.getsize(path)
+    pos = offset
+    with open(path, "rb") as fp:
+        while True:
+            fp.seek(pos)
+            head = fp.read(8)
+            if len(head) < 8:
+                return "compressed pixel data ends without its sequence delimiter: file truncated"
+            group, elem, length = struct.unpack("<HHI", head)
+            tag = (group << 16) | elem
+            if tag == 0xFFFEE0DD:
+                return None
+            if tag != 0xFFFEE000 or length == 0xFFFFFFFF:
+                return f"compressed pixel data is malformed (element ({group:04X},{elem:04X}) where a fragment was expected)"
+            pos += 8 + length
+            if pos > size:
+                return "compressed pixel data runs past the end of the file: truncated"
 
 
 def read_header(path: str) -> ImageFile | Skipped:
@@ -283,6 +306,10 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
     if bits_allocated not in (1, 8, 16, 32, 64):
         return Skipped(path, f"unsupported BitsAllocated {bits_allocated}")
     pixel_tag, offset, length = pixel if pixel else ("PixelData", None, None)
+    if offset is not None and length is None:  # encapsulated (undefined length): every fragment must be there
+        problem = _encapsulated_problem(path, offset)
+        if problem:
+            return Skipped(path, problem)
     n_frames = _i(ds.get("NumberOfFrames"), 1) or 1
     samples = _i(ds.get("SamplesPerPixel"), 1) or 1
     if offset is not None and length is not None and pixel_tag == "PixelData" and bits_allocated >= 8:
@@ -332,7 +359,7 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
         planar_configuration=_i(ds.get("PlanarConfiguration"), 0) or 0,
         number_of_frames=n_frames,
         pixel_tag=pixel_tag,
-        pixel_offset=offset if (ts in _NATIVE_LE or ts == _BIG_ENDIAN) else None,
+        pixel_offset=offset if length is not None and (ts in _NATIVE_LE or ts == _BIG_ENDIAN) else None,
         pixel_length=length,
         lossy=lossy,
         window=window,
@@ -408,9 +435,11 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
         mrft_m = _macro(per, shared, "MRImageFrameTypeSequence") or _macro(per, shared, "CTImageFrameTypeSequence")
         frame_type = tuple(str(v).upper() for v in (mrft_m.get("FrameType") or ())) if mrft_m is not None else ()
         complex_component = _text(mrft_m, "ComplexImageComponent") if mrft_m is not None else ""
-        dim = tuple(int(v) for v in (fc_m.get("DimensionIndexValues") or ())) if fc_m is not None else ()
-        if dim and not isinstance(fc_m.get("DimensionIndexValues"), (list, pydicom.multival.MultiValue)):
-            dim = (int(fc_m.get("DimensionIndexValues")),)
+        dim_raw = fc_m.get("DimensionIndexValues") if fc_m is not None else None
+        if isinstance(dim_raw, (list, tuple, pydicom.multival.MultiValue)):
+            dim = tuple(int(v) for v in dim_raw)
+        else:
+            dim = (int(dim_raw),) if dim_raw is not None else ()
         # frames at one position: by dimension indices, last dimension most significant (as dcm2niix
         # orders volumes), else by temporal position; then file order
         tpi = _i(fc_m.get("TemporalPositionIndex"), 0) if fc_m is not None else 0

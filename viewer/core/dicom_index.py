@@ -258,25 +258,32 @@ def _split_key(frame: FrameRecord, clusters: list) -> tuple:
             frame.echo, frame.component, f.samples_per_pixel)
 
 
-def _describe_split(key: tuple, all_keys: list[tuple], frame: FrameRecord) -> str:
-    parts = []
-    names = ("kind", "orientation", "rows", "columns", "pixel spacing", "echo", "component", "samples")
-    for i, name in enumerate(names):
-        if len({k[i] for k in all_keys}) > 1:
-            if name == "orientation":
-                parts.append(f"orientation {key[i] + 1}")
-            elif name in ("rows", "columns"):
-                if f"{key[2]}×{key[3]}" not in parts:
-                    parts.append(f"{key[2]}×{key[3]}")
-            elif name == "echo":
-                parts.append(f"echo {key[i]:g}" if key[i] is not None else "no echo")
-            elif name == "component":
-                parts.append(key[i] or "magnitude")
-            elif name == "kind":
-                parts.append(key[i])
-            else:
-                parts.append(f"{name} {key[i]}")
-    return ", ".join(parts)
+_SPLIT_FIELDS = ("kind", "orientation", "size", "size", "pixel spacing", "echo", "component", "samples per pixel")
+
+
+def _describe_split(key: tuple, all_keys: list[tuple]) -> tuple[str, str]:
+    """(what differs between the parts, what this part is), e.g. ("echo", "echo 2")."""
+    differing, parts = [], []
+    for i, name in enumerate(_SPLIT_FIELDS):
+        if len({k[i] for k in all_keys}) < 2 or name in differing:
+            continue
+        differing.append(name)
+        value = key[i]
+        if name == "orientation":
+            parts.append(f"orientation {value + 1}")
+        elif name == "size":
+            parts.append(f"{key[2]}×{key[3]}")
+        elif name == "echo":
+            parts.append(f"echo {value:g}" if value is not None else "no echo")
+        elif name == "component":
+            parts.append(value or "magnitude")
+        elif name == "kind":
+            parts.append(value)
+        elif name == "pixel spacing":
+            parts.append(f"pixel spacing {value[0]:g}×{value[1]:g} mm" if value else "no pixel spacing")
+        else:
+            parts.append(f"{name} {value}")
+    return ", ".join(differing), ", ".join(parts)
 
 
 def _series_entries(uid: str, files: list[ImageFile]) -> list[SeriesEntry]:
@@ -304,10 +311,10 @@ def _series_entries(uid: str, files: list[ImageFile]) -> list[SeriesEntry]:
             kind=kind,
             frames=frames,
             plan=None,
-            split_label=_describe_split(key, keys, frames[0]) if len(keys) > 1 else "",
         )
-        if entry.split_label:
-            entry.warnings.append(f"series split into {len(keys)} volumes by {entry.split_label.split(' ')[0]}: this is {entry.split_label}")
+        if len(keys) > 1:
+            differing, entry.split_label = _describe_split(key, keys)
+            entry.warnings.append(f"series split into {len(keys)} parts differing in {differing}: this is {entry.split_label}")
         _plan_entry(entry)
         entries.append(entry)
     return entries

@@ -186,7 +186,7 @@ def _parse(buf: bytes, eof: bool) -> FastDataset | None:
             raise _NeedMore
         vpos, length = _element_header(buf, pos, explicit)
         if tag in PIXEL_TAGS:
-            pixel = (PIXEL_TAGS[tag], None, None) if length == 0xFFFFFFFF else (PIXEL_TAGS[tag], vpos, length)
+            pixel = (PIXEL_TAGS[tag], vpos, None if length == 0xFFFFFFFF else length)
             break
         if length == 0xFFFFFFFF:
             try:

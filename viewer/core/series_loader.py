@@ -55,7 +55,7 @@ def output_dtype(frames: list[FrameRecord], scaling: str = "display") -> np.dtyp
     f0 = frames[0].file
     base = stored_dtype(f0)
     if base.kind == "f" or f0.samples_per_pixel > 1:
-        return np.dtype(np.float32) if base.kind == "f" else np.dtype(np.uint8) if f0.bits_allocated == 8 else base
+        return base
     rescale = {rescale_of(fr, scaling) for fr in frames}
     if any(s != int(s) or i != int(i) for s, i in rescale):
         return np.dtype(np.float32)

@@ -81,12 +81,14 @@ def plan_stack(frames: list[FrameRecord]) -> StackPlan:
         raise StackError("no frames")
     first = frames[0]
     rows, cols = first.file.rows, first.file.columns
-    if first.orientation is None or first.position is None:
-        if len(frames) == 1:
-            return _plan_without_geometry(frames)
-        raise StackError("images have no ImagePositionPatient/ImageOrientationPatient: cannot place them in space")
-    if any(f.position is None for f in frames):
-        raise StackError("some images have no ImagePositionPatient")
+    one_file = all(f.file is first.file for f in frames)
+    no_geometry = first.orientation is None or any(f.position is None for f in frames)
+    if one_file and (no_geometry or (len(frames) > 1 and _all_same_position(frames))):
+        return _plan_without_geometry(frames)
+    if no_geometry:
+        raise StackError(
+            f"{len(frames)} images from different files without ImagePositionPatient/ImageOrientationPatient: "
+            "they cannot be ordered in space")
     row, col, n = _normal(first.orientation)
     sy, sx = first.pixel_spacing or (1.0, 1.0)
     warnings: list[str] = []
@@ -165,8 +167,20 @@ def _place_along_normal(t_along: np.ndarray, first: FrameRecord, warnings: list[
     return [float(v) for v in (t_along - t_along[0]) / dz], [], True, dz
 
 
+def _all_same_position(frames: list[FrameRecord]) -> bool:
+    p = np.array([f.position for f in frames], dtype=float)
+    return bool(np.max(np.linalg.norm(p - p[0], axis=1)) <= POSITION_TOL_MM)
+
+
 def _plan_without_geometry(frames: list[FrameRecord]) -> StackPlan:
+    """Frames of one file with no per-frame placement: a stack in file order, in image coordinates."""
     f = frames[0]
     sy, sx = f.pixel_spacing or (1.0, 1.0)
-    geometry = Geometry((1, f.file.rows, f.file.columns), (f.slice_thickness or 1.0, sy, sx), (0.0, 0.0, 0.0))
-    return StackPlan(geometry, [frames], [0.0], warnings=["no patient position/orientation: shown in image coordinates"])
+    frames = sorted(frames, key=lambda fr: fr.frame)
+    geometry = Geometry((len(frames), f.file.rows, f.file.columns), (f.slice_thickness or 1.0, sy, sx), (0.0, 0.0, 0.0))
+    if len(frames) == 1:
+        note = "no patient position/orientation: shown in image coordinates"
+    else:
+        note = (f"{len(frames)} frames without individual positions (a cine loop or an unplaced stack): "
+                "shown in file order in image coordinates, not as a volume in patient space")
+    return StackPlan(geometry, [frames], [float(k) for k in range(len(frames))], warnings=[note])

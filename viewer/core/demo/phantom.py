@@ -173,16 +173,17 @@ class _Canvas:
     # shapes ---------------------------------------------------------------
     def capsule(self, a, b, ra: float, rb: Optional[float] = None):
         """Box and mask of a tapered tube segment from ``a`` to ``b`` (LPS mm)."""
-        rb = ra if rb is None else rb
+        ra = float(ra)
+        rb = ra if rb is None else float(rb)
         a = np.asarray(a, np.float64)
         b = np.asarray(b, np.float64)
         r = max(ra, rb)
         box = self.box(np.minimum(a, b) - r, np.maximum(a, b) + r)
         if box is None:
             return None, None
-        d = (b - a).astype(np.float32)
-        px, py, pz = box.x - a[0], box.y - a[1], box.z - a[2]
-        l2 = float(d @ d)
+        d = [float(v) for v in b - a]
+        px, py, pz = box.x - float(a[0]), box.y - float(a[1]), box.z - float(a[2])
+        l2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
         if l2 < 1e-9:
             dist2 = px * px + py * py + pz * pz
             return box, dist2 <= ra * ra
@@ -213,8 +214,9 @@ class _Canvas:
         box = self.box(c - ext, c + ext)
         if box is None:
             return None, None
-        px, py, pz = box.x - c[0], box.y - c[1], box.z - c[2]
-        uvw = tuple(px * rot[0, j] + py * rot[1, j] + pz * rot[2, j] for j in range(3))
+        px, py, pz = box.x - float(c[0]), box.y - float(c[1]), box.z - float(c[2])
+        r = [[float(v) for v in row] for row in rot]
+        uvw = tuple(px * r[0][j] + py * r[1][j] + pz * r[2][j] for j in range(3))
         return box, uvw
 
     def ball_ok(self, centre, radius: float, label: int) -> bool:
@@ -223,8 +225,9 @@ class _Canvas:
         box = self.box(c - radius, c + radius)
         if box is None:
             return False
-        d2 = (box.x - c[0]) ** 2 + (box.y - c[1]) ** 2 + (box.z - c[2]) ** 2
-        inside = np.broadcast_to(d2 <= radius * radius, self.labels[box.slices].shape)
+        cx, cy, cz = (float(v) for v in c)
+        d2 = (box.x - cx) ** 2 + (box.y - cy) ** 2 + (box.z - cz) ** 2
+        inside = np.broadcast_to(d2 <= float(radius) ** 2, self.labels[box.slices].shape)
         full = [math.floor(2 * radius / s) for s in self.grid.spacing_zyx]
         if any(sl.stop - sl.start < f for sl, f in zip(box.slices, full)):
             return False  # ball sticks out of the grid
@@ -233,7 +236,8 @@ class _Canvas:
 
 def _q2(uvw, semi) -> np.ndarray:
     u, v, w = uvw
-    return (u / semi[0]) ** 2 + (v / semi[1]) ** 2 + (w / semi[2]) ** 2
+    a, b, c = (float(s) for s in semi)
+    return (u / a) ** 2 + (v / b) ** 2 + (w / c) ** 2
 
 
 def _smooth_path(control_xyz, radii, step_mm: float = 4.0):
@@ -275,19 +279,31 @@ class _Torso:
     def lobulation(self, theta, z):
         eps = 0.0
         for m, ph, amp, wv in zip(self.lob_m, self.lob_phase, self.lob_amp, self.lob_wave):
-            eps = eps + amp * (1 + 0.5 * math.sin(z / 70.0 * wv + ph)) * np.cos(m * theta + ph)
+            eps = eps + amp * (1 + 0.5 * np.sin(z / 70.0 * wv + ph)) * np.cos(m * theta + ph)
         return eps
 
     @staticmethod
-    def fat_thickness(theta, z):
-        s_bot = _smoothstep((-170.0 - z) / 80.0)
-        return (8.0 + 8.0 * np.sin(theta) ** 2 + 3.0 * (np.cos(theta) < 0)) * (1 + 0.6 * s_bot)
+    def fat_base(theta):
+        return 8.0 + 8.0 * np.sin(theta) ** 2 + np.where(np.cos(theta) < 0, 3.0, 0.0)
 
     @staticmethod
-    def muscle_thickness(theta, z):
-        s_top = _smoothstep((z - 10.0) / 40.0)
+    def fat_scale(z):
+        return 1 + 0.6 * _smoothstep((-170.0 - z) / 80.0)
+
+    @staticmethod
+    def muscle_base(theta):
         pect = 5.0 * np.clip(-np.cos(theta), 0, None) ** 2
-        return 11.0 + pect + 25.0 * np.exp(-(theta / 0.3) ** 2) + 6.0 * s_top
+        return 11.0 + pect + 25.0 * np.exp(-(theta / 0.3) ** 2)
+
+    @staticmethod
+    def muscle_extra(z):
+        return 6.0 * _smoothstep((z - 10.0) / 40.0)
+
+    def fat_thickness(self, theta, z):
+        return self.fat_base(theta) * self.fat_scale(z)
+
+    def muscle_thickness(self, theta, z):
+        return self.muscle_base(theta) + self.muscle_extra(z)
 
     def radius(self, theta, z):
         """Distance of the skin from the body axis along polar angle ``theta``.
@@ -307,10 +323,9 @@ class _Torso:
 
 def _dome_z(x, y):
     """Height of the diaphragm under each lung (right dome higher)."""
-    right = -158.0 - 0.011 * ((x + 55) ** 2 + y ** 2)
-    left = -172.0 - 0.011 * ((x - 55) ** 2 + y ** 2)
-    recess = -0.25 * np.clip(y - 20, 0, None)
-    return np.where(x < 0, right, left) + recess
+    fall = 0.012 * (np.abs(x) - 50) ** 2 + 0.005 * (y + 10) ** 2 + 0.25 * np.clip(y - 20, 0, None)
+    fall = 80.0 * np.tanh(fall / 80.0)  # deep but bounded costophrenic recesses
+    return np.where(x < 0, -158.0, -170.0) - fall
 
 
 def _apex_z(x, y):
@@ -322,7 +337,7 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
     x, y = cv.x, cv.y
     # scanner table: curved carbon shells around a foam core, full length, label 0
     X, Y = x[None, :], y[:, None]
-    top = 100.0 - 0.0012 * X ** 2
+    top = 100.0 - 0.0007 * X ** 2
     depth = Y - top
     shell = ((depth >= 0) & (depth < 2.5)) | ((depth >= 20) & (depth < 22.5))
     core = (depth >= 2.5) & (depth < 20)
@@ -345,6 +360,9 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
     gap = np.abs(X) > 4.0
     lung_hu = (-860.0 + 0.35 * Y).astype(np.float32)
     lung_label = np.where(X > 0, LUNG_LEFT, LUNG_RIGHT).astype(np.uint8)
+    abdomen_hu = np.where(X < 15.0 - 0.5 * Y, 58.0, 25.0).astype(np.float32)  # liver | other viscera
+    fat_base = torso.fat_base(theta).astype(np.float32)
+    muscle_base = torso.muscle_base(theta).astype(np.float32)
     for k, z in enumerate(cv.z.astype(np.float64)):
         a, ba, bp = torso.dims(z)
         eps = 0.0
@@ -353,13 +371,13 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
         rho = np.sqrt(X2 / a ** 2 + Ya2 / ba ** 2 + Yp2 / bp ** 2) / (1 + eps)
         inside = rho < 1
         depth = r / np.maximum(rho, 1e-6) - r
-        t_fat = torso.fat_thickness(theta, z)
-        t_wall = t_fat + torso.muscle_thickness(theta, z)
+        t_fat = fat_base * float(torso.fat_scale(z))
+        t_wall = t_fat + muscle_base + float(torso.muscle_extra(z))
         muscle = depth >= t_fat
         cavity = depth >= t_wall
         above = z > dome
         lung = cavity & above & (z < apex) & gap
-        val = np.where(cavity, np.where(above, -80.0, 55.0), np.where(muscle, 40.0, -100.0))
+        val = np.where(cavity, np.where(above, -80.0, abdomen_hu), np.where(muscle, 40.0, -100.0))
         val = np.where(lung, lung_hu, val)
         lab = np.where(lung, lung_label, BODY)
         hs = cv.hu[k, rs, cs]
@@ -378,31 +396,48 @@ def _rotation_from_axis(u, hint=(0.0, 0.0, 1.0)) -> np.ndarray:
 
 
 def _paint_heart(cv: _Canvas) -> None:
+    """Myocardial envelope split into four contrast-filled chambers, thick LV wall."""
     centre = np.array([25.0, -28.0, -128.0])
-    u = np.array([0.62, -0.55, -0.5])
-    rot = _rotation_from_axis(u)
-    u = rot[:, 0]
+    u = np.array([0.62, -0.55, -0.5])  # long axis, base -> apex
+    u /= np.linalg.norm(u)
+    n = np.array([1.0, 1.0, 0.0])  # right ventricle -> left ventricle
+    n -= (n @ u) * u
+    n /= np.linalg.norm(n)
+    rot = np.stack([u, n, np.cross(u, n)], axis=1)
     semi = np.array([60.0, 46.0, 42.0])
     # pericardial fat replaces lung and chest-wall tissue around the heart
     box, uvw = cv.ellipsoid(centre, semi + 6.0, rot)
     cv.paint(box, _q2(uvw, semi + 6.0) <= 1, -85.0, BODY, into=(*LUNGS, BODY))
     box, uvw = cv.ellipsoid(centre, semi, rot)
     cv.paint(box, _q2(uvw, semi) <= 1, 40.0, HEART)
-    # septum normal: from right ventricle (anterior-right) toward left ventricle
-    n = np.array([1.0, 1.0, 0.0])
-    n -= (n @ u) * u
-    n /= np.linalg.norm(n)
-    px, py, pz = box.x - centre[0], box.y - centre[1], box.z - centre[2]
-    along_n = px * n[0] + py * n[1] + pz * n[2]
-    along_u = uvw[0]
-    lv_side = along_n > -6.0
-    septum = np.abs(along_n + 6.0) < 3.5
-    av_plane = np.abs(along_u + 20.0) < 1.8
-    lv = lv_side & (_q2(uvw, semi - (8.0, 10.0, 10.0)) <= 1)
-    rv = ~lv_side & (_q2(uvw, semi - 4.5) <= 1)
-    cavity = (lv | rv) & ~septum & ~av_plane
-    hu = np.where(lv_side, 265.0, 235.0).astype(np.float32)
-    cv.paint(box, cavity, hu, HEART)
+    along_u, along_n = uvw[0], uvw[1]
+    inner = _q2(uvw, semi - 3.0) <= 1
+    left = along_n > -4.0
+    atria = along_u < -20.0
+    walls = ((np.abs(along_n + 4.0) < 1.8) & atria) | ((np.abs(along_u + 20.0) < 1.5) & ~left)
+    hu = np.where(left, np.where(atria, 270.0, 280.0), np.where(atria, 200.0, 225.0)).astype(np.float32)
+    cv.paint(box, inner & ~walls, hu, HEART)
+    # left ventricle: thick myocardial wall around its own cavity
+    lv_centre = centre + 12.0 * u + 12.0 * n
+    lv_cavity = np.array([34.0, 17.0, 19.0])
+    box, uvw = cv.ellipsoid(lv_centre, lv_cavity + 10.0, rot)
+    cv.paint(box, _q2(uvw, lv_cavity + 10.0) <= 1, 40.0, HEART)
+    cv.paint(box, _q2(uvw, lv_cavity) <= 1, 280.0, HEART)
+
+
+def _paint_mediastinum(cv: _Canvas) -> None:
+    """Fat envelopes that keep the lungs out of the central and posterior mediastinum."""
+    z_top = float(cv.z.max()) + 5.0
+    # (centre x, centre y, semi x, semi y, z low, z high)
+    blocks = [(-6.0, -30.0, 38.0, 36.0, -100.0, 15.0), (-8.0, -18.0, 28.0, 32.0, 15.0, z_top),
+              (12.0, 22.0, 27.0, 20.0, -200.0, z_top)]
+    for cx, cy, ax, ay, z0, z1 in blocks:
+        box = cv.box((cx - ax, cy - ay, z0), (cx + ax, cy + ay, z1))
+        if box is None:
+            continue
+        taper = 1.0 - 0.25 * _smoothstep((box.z - (z1 - 25.0)) / 25.0)  # narrower toward the top
+        e = ((box.x - cx) / (ax * taper)) ** 2 + ((box.y - cy) / ay) ** 2 <= 1
+        cv.paint(box, e, -80.0, BODY, into=LUNGS)
 
 
 def _paint_great_vessels(cv: _Canvas) -> None:
@@ -430,10 +465,10 @@ def _paint_great_vessels(cv: _Canvas) -> None:
         cv.tube(pts, rad + 6.0, -80.0, BODY, into=LUNGS)
     for (pts, rad), hu, lab in paths:
         if lab == AORTA:
-            cv.tube(pts, rad, 40.0, AORTA, into=(0, BODY, *LUNGS, HEART, AORTA))
-            cv.tube(pts, rad - 2.0, hu, AORTA, into=(0, BODY, *LUNGS, HEART, AORTA))
+            cv.tube(pts, rad, 40.0, AORTA, into=(BODY, *LUNGS, HEART, AORTA))
+            cv.tube(pts, rad - 2.0, hu, AORTA, into=(BODY, *LUNGS, HEART, AORTA))
         else:
-            cv.tube(pts, rad, hu, lab, into=(0, BODY, *LUNGS))
+            cv.tube(pts, rad, hu, lab, into=(BODY, *LUNGS))
 
 
 def _paint_esophagus(cv: _Canvas) -> None:
@@ -508,7 +543,7 @@ def _paint_spine(cv: _Canvas, rng: np.random.Generator) -> None:
 def _paint_ribs_sternum_clavicles(cv: _Canvas, torso: _Torso, rng: np.random.Generator) -> None:
     """Curved cortical/medullary rib tubes, costal cartilage, sternum and clavicles."""
     into = (BODY,)
-    r_rib = 5.0
+    r_rib = 4.6
     sternum_y = {}
 
     def sternum_front(z):
@@ -524,7 +559,8 @@ def _paint_ribs_sternum_clavicles(cv: _Canvas, torso: _Torso, rng: np.random.Gen
         half_d = 6.5 if z > -150 else 4.0
         yc = sternum_front(z)
         sternum_y[k] = yc
-        box = cv.box((-half_w, yc - half_d, z), (half_w, yc + half_d, z))
+        dz = 0.25 * cv.grid.spacing_zyx[0]
+        box = cv.box((-half_w, yc - half_d, z - dz), (half_w, yc + half_d, z + dz))
         if box is None:
             continue
         e_out = (box.x / half_w) ** 2 + ((box.y - yc) / half_d) ** 2 <= 1
@@ -540,13 +576,12 @@ def _paint_ribs_sternum_clavicles(cv: _Canvas, torso: _Torso, rng: np.random.Gen
         for i in range(1, 13):
             z_post = 42.0 - 21.5 * (i - 1) + rng.uniform(-1.5, 1.5)
             theta_end = ends[i] + rng.uniform(-0.04, 0.04)
-            drop = (28.0 if i == 1 else 52.0 + 2.0 * i) + rng.uniform(-4, 4)
-            theta = np.linspace(0.22, theta_end, 40)
-            s = (theta - 0.22) / (np.pi - 0.22)
-            z = z_post - drop * s ** 1.25 + 6.0 * np.sin(np.pi * s)
+            drop = (30.0 if i == 1 else 78.0 + 2.5 * i) + rng.uniform(-5, 5)
+            theta = side * np.linspace(0.22, theta_end, 40)
+            s = (np.abs(theta) - 0.22) / (np.pi - 0.22)
+            z = z_post - drop * s ** 1.15 + 8.0 * np.sin(np.pi * s)
             depth = torso.fat_thickness(theta, z) + torso.muscle_thickness(theta, z) - r_rib - 0.5
             pts = torso.chest_wall_point(theta, z, depth)
-            pts[:, 0] *= side
             radius = np.full(len(pts), r_rib)
             radius[:3] = [3.5, 4.2, 4.8]
             cv.tube(pts, radius, 800.0, BONE, into=into)
@@ -619,7 +654,7 @@ def _grow_tree(root, root_radius: float, targets: np.ndarray, rng: np.random.Gen
         order = np.argsort(d @ axis, kind="stable")
         half = len(pts) // 2
         for part in (pts[order[:half]], pts[order[half:]]):
-            rc = max(min_radius, 0.94 * r * (len(part) / len(pts)) ** (1.0 / 3.0))
+            rc = max(min_radius, r * (len(part) / len(pts)) ** (1.0 / 3.0))
             stack.append((node, rc, part, gen + 1))
     return segments
 
@@ -636,8 +671,8 @@ def _paint_pulmonary_vessels(cv: _Canvas, rng: np.random.Generator) -> None:
         if atrium is not None:  # vein trunk into the left atrium
             box, m = cv.capsule(atrium, root, r0, r0)
             cv.paint(box, m, 190.0, BODY, into=(BODY, *LUNGS))
-        targets = _lung_points(cv, lung, 320, rng)
-        for a, b, ra, rb, gen in _grow_tree(root, r0, targets, rng, min_radius=0.6):
+        targets = _lung_points(cv, lung, 800, rng)
+        for a, b, ra, rb, gen in _grow_tree(root, r0, targets, rng, min_radius=0.8):
             box, m = cv.capsule(a, b, ra, rb)
             hu = 40.0 + 140.0 * min(max((ra - 3.0) / 5.0, 0.0), 1.0)
             into = (*LUNGS, BODY) if gen <= 1 else (lung,)
@@ -682,7 +717,8 @@ def _place_nodules(cv: _Canvas, rng: np.random.Generator) -> tuple[Nodule, ...]:
         else:
             raise RuntimeError(f"could not place a {diameter} mm nodule in {LABELS[lung]}")
         box = cv.box(c - r, c + r)
-        inside = (box.x - c[0]) ** 2 + (box.y - c[1]) ** 2 + (box.z - c[2]) ** 2 <= r * r
+        cx, cy, cz = (float(v) for v in c)
+        inside = (box.x - cx) ** 2 + (box.y - cy) ** 2 + (box.z - cz) ** 2 <= r * r
         if kind == "solid":
             cv.paint(box, inside, 35.0, NODULE)
         else:
@@ -723,6 +759,7 @@ def make_phantom(seed: int = DEFAULT_SEED,
     torso = _Torso(rng)
     steps = [
         ("torso and lungs", lambda: _paint_torso(cv, torso)),
+        ("mediastinum", lambda: _paint_mediastinum(cv)),
         ("heart", lambda: _paint_heart(cv)),
         ("great vessels", lambda: _paint_great_vessels(cv)),
         ("esophagus and abdomen", lambda: (_paint_esophagus(cv), _paint_abdomen(cv))),

@@ -1,0 +1,327 @@
+"""Benchmark: how fast radview turns a folder of DICOM slices into a numpy volume.
+
+Usage::
+
+    python bench/load.py [--repeats N] [--quick] [--case pancreas|synthetic|all]
+
+Cases
+    pancreas   ../shared/data/ct-pancreas-tcia (134 real CT slices, 512×512, implicit VR);
+               skipped with a note when the folder is absent.
+    synthetic  a generated 512×512×300 CT series (explicit VR little endian, one file per
+               slice, GE-like header by default: PixelRepresentation 1, BitsStored 16,
+               RescaleIntercept -1024; file names shuffled). It is generated once into
+               ``--cache-dir`` (outside any timing) and reused while its marker file matches.
+
+Methods (each timed as the median of N repeats, after one untimed warm-up call; the page
+cache is warmed first by reading every file of the folder once)
+    I/O floor                  read every slice file's bytes into one preallocated buffer
+                               (reused, so it stays in the CPU cache: the lowest bound)
+    I/O floor, new volume      read every slice's pixel bytes (untimed-located offsets) into a
+                               newly allocated (z, y, x) array: adds the page faults and memory
+                               traffic any loader pays to fill a fresh volume, no rescale
+    pydicom read+stack         pydicom.dcmread every file, sort by ImagePositionPatient
+                               projected on the slice normal, stack pixel_array into a
+                               preallocated int16 array with the rescale applied
+    SimpleITK                  GetGDCMSeriesFileNames + ImageSeriesReader (int16 output)
+                               + GetArrayFromImage
+    radview index              viewer.core.dicom_index.scan(folder) (also as files/s)
+    radview load (indexed)     viewer.core.series_loader.load_series(index.largest_volume())
+    radview index+load         both, end to end
+
+Outside the timings the script checks that radview's array equals the pydicom and
+SimpleITK arrays (SimpleITK's z axis is flipped first if its slice direction is opposite
+to radview's), and measures with tracemalloc (which sees numpy's allocations) the peak
+memory allocated during load_series, as a multiple of the output volume's nbytes.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(BENCH_DIR))
+
+from _synthetic import ensure_ct_series  # noqa: E402
+from viewer.core.dicom_index import scan  # noqa: E402
+from viewer.core.series_loader import load_series  # noqa: E402
+
+PANCREAS = REPO.parent / "shared/data/ct-pancreas-tcia"
+DEFAULT_CACHE = Path("/tmp/radview-bench")
+MB = 2 ** 20
+
+# targets
+E2E_VS_SITK = 0.5  # index+load ≤ 0.5× SimpleITK
+LOAD_VS_IO = 2.0  # load ≤ 2× I/O floor
+INDEX_FILES_PER_S = 2000
+PEAK_FACTOR = 1.3  # peak extra memory ≤ 1.3× volume + fixed overhead
+PEAK_OVERHEAD_MB = 16
+
+
+@dataclass
+class Case:
+    name: str
+    folder: Path
+    note: str = ""
+
+
+# --- the methods ------------------------------------------------------------------------------
+
+def dicom_files(folder: Path) -> list[str]:
+    """Part 10 DICOM files (DICM magic) in ``folder``, hidden files excluded, sorted by name."""
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        with open(p, "rb") as fp:
+            if fp.read(132)[128:132] == b"DICM":
+                found.append(str(p))
+    return found
+
+
+def warm_page_cache(folder: Path) -> None:
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as fp:
+                while fp.read(1 << 22):
+                    pass
+
+
+def io_floor(paths: list[str], buf: bytearray) -> int:
+    """Read every file's bytes into ``buf`` (as large as the largest file); the bytes read."""
+    view = memoryview(buf)
+    total = 0
+    for p in paths:
+        with open(p, "rb", buffering=0) as fp:
+            total += fp.readinto(view)
+    return total
+
+
+def pixel_offsets(paths: list[str], nbytes: int) -> list[int]:
+    """Byte offset of each single-frame native file's pixel values (the last element, ``nbytes`` long)."""
+    offsets = []
+    for p in paths:
+        offset = os.path.getsize(p) - nbytes
+        with open(p, "rb") as fp:
+            fp.seek(offset - 12)
+            head = fp.read(12)
+        length_ok = int.from_bytes(head[8:12], "little") == nbytes
+        if not (length_ok and (head[4:8] == b"\xe0\x7f\x10\x00" or head[0:4] == b"\xe0\x7f\x10\x00")):
+            raise ValueError(f"{p}: pixel data is not the last element")
+        offsets.append(offset)
+    return offsets
+
+
+def io_floor_new_volume(paths: list[str], offsets: list[int], shape: tuple[int, int, int]) -> np.ndarray:
+    """Read each file's pixel bytes into its own slice of a new int16 array (no sort, no rescale)."""
+    out = np.empty(shape, dtype=np.int16)
+    for k, (p, offset) in enumerate(zip(paths, offsets)):
+        with open(p, "rb", buffering=0) as fp:
+            fp.seek(offset)
+            fp.readinto(memoryview(out[k]).cast("B"))
+    return out
+
+
+def pydicom_stack(paths: list[str]) -> np.ndarray:
+    """The straightforward pydicom loader: read all, sort along the normal, stack, rescale."""
+    datasets = [pydicom.dcmread(p) for p in paths]
+    iop = np.asarray(datasets[0].ImageOrientationPatient, dtype=float)
+    normal = np.cross(iop[:3], iop[3:])
+    datasets.sort(key=lambda ds: float(np.dot(np.asarray(ds.ImagePositionPatient, dtype=float), normal)))
+    first = datasets[0]
+    out = np.empty((len(datasets), first.Rows, first.Columns), dtype=np.int16)
+    for k, ds in enumerate(datasets):
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        pixels = ds.pixel_array
+        if slope == int(slope) and intercept == int(intercept):
+            np.multiply(pixels, int(slope), out=out[k], casting="unsafe")
+            out[k] += np.int16(intercept)
+        else:
+            out[k] = np.rint(pixels * slope + intercept)
+    return out
+
+
+def sitk_read(folder: Path) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    reader.SetOutputPixelType(sitk.sitkInt16)
+    return reader.Execute()
+
+
+def sitk_array(folder: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk_read(folder))
+
+
+def radview_end_to_end(folder: Path):
+    return load_series(scan(str(folder)).largest_volume())
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time (s) of ``repeats`` calls, after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_extra_during_load(entry) -> tuple[int, object]:
+    """Peak bytes allocated (tracemalloc) during one load_series call, above the level before it."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        volume = load_series(entry)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    return peak, volume
+
+
+def compare_arrays(radview: np.ndarray, reference: np.ndarray, what: str) -> str | None:
+    """None when equal, else a description of the difference."""
+    if radview.shape != reference.shape:
+        return f"radview {radview.shape} vs {what} {reference.shape}"
+    if np.array_equal(radview, reference):
+        return None
+    diff = np.abs(radview.astype(np.int64) - reference.astype(np.int64))
+    return f"radview vs {what}: {np.count_nonzero(diff)} voxels differ, max |diff| {diff.max()}"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def run_case(case: Case, repeats: int) -> None:
+    paths = dicom_files(case.folder)
+    if not paths:
+        print(f"case: {case.name}: no DICOM files in {case.folder}, skipped\n")
+        return
+    warm_page_cache(case.folder)
+
+    # Untimed: index once, load once, read the references, and check they agree.
+    index = scan(str(case.folder))
+    entry = index.largest_volume()
+    peak, volume = peak_extra_during_load(entry)
+    arr = volume.array
+    reference = pydicom_stack(paths)
+    image = sitk_read(case.folder)
+    sitk_arr = sitk.GetArrayFromImage(image)
+    sitk_z = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
+    radview_z = np.asarray(volume.geometry.direction, dtype=float)[:, 2]
+    flipped = float(sitk_z @ radview_z) < 0
+    if flipped:
+        sitk_arr = sitk_arr[::-1]
+    problems = [p for p in (compare_arrays(arr, reference, "pydicom"), compare_arrays(arr, sitk_arr, "SimpleITK")) if p]
+    del reference, sitk_arr, image
+
+    nz, ny, nx = arr.shape[:3]
+    int16_mb = nz * ny * nx * 2 / MB
+    print(f"case: {case.name} ({len(paths)} files, {nx}x{ny}, {int16_mb:.0f} MB){case.note}")
+    if index.n_files != len(paths):
+        print(f"  (the folder holds {index.n_files} files; radview's index reads all of them)")
+
+    buf = bytearray(max(os.path.getsize(p) for p in paths))
+    t_io = median_time(lambda: io_floor(paths, buf), repeats)
+    offsets = pixel_offsets(paths, ny * nx * 2)
+    t_io_new = median_time(lambda: io_floor_new_volume(paths, offsets, (len(paths), ny, nx)), repeats)
+    t_pydicom = median_time(lambda: pydicom_stack(paths), repeats)
+    t_sitk = median_time(lambda: sitk_array(case.folder), repeats)
+    t_index = median_time(lambda: scan(str(case.folder)), repeats)
+    t_load = median_time(lambda: load_series(entry), repeats)
+    t_e2e = median_time(lambda: radview_end_to_end(case.folder), repeats)
+    files_per_s = index.n_files / t_index
+
+    rows = [
+        ("I/O floor (read bytes)", t_io),
+        ("I/O floor, new volume", t_io_new),
+        ("pydicom read+stack", t_pydicom),
+        ("SimpleITK ImageSeriesReader", t_sitk),
+        (f"radview index ({files_per_s:,.0f} files/s)", t_index),
+        ("radview load (indexed)", t_load),
+        ("radview index+load", t_e2e),
+    ]
+    print(f"{'method':<34}{'median ms':>10}{'ratio vs SimpleITK':>21}{'ratio vs I/O floor':>21}")
+    for label, t in rows:
+        print(f"{label:<34}{t * 1e3:>10.1f}{t / t_sitk:>21.2f}{t / t_io:>21.2f}")
+
+    print(f"arrays equal: {'yes' if not problems else 'no'} (radview vs pydicom and SimpleITK"
+          f"{', SimpleITK z flipped' if flipped else ''})")
+    for p in problems:
+        print(f"  {p}")
+    ratio = peak / arr.nbytes
+    int16_note = "" if arr.dtype == np.int16 else f"; {peak / (nz * ny * nx * 2):.2f} × the int16 volume"
+    print(f"peak extra memory during load: {peak / MB:.1f} MB = {ratio:.2f} × volume "
+          f"({arr.nbytes / MB:.0f} MB, dtype {arr.dtype}{int16_note})")
+
+    peak_ok = peak <= PEAK_FACTOR * arr.nbytes + PEAK_OVERHEAD_MB * MB
+    print("targets: "
+          f"index+load ≤ {E2E_VS_SITK}× SimpleITK: {verdict(t_e2e <= E2E_VS_SITK * t_sitk)}; "
+          f"load ≤ {LOAD_VS_IO:g}× I/O floor: {verdict(t_load <= LOAD_VS_IO * t_io)}; "
+          f"index ≥ {INDEX_FILES_PER_S} files/s: {verdict(files_per_s >= INDEX_FILES_PER_S)}; "
+          f"peak ≤ {PEAK_FACTOR}× + {PEAK_OVERHEAD_MB} MB: {verdict(peak_ok)}; "
+          f"dtype int16: {verdict(arr.dtype == np.int16)}; "
+          f"arrays equal: {verdict(not problems)}")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 7, --quick 3)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--case", choices=("pancreas", "synthetic", "all"), default="all")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the synthetic series is kept")
+    parser.add_argument("--synthetic-pr", type=int, choices=(0, 1), default=1,
+                        help="synthetic PixelRepresentation: 1 = signed, BitsStored 16 (GE-like, default); "
+                             "0 = unsigned, BitsStored 12 (Siemens/Philips-like)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+
+    print(f"radview load benchmark: {repeats} timed repeats per method (median), warm page cache")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}, "
+          f"SimpleITK {sitk.Version.VersionString()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} (other work on the machine makes timings noisy)\n")
+
+    cases = []
+    if args.case in ("pancreas", "all"):
+        if PANCREAS.is_dir():
+            cases.append(Case("ct-pancreas-tcia", PANCREAS))
+        else:
+            print(f"case: ct-pancreas-tcia skipped: {PANCREAS} not found\n")
+    if args.case in ("synthetic", "all"):
+        folder = args.cache_dir / f"ct300-pr{args.synthetic_pr}"
+        t0 = time.perf_counter()
+        folder, generated = ensure_ct_series(folder, pixel_representation=args.synthetic_pr)
+        if generated:
+            print(f"(generated {folder} in {time.perf_counter() - t0:.1f} s)\n")
+        bits = "signed, BitsStored 16" if args.synthetic_pr else "unsigned, BitsStored 12"
+        cases.append(Case("synthetic-ct300", folder, f"; explicit VR, PixelRepresentation {args.synthetic_pr} ({bits})"))
+
+    for case in cases:
+        run_case(case, repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
