@@ -73,6 +73,18 @@ def output_dtype(frames: list[FrameRecord], scaling: str = "display") -> np.dtyp
     return np.dtype(np.float32)
 
 
+def _optimistic_int16(frames: list[FrameRecord], dtype: np.dtype, scaling: str) -> bool:
+    """16-bit data whose *possible* range needs int32 (e.g. signed 16-bit CT with intercept -1024) almost
+    always fits int16 in practice: load as int16, check each slice, and fall back to int32 on overflow."""
+    f0 = frames[0].file
+    return (dtype == np.int32 and f0.bits_allocated == 16 and f0.samples_per_pixel == 1
+            and all(rescale_of(fr, scaling)[0] == 1 for fr in frames))
+
+
+class _Overflow(Exception):
+    """A slice does not fit the optimistic int16 output."""
+
+
 def load_series(entry: SeriesEntry, timepoint: int | None = 0, progress: ProgressFn | None = None,
                 cancel: threading.Event | None = None, on_slice: SliceFn | None = None,
                 workers: int | None = None, scaling: str = "display") -> Volume:
@@ -90,8 +102,19 @@ def load_series(entry: SeriesEntry, timepoint: int | None = 0, progress: Progres
     if timepoint is not None and not 0 <= timepoint < plan.n_timepoints:
         raise LoadError(f"time point {timepoint} out of range (series has {plan.n_timepoints})")
     all_frames = [fr for t in times for fr in plan.frames[t]]
-    f0 = all_frames[0].file
     dtype = output_dtype(all_frames, scaling)
+    if _optimistic_int16(all_frames, dtype, scaling):
+        try:
+            return _load(entry, plan, times, all_frames, np.dtype(np.int16), True, timepoint, progress, cancel,
+                         on_slice, workers, scaling)
+        except _Overflow:
+            pass  # a slice needs int32 after all: read again
+    return _load(entry, plan, times, all_frames, dtype, False, timepoint, progress, cancel, on_slice, workers,
+                 scaling)
+
+
+def _load(entry, plan, times, all_frames, dtype, check, timepoint, progress, cancel, on_slice, workers, scaling):
+    f0 = all_frames[0].file
     fill = _background(all_frames, dtype, scaling)
     nz, ny, nx = plan.geometry.shape_zyx
     comp = () if f0.samples_per_pixel == 1 else (f0.samples_per_pixel,)
@@ -114,7 +137,7 @@ def load_series(entry: SeriesEntry, timepoint: int | None = 0, progress: Progres
         ti, k, fr = job
         z = int(round(plan.slice_index[k]))
         target = out[ti, k] if plan.resample_z else out[ti, z]
-        _read_rescaled(fr, target, rescale_of(fr, scaling))
+        _read_rescaled(fr, target, rescale_of(fr, scaling), check)
         if plan.inplane_shift_px is not None:
             _shift_inplane(target, plan.inplane_shift_px[k], fill)
         with lock:
@@ -184,22 +207,34 @@ def _background(frames: list[FrameRecord], dtype, scaling: str) -> float:
     return value
 
 
-def _read_rescaled(fr: FrameRecord, target: np.ndarray, rescale: tuple[float, float]) -> None:
+def _read_rescaled(fr: FrameRecord, target: np.ndarray, rescale: tuple[float, float], check: bool = False) -> None:
+    """Stored values of ``fr`` → modality values in ``target`` (one output slice)."""
     f = fr.file
     slope, intercept = rescale
     raw_dtype = stored_dtype(f)
-    identity = slope == 1 and intercept == 0
-    fast = (f.is_native and f.pixel_tag == "PixelData" and f.bits_allocated >= 8 and f.samples_per_pixel == 1)
-    if fast and identity and target.dtype == raw_dtype:
-        read_native_into(f, fr.frame, target)
+    fast = f.is_native and f.pixel_tag == "PixelData" and f.bits_allocated >= 8 and f.samples_per_pixel == 1
+    if (fast and slope == 1 and intercept == int(intercept) and target.dtype.kind in "iu"
+            and target.dtype.itemsize == raw_dtype.itemsize):
+        # Read straight into the output slice (viewed as the stored type) and add the intercept in place,
+        # while the slice is hot in the cache. output_dtype (or the check) guarantees the result fits.
+        raw = read_native_into(f, fr.frame, target.view(raw_dtype))
+        if check or raw_dtype != target.dtype and not _fits(f, target.dtype, intercept):
+            info = np.iinfo(target.dtype)
+            lo, hi = int(raw.min()), int(raw.max())
+            if lo < info.min or hi > info.max or lo + intercept < info.min or hi + intercept > info.max:
+                raise _Overflow
+        if intercept:
+            np.add(target, np.asarray(int(intercept), dtype=target.dtype), out=target)
         return
+    if check:
+        raise _Overflow  # the optimistic path is only taken where the fast read applies
     if fast:
         raw = read_native_into(f, fr.frame, np.empty(frame_shape(f), dtype=raw_dtype))
     else:
         raw = read_frame(f, fr.frame)
         if raw.shape != target.shape:
             raise PixelDecodeError(f"{f.path}: frame shape {raw.shape} does not match the series {target.shape}")
-    if identity:
+    if slope == 1 and intercept == 0:
         np.copyto(target, raw, casting="unsafe")
     elif target.dtype.kind == "f":
         np.multiply(raw, slope, out=target, casting="unsafe")
@@ -208,6 +243,13 @@ def _read_rescaled(fr: FrameRecord, target: np.ndarray, rescale: tuple[float, fl
         # integer slope/intercept into an integer dtype chosen to hold the result
         np.multiply(raw, int(slope), out=target, casting="unsafe")
         target += np.asarray(int(intercept), dtype=target.dtype)
+
+
+def _fits(f: ImageFile, dtype: np.dtype, intercept: float) -> bool:
+    """Every possible stored value, and stored value + intercept, fits ``dtype``."""
+    lo, hi = _stored_range(f)
+    info = np.iinfo(dtype)
+    return info.min <= lo and hi <= info.max and info.min <= lo + intercept and hi + intercept <= info.max
 
 
 def _shift_inplane(img: np.ndarray, shift_rc: tuple[float, float], fill: float) -> None:

@@ -1,0 +1,41 @@
+"""``radview``: the GUI entry point."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="radview", description="radview viewer (not for clinical use)")
+    p.add_argument("path", nargs="?", help="a study folder, DICOM file, or NIfTI/NRRD/MetaImage file")
+    p.add_argument("--demo", action="store_true", help="open the built-in synthetic demo study")
+    return p
+
+
+def create_app(argv: list[str] | None = None):
+    """The QApplication, with the one-time pyqtgraph configuration."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("radview")
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = create_app()
+    from viewer.qt.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    if args.demo:
+        window.open_demo()
+    elif args.path:
+        window.open_path(args.path)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""``radview-cli``: index, convert and demo from the command line.
+
+Each subcommand is a thin call into ``viewer.core``; a user error exits
+non-zero with one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class _TerminalProgress:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, label: str, enabled: bool | None = None):
+        self.label = label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, *_):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _index(path: str, quiet: bool = False):
+    from viewer.core.dicom_index import scan
+
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such file or folder")
+    return scan(path, progress=None if quiet else _TerminalProgress("indexing"))
+
+
+def cmd_index(args) -> int:
+    from viewer.core.image_io import is_image_file, read_image
+
+    if is_image_file(args.path):
+        vol = _read_image_file(args.path, read_image)
+        g = vol.geometry
+        payload = {"root": os.path.abspath(args.path), "n_files": 1, "patients": [], "skipped": [],
+                   "series": [{"key": os.path.basename(args.path), "kind": "file", "n_images": g.shape_zyx[0],
+                               "shape_zyx": list(g.shape_zyx), "spacing_zyx": list(g.spacing_zyx),
+                               "origin_lps": list(g.origin_lps), "direction": [list(r) for r in g.direction],
+                               "loadable": True, "warnings": vol.warnings}]}
+    else:
+        payload = _index(args.path, quiet=args.json).to_dict()
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for s in payload["series"]:
+        shape = "×".join(str(v) for v in s["shape_zyx"]) if s.get("shape_zyx") else "-"
+        status = "ok" if s["loadable"] else f"REFUSED: {s['refusal']}"
+        print(f"{s['key']}\n    {s.get('modality', '')} {s.get('kind', '')} '{s.get('description', '')}' "
+              f"{s['n_images']} images, shape {shape}: {status}")
+        for w in s.get("warnings", []):
+            print(f"    warning: {w}")
+    for k in payload["skipped"]:
+        print(f"skipped {k['path']}: {k['reason']}")
+    return 0
+
+
+def _read_image_file(path, reader):
+    from viewer.core.image_io import ImageFileError
+
+    try:
+        return reader(path)
+    except ImageFileError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def cmd_convert(args) -> int:
+    from viewer.core.image_io import IMAGE_EXTENSIONS, ImageFileError, is_image_file, read_image, write_image
+    from viewer.core.series_loader import LoadError, load_series
+
+    if not args.out.lower().endswith(IMAGE_EXTENSIONS):
+        raise UserError(f"--out {args.out}: unknown format; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if is_image_file(args.path):
+        volume = _read_image_file(args.path, read_image)
+    else:
+        index = _index(args.path)
+        if args.series:
+            try:
+                entry = index.find(args.series)
+            except KeyError as exc:
+                raise UserError(exc.args[0]) from exc
+        else:
+            entry = index.largest_volume()
+            if entry is None:
+                reasons = "; ".join(f"{s.key}: {s.refusal}" for s in index.series if s.refusal)
+                raise UserError(f"no loadable image series in {args.path}" + (f" ({reasons})" if reasons else ""))
+        try:
+            volume = load_series(entry, progress=_TerminalProgress("loading"), scaling=args.scaling)
+        except LoadError as exc:
+            raise UserError(str(exc)) from exc
+    if volume.is_color:
+        raise UserError("colour images cannot be written as NIfTI volumes here; pick a grayscale series")
+    try:
+        write_image(volume, args.out)
+    except (ImageFileError, RuntimeError, OSError) as exc:
+        raise UserError(f"cannot write {args.out}: {exc}") from exc
+    for w in volume.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    g = volume.geometry
+    print(f"wrote {args.out}: shape_zyx {g.shape_zyx}, spacing_zyx {tuple(round(v, 4) for v in g.spacing_zyx)}, "
+          f"{volume.array.dtype}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from viewer.core.demo import generate_demo
+
+    bar = _TerminalProgress("generating demo")
+    paths = generate_demo(args.outdir, progress=lambda f, msg: bar(int(f * 100), 100))
+    print(f"wrote demo study to {paths.dicom_dir}, truth in {os.path.dirname(paths.labels_nii)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="radview-cli", description="radview command-line tools (not for clinical use)")
+    sub = p.add_subparsers(dest="command", required=True)
+    pi = sub.add_parser("index", help="list the series of a DICOM folder (headers only)")
+    pi.add_argument("path")
+    pi.add_argument("--json", action="store_true", help="machine-readable output")
+    pi.set_defaults(func=cmd_index)
+    pc = sub.add_parser("convert", help="write a series as NIfTI (.nii/.nii.gz), NRRD or MetaImage")
+    pc.add_argument("path")
+    pc.add_argument("--series", help="series key or SeriesInstanceUID (default: the largest volume)")
+    pc.add_argument("--out", required=True)
+    pc.add_argument("--scaling", choices=("display", "philips-float"), default="display",
+                    help="Philips MR: 'philips-float' applies the private scale slope as dcm2niix does")
+    pc.set_defaults(func=cmd_convert)
+    pd = sub.add_parser("demo", help="generate the synthetic demo chest CT study")
+    pd.add_argument("outdir")
+    pd.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"radview-cli: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        print(f"radview-cli: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("radview-cli: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
