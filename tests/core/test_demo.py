@@ -1,0 +1,437 @@
+"""Tests of the built-in procedural demo study (phantom, DICOM, truth files, cache)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+import viewer.core.demo as demo
+from viewer.core.demo import LABELS, DemoPaths, ensure_demo
+from viewer.core.demo.phantom import make_phantom
+
+LABEL_ID = {name: i for i, name in LABELS.items()}
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """One real generation per session, through the cache entry point."""
+    calls = []
+    target = tmp_path_factory.mktemp("cache") / "demo-v1"
+    start = time.perf_counter()
+    paths = ensure_demo(cache_dir=target, progress=lambda f, m: calls.append((f, m)))
+    return paths, calls, time.perf_counter() - start
+
+
+@pytest.fixture(scope="session")
+def paths(generated) -> DemoPaths:
+    return generated[0]
+
+
+def _read_series(folder: Path):
+    """Datasets of a folder sorted by increasing z (IPP[2])."""
+    dss = [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+    return sorted(dss, key=lambda d: float(d.ImagePositionPatient[2]))
+
+
+@pytest.fixture(scope="session")
+def thin(paths):
+    return _read_series(paths.dicom_dir / "ct_thin")
+
+
+@pytest.fixture(scope="session")
+def thin_hu(thin) -> np.ndarray:
+    """HU volume (z, y, x), z increasing toward superior, rescale applied."""
+    vol = np.stack([d.pixel_array for d in thin]).astype(np.float32)
+    return vol * float(thin[0].RescaleSlope) + float(thin[0].RescaleIntercept)
+
+
+@pytest.fixture(scope="session")
+def labels(paths) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(paths.labels_nii)))
+
+
+@pytest.fixture(scope="session")
+def ct_image(paths):
+    reader = sitk.ImageSeriesReader()
+    names = reader.GetGDCMSeriesFileNames(str(paths.dicom_dir / "ct_thin"), paths.ct_series_uid)
+    reader.SetFileNames(names)
+    return reader.Execute()
+
+
+@pytest.fixture(scope="session")
+def nodules(paths):
+    return json.loads(paths.nodules_json.read_text())
+
+
+def _ipp_z(ds) -> float:
+    return float(ds.ImagePositionPatient[2])
+
+
+# ------------------------------------------------------------------- layout
+def test_paths_and_truth_json(paths):
+    for p in (paths.dicom_dir, paths.labels_nii, paths.labels_json, paths.nodules_json):
+        assert p.exists(), p
+    assert json.loads(paths.labels_json.read_text()) == {str(k): v for k, v in LABELS.items()}
+    assert LABELS == {1: "body", 2: "lung_left", 3: "lung_right", 4: "airway", 5: "heart", 6: "aorta",
+                      7: "bone", 8: "nodule"}
+    assert (paths.root / "complete.json").exists()
+
+
+def test_progress_reports_fractions_in_order(generated):
+    _, calls, _ = generated
+    fractions = [f for f, _ in calls]
+    assert len(calls) > 5
+    assert all(0.0 <= f <= 1.0 for f in fractions)
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == pytest.approx(1.0)
+    assert all(isinstance(m, str) and m for _, m in calls)
+
+
+# ---------------------------------------------------------------- main series
+def test_main_series_grid(thin, paths):
+    assert len(thin) >= 150
+    assert {(d.Rows, d.Columns) for d in thin} == {(512, 512)}
+    z = np.array([_ipp_z(d) for d in thin])
+    steps = np.diff(z)
+    assert 1.25 <= steps.mean() <= 2.5
+    assert np.allclose(steps, steps[0], atol=1e-3)
+    assert float(thin[0].SliceThickness) == pytest.approx(steps[0])
+    px = [float(v) for v in thin[0].PixelSpacing]
+    assert px[0] == px[1] and 0.7 <= px[0] <= 0.8
+    # InstanceNumber 1 is the most superior slice; numbers are 1..N along decreasing z
+    by_instance = sorted(thin, key=lambda d: int(d.InstanceNumber))
+    assert [int(d.InstanceNumber) for d in by_instance] == list(range(1, len(thin) + 1))
+    assert np.all(np.diff([_ipp_z(d) for d in by_instance]) < 0)
+    assert all(float(d.SliceLocation) == pytest.approx(_ipp_z(d)) for d in thin)
+
+
+def test_main_series_attributes(thin, paths):
+    d = thin[len(thin) // 2]
+    assert d.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    assert d.SOPClassUID == pydicom.uid.CTImageStorage == d.file_meta.MediaStorageSOPClassUID
+    assert list(d.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]
+    assert [float(v) for v in d.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
+    assert (d.SamplesPerPixel, d.PhotometricInterpretation) == (1, "MONOCHROME2")
+    assert (d.BitsAllocated, d.BitsStored, d.HighBit, d.PixelRepresentation) == (16, 16, 15, 1)
+    assert (float(d.RescaleSlope), float(d.RescaleIntercept), d.RescaleType) == (1.0, 0.0, "HU")
+    assert str(d.PatientName) == "Demo^Phantom" and d.PatientID == "RADVIEW-DEMO" and d.PatientSex == "O"
+    assert d.StudyDescription == "radview demo chest CT (synthetic phantom)"
+    assert d.Manufacturer == "radview (synthetic)"
+    assert d.PatientPosition == "HFS" and d.Modality == "CT"
+    assert {x.SeriesInstanceUID for x in thin} == {paths.ct_series_uid}
+    assert len({x.SOPInstanceUID for x in thin}) == len(thin)
+    assert len({x.StudyInstanceUID for x in thin}) == 1
+    assert len({x.FrameOfReferenceUID for x in thin}) == 1
+
+
+def test_uids_are_deterministic_from_seed():
+    from viewer.core.demo.dicom_writer import study_uids
+
+    a, b, c = study_uids(7), study_uids(7), study_uids(8)
+    assert a == b and a != c
+    assert len(set(vars(a).values())) == 5
+    assert all(pydicom.uid.UID(u).is_valid for u in vars(a).values())
+
+
+# ------------------------------------------------------- slab and localizer
+def test_slab_series(paths, thin, thin_hu):
+    slabs = _read_series(paths.dicom_dir / "ct_slab5")
+    assert {float(d.SliceThickness) for d in slabs} == {5.0}
+    assert np.allclose(np.diff([_ipp_z(d) for d in slabs]), 5.0, atol=1e-3)
+    assert {d.SeriesInstanceUID for d in slabs} == {paths.slab_series_uid} != {paths.ct_series_uid}
+    assert slabs[0].StudyInstanceUID == thin[0].StudyInstanceUID
+    assert slabs[0].FrameOfReferenceUID == thin[0].FrameOfReferenceUID
+    assert slabs[0].SeriesNumber != thin[0].SeriesNumber
+    # slab = length-weighted average of the thin slices it covers
+    thin_z = np.array([_ipp_z(d) for d in thin])
+    half = float(thin[0].SliceThickness) / 2
+    d = slabs[len(slabs) // 2]
+    lo, hi = _ipp_z(d) - 2.5, _ipp_z(d) + 2.5
+    w = np.clip(np.minimum(hi, thin_z + half) - np.maximum(lo, thin_z - half), 0, None)
+    assert w.sum() == pytest.approx(5.0)
+    expected = np.tensordot(w / 5.0, thin_hu, axes=1)
+    assert np.abs(d.pixel_array.astype(np.float32) - expected).max() <= 1.0
+
+
+def test_localizer(paths, thin):
+    [loc] = [pydicom.dcmread(p) for p in (paths.dicom_dir / "localizer").glob("*.dcm")]
+    assert "LOCALIZER" in list(loc.ImageType)
+    assert loc.SeriesInstanceUID == paths.localizer_series_uid
+    assert loc.FrameOfReferenceUID == thin[0].FrameOfReferenceUID
+    assert loc.StudyInstanceUID == thin[0].StudyInstanceUID
+    assert [float(v) for v in loc.ImageOrientationPatient] == [1, 0, 0, 0, 0, -1]
+    ipp = [float(v) for v in loc.ImagePositionPatient]
+    top = max(thin, key=_ipp_z)
+    assert ipp[0] == pytest.approx(float(top.ImagePositionPatient[0]))
+    assert ipp[2] == pytest.approx(_ipp_z(top))
+    row_mm, col_mm = (float(v) for v in loc.PixelSpacing)
+    assert col_mm == pytest.approx(float(top.PixelSpacing[1])) and loc.Columns == top.Columns
+    extent = _ipp_z(top) - min(_ipp_z(d) for d in thin)
+    assert (loc.Rows - 1) * row_mm == pytest.approx(extent, abs=row_mm)
+    img = loc.pixel_array.astype(float)
+    mid = img[img.shape[0] // 2]
+    # spine/mediastinum column attenuates more than a lung column, which attenuates more than air
+    assert mid[256] > mid[130] > mid[5] + 100
+
+
+# ------------------------------------------------------------ geometry truth
+def test_label_map_geometry_matches_ct_in_simpleitk(paths, ct_image):
+    lab = sitk.ReadImage(str(paths.labels_nii))
+    assert lab.GetSize() == ct_image.GetSize()
+    assert np.allclose(lab.GetOrigin(), ct_image.GetOrigin(), atol=1e-3)
+    assert np.allclose(lab.GetSpacing(), ct_image.GetSpacing(), atol=1e-3)
+    assert np.allclose(lab.GetDirection(), ct_image.GetDirection(), atol=1e-6)
+    far = [s - 1 for s in lab.GetSize()]
+    assert np.allclose(lab.TransformIndexToPhysicalPoint(far), ct_image.TransformIndexToPhysicalPoint(far),
+                       atol=1e-3)
+
+
+def test_label_map_affine_in_nibabel(paths, ct_image):
+    img = nib.load(str(paths.labels_nii))
+    assert img.shape == ct_image.GetSize()  # nibabel is (x, y, z)
+    lps = LPS_FROM_RAS @ img.affine
+    direction = np.asarray(ct_image.GetDirection()).reshape(3, 3)
+    expected = np.eye(4)
+    expected[:3, :3] = direction * np.asarray(ct_image.GetSpacing())
+    expected[:3, 3] = ct_image.GetOrigin()
+    assert np.allclose(lps, expected, atol=1e-3)
+
+
+def test_label_array_matches_dicom_slices(paths, thin, labels, thin_hu):
+    assert labels.shape == thin_hu.shape
+    assert labels.dtype == np.uint8
+    assert set(np.unique(labels)) == {0, *LABELS}
+    # slice k of the label array is the DICOM slice at the k-th lowest z
+    lab_img = sitk.ReadImage(str(paths.labels_nii))
+    for k in (0, len(thin) // 2, len(thin) - 1):
+        assert lab_img.TransformIndexToPhysicalPoint((0, 0, k))[2] == pytest.approx(_ipp_z(thin[k]), abs=1e-3)
+
+
+# ----------------------------------------------------------------- HU sanity
+def _median(hu, labels, name):
+    return float(np.median(hu[labels == LABEL_ID[name]]))
+
+
+def test_hu_per_label(thin_hu, labels):
+    for lung in ("lung_left", "lung_right"):
+        assert -950 <= _median(thin_hu, labels, lung) <= -750
+    heart = thin_hu[labels == LABEL_ID["heart"]]
+    assert np.percentile(heart, 75) > 150  # contrast-filled chambers
+    assert np.percentile(heart, 10) < 100  # myocardium
+    assert _median(thin_hu, labels, "aorta") > 150
+    bone = thin_hu[labels == LABEL_ID["bone"]]
+    assert np.median(bone) > 150 and np.percentile(bone, 90) > 250 and bone.max() > 700
+    body = thin_hu[labels == LABEL_ID["body"]]
+    assert -150 <= np.median(body) <= 100
+    assert np.mean((body > -200) & (body < 150)) > 0.8  # fat and soft tissue
+    assert _median(thin_hu, labels, "airway") < -900
+    assert np.median(thin_hu[labels == 0]) < -950
+    assert thin_hu.min() >= -1024 and thin_hu.max() <= 3071
+
+
+def test_table_is_posterior_background(thin_hu, labels):
+    patient_rows = np.flatnonzero((labels > 0).any(axis=(0, 2)))
+    below = slice(patient_rows.max() + 1, None)
+    table = (labels[:, below, :] == 0) & (thin_hu[:, below, :] > 0)
+    assert table.sum() > 50_000
+    # the table spans the whole scan length
+    assert table.any(axis=(1, 2)).all()
+
+
+def test_laterality(labels, ct_image):
+    spacing_x = ct_image.GetSpacing()[0]
+    origin_x = ct_image.GetOrigin()[0]
+
+    def centroid_x(name):
+        cols = np.nonzero(labels == LABEL_ID[name])[2]
+        return origin_x + spacing_x * cols.mean()
+
+    assert centroid_x("lung_left") > 30 > -30 > centroid_x("lung_right")
+    assert centroid_x("heart") > 0  # mostly left of the midline
+    assert centroid_x("aorta") > -20
+    # bone includes the spine at the midline; the vertebral canal is posterior to the heart
+    heart_rows = np.nonzero(labels == LABEL_ID["heart"])[1].mean()
+    lung_rows = np.nonzero(labels == LABEL_ID["lung_left"])[1].mean()
+    assert heart_rows < lung_rows  # heart is anterior (smaller y) to the bulk of the lung
+
+
+# -------------------------------------------------------------------- nodules
+def test_nodule_list(nodules):
+    assert len(nodules) >= 6
+    d = sorted(n["diameter_mm"] for n in nodules)
+    assert d[0] <= 4.5 and d[-1] >= 24.0
+    types = [n["type"] for n in nodules]
+    assert set(types) == {"solid", "ground-glass"} and types.count("ground-glass") >= 2
+    assert {n["label"] for n in nodules} == {"lung_left", "lung_right"}
+    assert sorted(n["id"] for n in nodules) == list(range(1, len(nodules) + 1))
+
+
+def test_nodules_match_label_map(nodules, labels, thin_hu, ct_image):
+    spacing = np.asarray(ct_image.GetSpacing())  # x, y, z
+    voxel_mm3 = float(np.prod(spacing))
+    for n in nodules:
+        centre = np.asarray(n["center_lps_mm"])
+        r = n["diameter_mm"] / 2
+        i, j, k = (int(round(v)) for v in ct_image.TransformPhysicalPointToContinuousIndex(centre.tolist()))
+        assert labels[k, j, i] == LABEL_ID["nodule"], n
+        # box around the nodule
+        pad = r + 5.0
+        lo = np.floor((centre - pad - ct_image.GetOrigin()) / spacing).astype(int)
+        hi = np.ceil((centre + pad - ct_image.GetOrigin()) / spacing).astype(int) + 1
+        box = labels[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]]
+        hu = thin_hu[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]]
+        zz, yy, xx = np.meshgrid(*[np.asarray(ct_image.GetOrigin())[a] + spacing[a] * np.arange(lo[a], hi[a])
+                                   for a in (2, 1, 0)], indexing="ij")
+        dist = np.sqrt((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (zz - centre[2]) ** 2)
+        # surrounded by the stated lung (vessels inside the lung carry the lung label)
+        shell = box[(dist > r + 1.5) & (dist < r + 3.5)]
+        assert np.mean(shell == LABEL_ID[n["label"]]) > 0.9, n
+        # label volume of the connected nodule ~ sphere volume
+        comp, _ = ndimage.label(box == LABEL_ID["nodule"])
+        mine = comp == comp[k - lo[2], j - lo[1], i - lo[0]]
+        volume = mine.sum() * voxel_mm3
+        sphere = 4 / 3 * math.pi * r ** 3
+        tol = 0.4 if n["diameter_mm"] < 8 else 0.15
+        assert abs(volume - sphere) <= tol * sphere, (n, volume, sphere)
+        median = float(np.median(hu[mine]))
+        if n["type"] == "solid":
+            assert median > -250, n
+        else:
+            assert -750 < median < -300, n
+
+
+# --------------------------------------------------------------- determinism
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def test_phantom_is_deterministic_per_seed():
+    small = dict(shape_zyx=(48, 128, 128), spacing_zyx=(6.6, 3.0, 3.0))
+    a = make_phantom(seed=11, **small)
+    b = make_phantom(seed=11, **small)
+    c = make_phantom(seed=12, **small)
+    assert a.hu_zyx.dtype == np.int16 and a.labels_zyx.dtype == np.uint8
+    assert a.hu_zyx.shape == a.labels_zyx.shape == (48, 128, 128)
+    assert _digest(a.hu_zyx, a.labels_zyx) == _digest(b.hu_zyx, b.labels_zyx)
+    assert a.nodules == b.nodules
+    assert _digest(a.hu_zyx) != _digest(c.hu_zyx)
+
+
+# ------------------------------------------------------------------- dciodvfy
+@pytest.mark.skipif(shutil.which("dciodvfy") is None,
+                    reason="dciodvfy (Debian package dicom3tools) is not installed")
+@pytest.mark.parametrize("relpath", ["ct_thin/CT0001.dcm", "ct_thin/CT0080.dcm", "ct_slab5/SL0010.dcm",
+                                     "localizer/LOC0001.dcm"])
+def test_dciodvfy_reports_no_errors(paths, relpath):
+    path = paths.dicom_dir / relpath
+    assert path.exists()
+    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert not errors, text
+    assert "CTImage" in text
+
+
+# ---------------------------------------------------------------------- cache
+def test_ensure_demo_reuses_complete_study(paths, monkeypatch):
+    marker = paths.root / "complete.json"
+    before = (marker.stat().st_mtime_ns, (paths.dicom_dir / "ct_thin" / "CT0001.dcm").stat().st_mtime_ns)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("ensure_demo regenerated a complete study")
+
+    monkeypatch.setattr(demo, "generate_demo", must_not_run)
+    again = ensure_demo(cache_dir=paths.root)
+    assert again == paths
+    after = (marker.stat().st_mtime_ns, (paths.dicom_dir / "ct_thin" / "CT0001.dcm").stat().st_mtime_ns)
+    assert after == before
+
+
+def _fake_generator(calls):
+    def fake(outdir, seed=demo.DEFAULT_SEED, progress=None):
+        calls.append(Path(outdir))
+        root = Path(outdir)
+        (root / "dicom").mkdir(parents=True)
+        (root / "truth").mkdir()
+        (root / "dicom" / "x.dcm").write_bytes(b"")
+        return DemoPaths(root, root / "dicom", root / "truth" / "labels.nii.gz", root / "truth" / "labels.json",
+                         root / "truth" / "nodules.json", "1.2.3", "1.2.4", "1.2.5")
+    return fake
+
+
+def test_ensure_demo_ignores_interrupted_runs(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(demo, "generate_demo", _fake_generator(calls))
+    target = tmp_path / "demo-v1"
+    # an interrupted generation: a temp sibling with a half study, and a target without marker
+    fresh_tmp = tmp_path / ".demo-v1.tmp-interrupted"
+    (fresh_tmp / "dicom").mkdir(parents=True)
+    (fresh_tmp / "complete.json").write_text("{not json")
+    stale_tmp = tmp_path / ".demo-v1.tmp-old"
+    stale_tmp.mkdir()
+    old = time.time() - 2 * 3600
+    os.utime(stale_tmp, (old, old))
+    (target / "dicom").mkdir(parents=True)
+
+    result = ensure_demo(cache_dir=target)
+    assert len(calls) == 1 and calls[0].parent == tmp_path and calls[0] != target
+    assert result.root == target and result.ct_series_uid == "1.2.3"
+    assert json.loads((target / "complete.json").read_text())["ct_series_uid"] == "1.2.3"
+    assert (target / "dicom" / "x.dcm").exists()
+    assert not calls[0].exists()  # renamed into place
+    assert fresh_tmp.exists() and not stale_tmp.exists()
+
+    ensure_demo(cache_dir=target)
+    assert len(calls) == 1
+
+
+def test_ensure_demo_cleans_up_after_failure(tmp_path, monkeypatch):
+    def broken(outdir, seed=None, progress=None):
+        (Path(outdir) / "dicom").mkdir()
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(demo, "generate_demo", broken)
+    target = tmp_path / "demo-v1"
+    with pytest.raises(RuntimeError):
+        ensure_demo(cache_dir=target)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ensure_demo_refuses_foreign_directory(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(demo, "generate_demo", _fake_generator(calls))
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        ensure_demo(cache_dir=tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me" and not calls
+
+
+def test_default_cache_location():
+    assert demo.default_demo_dir().name == "demo-v1"
+    assert "radview" in str(demo.default_demo_dir())
+
+
+def test_demo_package_imports_no_qt_or_torch():
+    code = ("import sys, viewer.core.demo, viewer.core.demo.phantom, viewer.core.demo.dicom_writer; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'torch', 'pyqtgraph')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -1,0 +1,27 @@
+import gc
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if not os.environ.get("DISPLAY") else os.environ.get("QT_QPA_PLATFORM", "xcb"))
+
+
+@pytest.fixture(scope="session")
+def qapp_cls():
+    from PySide6.QtWidgets import QApplication
+
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    return QApplication
+
+
+@pytest.fixture(autouse=True)
+def no_qthread_left_running(qapp):
+    yield
+    from PySide6.QtCore import QThread
+
+    qapp.processEvents()
+    gc.collect()
+    running = [t for t in gc.get_objects() if isinstance(t, QThread) and t.isRunning()]
+    assert not running, f"{len(running)} QThread(s) left running after the test"
