@@ -98,3 +98,28 @@ def test_convert_image_file_round_trip(tmp_path):
     a, ga = sitk_geometry_arrays(first)
     b, gb = sitk_geometry_arrays(second)
     assert ga.is_close(gb, 1e-4) and np.array_equal(a[0], b[0])
+
+
+def test_demo_command_writes_a_study_the_loader_places_on_the_truth_grid(tmp_path):
+    from viewer.core.dicom_index import scan
+    from viewer.core.image_io import read_label_map
+    from viewer.core.series_loader import load_series
+
+    out = run_cli("demo", tmp_path / "demo")
+    assert out.returncode == 0, out.stderr
+    truth = tmp_path / "demo" / "truth"
+    labels = json.loads((truth / "labels.json").read_text())
+    assert set(labels.values()) == {"body", "lung_left", "lung_right", "airway", "heart", "aorta", "bone", "nodule"}
+    index = scan(str(tmp_path / "demo" / "dicom"))
+    kinds = sorted(s.kind for s in index.series)
+    assert kinds == ["localizer", "volume", "volume"]
+    ct = index.largest_volume()
+    assert ct.shape_zyx[1:] == (512, 512) and ct.shape_zyx[0] >= 150 and 1.25 <= ct.spacing_zyx[0] <= 2.5
+    vol = load_series(ct)
+    label_map = read_label_map(str(truth / "labels.nii.gz"))
+    label_map.check_fits(vol)  # same grid within 0.01 mm
+    nodules = json.loads((truth / "nodules.json").read_text())
+    lung_hu = vol.array[(label_map.array == 2) | (label_map.array == 3)]
+    assert -950 < np.median(lung_hu) < -750
+    for n in nodules:
+        assert label_map.array[tuple(np.rint(vol.geometry.world_to_index(n["center_lps_mm"])).astype(int))] == 8

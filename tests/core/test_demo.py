@@ -308,11 +308,14 @@ def test_nodules_match_label_map(nodules, labels, thin_hu, ct_image):
         sphere = 4 / 3 * math.pi * r ** 3
         tol = 0.4 if n["diameter_mm"] < 8 else 0.15
         assert abs(volume - sphere) <= tol * sphere, (n, volume, sphere)
-        median = float(np.median(hu[mine]))
+        # partial volume pulls small nodules toward lung HU; their cores keep the type's density
+        p50, p90 = np.percentile(hu[mine], [50, 90])
         if n["type"] == "solid":
-            assert median > -250, n
+            assert p90 > -250, n
+            if n["diameter_mm"] >= 12:
+                assert p50 > -100, n
         else:
-            assert -750 < median < -300, n
+            assert -750 < p50 < -400, n  # vessels may cross a ground-glass nodule, so no bound on p90
 
 
 # --------------------------------------------------------------- determinism

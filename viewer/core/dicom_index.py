@@ -19,6 +19,7 @@ from .dicom_header import FrameRecord, ImageFile, Skipped, read_header
 from .slice_stack import StackError, StackPlan, plan_stack
 
 ProgressFn = Callable[[int, int, str], None]
+_IMAGE_FILE_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 class Cancelled(Exception):
@@ -193,7 +194,10 @@ def scan(root: str, progress: ProgressFn | None = None, cancel: threading.Event 
     for i, path in enumerate(paths):
         if cancel is not None and cancel.is_set():
             raise Cancelled("scan cancelled")
-        result = read_header(path)
+        if path.lower().endswith(_IMAGE_FILE_EXTENSIONS):
+            result = Skipped(path, "image file (NIfTI/NRRD/MetaImage), not DICOM: open it on its own")
+        else:
+            result = read_header(path)
         if isinstance(result, Skipped):
             skipped.append(result)
         else:

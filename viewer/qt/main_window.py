@@ -181,6 +181,8 @@ class MainWindow(QMainWindow):
                     if tips:
                         item.setToolTip(0, "\n".join(tips))
         self.browser.expandAll()
+        for column in range(self.browser.columnCount()):
+            self.browser.resizeColumnToContents(column)
         n_skipped = len(index.skipped)
         self.status_label.setText(f"{len(index.series)} series, {n_skipped} files skipped" if n_skipped
                                   else f"{len(index.series)} series")

@@ -323,9 +323,11 @@ class _Torso:
 
 def _dome_z(x, y):
     """Height of the diaphragm under each lung (right dome higher)."""
-    fall = 0.012 * (np.abs(x) - 50) ** 2 + 0.005 * (y + 10) ** 2 + 0.25 * np.clip(y - 20, 0, None)
-    fall = 80.0 * np.tanh(fall / 80.0)  # deep but bounded costophrenic recesses
-    return np.where(x < 0, -158.0, -170.0) - fall
+    def dome(top, cx):
+        fall = 0.012 * (x - cx) ** 2 + 0.005 * (y + 10) ** 2 + 0.25 * np.clip(y - 20, 0, None)
+        return top - 80.0 * np.tanh(fall / 80.0)  # deep but bounded costophrenic recesses
+
+    return np.maximum(dome(-158.0, -50.0), dome(-170.0, 50.0))
 
 
 def _apex_z(x, y):
@@ -387,14 +389,6 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
 
 
 # --------------------------------------------------------------- mediastinum
-def _rotation_from_axis(u, hint=(0.0, 0.0, 1.0)) -> np.ndarray:
-    u = np.asarray(u, float) / np.linalg.norm(u)
-    v = np.cross(u, hint)
-    v /= np.linalg.norm(v)
-    w = np.cross(u, v)
-    return np.stack([u, v, w], axis=1)
-
-
 def _paint_heart(cv: _Canvas) -> None:
     """Myocardial envelope split into four contrast-filled chambers, thick LV wall."""
     centre = np.array([25.0, -28.0, -128.0])
@@ -671,7 +665,7 @@ def _paint_pulmonary_vessels(cv: _Canvas, rng: np.random.Generator) -> None:
         if atrium is not None:  # vein trunk into the left atrium
             box, m = cv.capsule(atrium, root, r0, r0)
             cv.paint(box, m, 190.0, BODY, into=(BODY, *LUNGS))
-        targets = _lung_points(cv, lung, 800, rng)
+        targets = _lung_points(cv, lung, 1100, rng)
         for a, b, ra, rb, gen in _grow_tree(root, r0, targets, rng, min_radius=0.8):
             box, m = cv.capsule(a, b, ra, rb)
             hu = 40.0 + 140.0 * min(max((ra - 3.0) / 5.0, 0.0), 1.0)
@@ -716,9 +710,13 @@ def _place_nodules(cv: _Canvas, rng: np.random.Generator) -> tuple[Nodule, ...]:
                 break
         else:
             raise RuntimeError(f"could not place a {diameter} mm nodule in {LABELS[lung]}")
-        box = cv.box(c - r, c + r)
+        reach = max(r, *cv.grid.spacing_zyx)
+        box = cv.box(c - reach, c + reach)
         cx, cy, cz = (float(v) for v in c)
         inside = (box.x - cx) ** 2 + (box.y - cy) ** 2 + (box.z - cz) ** 2 <= r * r
+        # the voxel holding the centre is always part of the nodule, even on coarse grids
+        k, j, i = (int(v) for v in np.rint(cv.grid.lps_to_index_zyx(c)))
+        inside[k - box.slices[0].start, j - box.slices[1].start, i - box.slices[2].start] = True
         if kind == "solid":
             cv.paint(box, inside, 35.0, NODULE)
         else:
