@@ -69,3 +69,16 @@ def test_cancel_stops_the_worker(window, qtbot):
     window.cancel_current()
     qtbot.waitUntil(lambda: not window.tasks.is_running(job), timeout=5000)
     assert results == [] and window.status_label.text() == "Cancelled"
+
+
+def test_open_nifti_file(window, qtbot, tmp_path):
+    from viewer.core.geometry import Geometry
+    from viewer.core.image_io import write_image
+    from viewer.core.volume import Volume
+
+    arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    path = write_image(Volume(arr, Geometry((4, 5, 6), (2.0, 1.0, 0.5), (1, 2, 3))), str(tmp_path / "v.nii.gz"))
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.volume is not None, timeout=10000)
+    assert np.array_equal(window.volume.array, arr)
+    assert window.volume.geometry.spacing_zyx == (2.0, 1.0, 0.5)

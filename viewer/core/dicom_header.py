@@ -105,9 +105,10 @@ def _f(value, default=None):
     try:
         if value is None or value == "":
             return default
-        return float(value)
-    except (TypeError, ValueError):
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
         return default
+    return value if math.isfinite(value) else default  # "nan"/"inf" in a DS: treat as absent
 
 
 def _i(value, default=None):
@@ -115,8 +116,13 @@ def _i(value, default=None):
         if value is None or value == "":
             return default
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
+
+
+def _bits_stored(value, bits_allocated: int) -> int:
+    """BitsStored, or BitsAllocated where it is absent or impossible (0, negative, above BitsAllocated)."""
+    return value if value is not None and 0 < value <= bits_allocated else bits_allocated
 
 
 def _floats(value, n, positive=False):
@@ -302,6 +308,8 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
     rows, cols = _i(ds.get("Rows")), _i(ds.get("Columns"))
     if not rows or not cols:
         return Skipped(path, "image without Rows/Columns")
+    if rows < 0 or cols < 0:
+        return Skipped(path, f"invalid image size {rows}×{cols}")
     bits_allocated = _i(ds.get("BitsAllocated"), 16)
     if bits_allocated not in (1, 8, 16, 32, 64):
         return Skipped(path, f"unsupported BitsAllocated {bits_allocated}")
@@ -312,6 +320,10 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
             return Skipped(path, problem)
     n_frames = _i(ds.get("NumberOfFrames"), 1) or 1
     samples = _i(ds.get("SamplesPerPixel"), 1) or 1
+    if n_frames < 0:
+        return Skipped(path, f"invalid NumberOfFrames {n_frames}")
+    if samples < 0:
+        return Skipped(path, f"invalid SamplesPerPixel {samples}")
     if offset is not None and length is not None and pixel_tag == "PixelData" and bits_allocated >= 8:
         expected = rows * cols * samples * n_frames * bits_allocated // 8
         if length < expected:
@@ -352,7 +364,7 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
         rows=rows,
         columns=cols,
         bits_allocated=bits_allocated,
-        bits_stored=_i(ds.get("BitsStored"), bits_allocated) or bits_allocated,
+        bits_stored=_bits_stored(_i(ds.get("BitsStored")), bits_allocated),
         pixel_representation=_i(ds.get("PixelRepresentation"), 0) or 0,
         samples_per_pixel=samples,
         photometric=_text(ds, "PhotometricInterpretation", "MONOCHROME2").upper(),

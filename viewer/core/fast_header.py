@@ -79,7 +79,7 @@ def _decode(tag: int, raw: bytes, encoding: str):
         if vr in ("DS", "IS"):
             try:
                 nums = [float(p) if vr == "DS" else int(float(p)) for p in parts if p != ""]
-            except ValueError:
+            except (ValueError, OverflowError):  # "inf" in an IS
                 return None
             if not nums:
                 return None
@@ -141,7 +141,7 @@ def read_fast(path: str, chunk: int = 65536) -> FastDataset | None:
                         return None
                     buf += more
                     chunk *= 2
-    except (_Fallback, struct.error, IndexError, UnicodeDecodeError, OSError):
+    except (_Fallback, struct.error, IndexError, UnicodeDecodeError, OSError, RecursionError):
         return None
     return None
 

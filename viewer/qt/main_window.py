@@ -86,6 +86,11 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         from viewer.core.dicom_index import scan
+        from viewer.core.image_io import is_image_file, read_image
+
+        if is_image_file(path):
+            self._start(lambda progress, cancel: read_image(path), self._show_volume, f"Reading {path}…")
+            return
 
         def work(progress, cancel):
             return scan(path, progress=lambda d, t, p: progress(d, t, os.path.basename(p)), cancel=cancel)
