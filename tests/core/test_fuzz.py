@@ -86,8 +86,10 @@ def expected_slice(k: int) -> np.ndarray:
     return (np.arange(SIZE * SIZE, dtype=np.uint16).reshape(SIZE, SIZE) * 7 + 100 * k) % 4096
 
 
-def ct_slice(k: int, variant: str) -> bytes:
-    """Slice ``k`` of a small CT series; ``variant`` is explicit | implicit | bare-implicit | bare-explicit | rle."""
+def ct_slice(k: int, variant: str, **attrs) -> bytes:
+    """Slice ``k`` of a small CT series; ``variant`` is explicit | implicit | bare-implicit | bare-explicit | rle.
+
+    ``attrs`` override attributes (by keyword) after the defaults are set, to build specific broken files."""
     explicit = variant in ("explicit", "bare-explicit", "rle")
     bare = variant.startswith("bare")
     ds = Dataset()
@@ -145,6 +147,8 @@ def ct_slice(k: int, variant: str) -> bytes:
         ds.preamble = b"\x00" * 128
     if variant == "rle":
         ds.compress(RLELossless, generate_instance_uid=False)
+    for keyword, value in attrs.items():
+        setattr(ds, keyword, value)
     buf = DicomBytesIO()
     pydicom.dcmwrite(buf, ds, implicit_vr=not explicit, little_endian=True, enforce_file_format=not bare)
     return buf.getvalue()
@@ -206,9 +210,12 @@ TAGS = {kw: tag_for_keyword(kw) for kw in _KEYWORDS}
 TAGS.update(Item=0xFFFEE000, ItemDelimiter=0xFFFEE00D, SequenceDelimiter=0xFFFEE0DD)
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT"}
 
-#: Replacement values (same byte length as the original, space/NUL padded) by value representation.
+#: Replacement values (cut or space-padded to the original value's length), by value representation.
+#: Positions far beyond a body (e.g. "0\\0\\1e7") are left out on purpose: they make slice_stack plan millions of
+#: slices (see test_absurd_slice_position_is_refused, xfail until slice_stack bounds its plans).
 TEXT_VALUES = (b"0", b"-1", b"-16", b"nan", b"inf", b"-inf", b"1e308", b"1e-300", b"99999999", b"3.5", b"",
-               b"\\\\", b"1\\0\\0\\1\\0\\0", b"0\\0\\0\\0\\0\\0", b"1\\0\\0\\1\\0\\0\\0", b"abc", b"\xff\xfe")
+               b"\\\\", b"1\\0\\0\\1\\0\\0", b"0\\0\\0\\0\\0\\0", b"1\\0\\0\\1\\0\\0\\0", b"abc", b"\xff\xfe",
+               b"0\\0\\0", b"-20\\-20\\50", b"0\\0\\nan", b"1\\1", b"0\\0", b"-1\\2")
 US_VALUES = (0, 1, 2, 3, 4, 7, 8, 12, 17, 24, 32, 33, 64, 255, 0x8000, 0xFFFF)
 UID_VALUES = (b"1.2.840.10008.1.2", b"1.2.840.10008.1.2.1", b"1.2.840.10008.1.2.2", b"1.2.840.10008.1.2.5",
               b"1.2.840.10008.1.2.1.99", b"1.2.840.10008.1.2.4.50", b"1.2.840.10008.1.2.4.70", b"9.9")
@@ -234,8 +241,8 @@ def element_sites(name: str) -> tuple[ElementSite, ...]:
     sites = []
     for kw, tag in TAGS.items():
         needle = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
-        start = 0
-        while len(sites) < 4000:
+        start, hits = 0, 0
+        while hits < 200:  # per tag: header hits come first; enough for the items of a multi-frame object
             p = buf.find(needle, start)
             if p < 0 or p + 8 > len(buf):
                 break
@@ -254,6 +261,7 @@ def element_sites(name: str) -> tuple[ElementSite, ...]:
                 continue
             length = int.from_bytes(buf[at:at + size], "little")
             sites.append(ElementSite(kw, p, at, size, value_at, length))
+            hits += 1
     return tuple(sites)
 
 
@@ -596,3 +604,142 @@ def test_mutated_real_objects_load_or_report(workdir, data):
         for entry in index.series:
             if entry.loadable:
                 check_load(entry)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# regressions: what the fuzzing found (each was an exception escaping, or a broken file taking a series down)
+# --------------------------------------------------------------------------------------------------------------
+
+def _series_folder(base: Path, variant: str, per_slice=lambda k: {}) -> Path:
+    d = Path(tempfile.mkdtemp(dir=base))
+    for k in range(N_SLICES):
+        (d / f"{k:03d}.dcm").write_bytes(ct_slice(k, variant, **per_slice(k)))
+    return d
+
+
+def test_truncated_compressed_file_is_skipped_at_index_time(workdir):
+    """A cut anywhere in RLE pixel data used to pass the index (no length to check) and then, as a duplicate
+    or an extra slice, take the series down at load time. The fragment walk now skips it with a reason."""
+    raw = ct_slice(0, "rle")
+    start = raw.rindex(b"\xe0\x7f\x10\x00OB")
+    path = workdir / "rle-cut.dcm"
+    for cut in range(start, len(raw)):
+        path.write_bytes(raw[:cut])
+        result = read_header(str(path))
+        assert isinstance(result, Skipped), (cut, result)
+        if cut >= start + 12:  # (a cut inside the element header leaves no pixel data element at all)
+            assert "truncated" in result.reason, (cut, result)
+    path.write_bytes(raw)
+    assert isinstance(read_header(str(path)), ImageFile)
+
+
+@pytest.mark.parametrize("attrs", [
+    {"RescaleIntercept": "nan"}, {"RescaleIntercept": "inf"}, {"RescaleSlope": "-inf"}, {"RescaleSlope": "nan"},
+    {"BitsStored": 0x8000}, {"BitsStored": 0}, {"WindowCenter": "nan"}, {"SliceThickness": "inf"},
+], ids=lambda a: "-".join(f"{k}={v}" for k, v in a.items()))
+@pytest.mark.parametrize("variant", ["explicit", "rle"])
+def test_impossible_values_load_or_report(workdir, variant, attrs):
+    """NaN/inf rescale values and a BitsStored above BitsAllocated escaped load_series as ValueError or
+    OverflowError (series_loader.output_dtype). Such values are now read as absent."""
+    d = _series_folder(workdir, variant, lambda k: attrs if k == 1 else {})
+    index = scan(str(d))
+    check_index(index, sorted(d.iterdir()))
+    for entry in index.series:
+        if entry.loadable:
+            check_load(entry)
+
+
+def test_negative_number_of_frames_is_skipped(workdir):
+    """NumberOfFrames -3 gave an image with no frames: the file was neither in a series nor skipped."""
+    d = _series_folder(workdir, "explicit", lambda k: {"NumberOfFrames": "-3"} if k == 0 else {})
+    index = scan(str(d))
+    check_index(index, sorted(d.iterdir()))
+    assert [Path(s.path).name for s in index.skipped] == ["000.dcm"]
+    assert "NumberOfFrames" in index.skipped[0].reason
+    (entry,) = index.series
+    assert check_load(entry).array.shape == (N_SLICES - 1, SIZE, SIZE)
+
+
+@pytest.mark.parametrize("iop", [[0, 0, 0, 0, 0, 0], [1, 0, 0, 1, 0, 0], [1e300, 0, 0, 0, 1e300, 0],
+                                 [1e-300, 0, 0, 0, 1e-300, 0]], ids=["zero", "parallel", "huge", "tiny"])
+def test_degenerate_orientation_never_gives_nan_geometry(workdir, iop):
+    """A zero or parallel ImageOrientationPatient gave NaN slice normals: a NaN geometry for a single image
+    and a cryptic 'cannot convert float NaN to integer' refusal for a series. It now counts as absent."""
+    d = _series_folder(workdir, "explicit", lambda k: {"ImageOrientationPatient": iop})
+    index = scan(str(d))
+    check_index(index, sorted(d.iterdir()))
+    (entry,) = index.series
+    assert not entry.loadable and "NaN" not in entry.refusal, entry.refusal
+    single = _series_folder(workdir, "explicit", lambda k: {"ImageOrientationPatient": iop})
+    for f in sorted(single.iterdir())[1:]:
+        f.unlink()
+    (entry,) = scan(str(single)).series
+    volume = check_load(entry)
+    assert volume is not None and np.all(np.isfinite(volume.geometry.affine_lps()))
+
+
+def test_colour_image_with_rescale_loads(workdir):
+    """A colour image with a RescaleIntercept: output_dtype keeps uint16 for colour, then the intercept was
+    added anyway (OverflowError: -1024 out of bounds for uint16). Rescale applies to grayscale only."""
+    d = _series_folder(workdir, "explicit", lambda k: {"SamplesPerPixel": 3, "PlanarConfiguration": 0, "Rows": 8,
+                                                       "Columns": 8, "PhotometricInterpretation": "RGB"})
+    (entry,) = scan(str(d)).series
+    volume = check_load(entry)
+    assert volume is not None and volume.array.shape == (N_SLICES, 8, 8, 3)
+    # the first 8·8·3 stored values of slice 0, kept as stored (no rescale on colour)
+    np.testing.assert_array_equal(volume.array[0].reshape(-1), expected_slice(0).reshape(-1)[:8 * 8 * 3])
+
+
+@pytest.mark.parametrize("variant", ["explicit", "rle"])
+def test_64_bit_integer_pixels_load_or_report(workdir, variant):
+    """BitsAllocated 64 with (integer) PixelData passed the index and then stored_dtype raised
+    PixelDecodeError outside load_series' LoadError translation."""
+    d = _series_folder(workdir, variant, lambda k: {"BitsAllocated": 64, "BitsStored": 64, "HighBit": 63,
+                                                    "PixelData": np.arange(256, dtype="<u8").tobytes()}
+                       if variant == "explicit" else {"BitsAllocated": 64})
+    index = scan(str(d))
+    check_index(index, sorted(d.iterdir()))
+    for entry in index.series:
+        if entry.loadable:
+            check_load(entry)
+
+
+def _nested_sequences(depth: int) -> bytes:
+    """A bare explicit-VR dataset whose first element nests ``depth`` undefined-length sequences."""
+    sq = struct.pack("<HH", 0x0008, 0x1140) + b"SQ\x00\x00" + b"\xff\xff\xff\xff"
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+    item_end = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+    seq_end = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return (sq + item) * depth + (item_end + seq_end) * depth
+
+
+@pytest.mark.parametrize("depth", [10, 5000])
+def test_deeply_nested_sequences(workdir, depth):
+    """Thousands of nested sequences: the fast walker recursed into a RecursionError, which only read_header's
+    catch-all turned into a Skipped; the walker now hands such files to pydicom like any other oddity."""
+    path = workdir / f"nested-{depth}.dcm"
+    path.write_bytes(b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + _nested_sequences(depth)
+                     + bytes.fromhex("28001000") + b"US\x02\x00" + b"\x10\x00")
+    with watchdog(20, "read_header"):
+        result = read_header(str(path))
+    check_header_result(result, str(path))
+
+
+def test_integer_string_infinity(workdir):
+    """IS "inf" made the fast walker raise OverflowError (int(float('inf')))."""
+    path = workdir / "is-inf.dcm"
+    raw = ct_slice(0, "explicit", InstanceNumber="123")
+    element = b"\x20\x00\x13\x00IS\x04\x00123 "
+    assert raw.count(element) == 1
+    path.write_bytes(raw.replace(element, b"\x20\x00\x13\x00IS\x04\x00inf "))
+    result = read_header(str(path))
+    assert isinstance(result, ImageFile), result
+
+
+def test_absurd_slice_position_is_refused(workdir):
+    d = _series_folder(workdir, "explicit", lambda k: {"ImagePositionPatient": [-20, -20, 1e7]} if k == 3 else {})
+    with watchdog(30, "scan"):
+        index = scan(str(d))
+    check_index(index, sorted(d.iterdir()))
+    for entry in index.series:
+        assert not entry.loadable or entry.shape_zyx[0] <= 8 * entry.n_images + 64, entry.shape_zyx

@@ -137,6 +137,20 @@ def _floats(value, n, positive=False):
     return vals
 
 
+def _orientation(value):
+    """ImageOrientationPatient as six floats, or None when absent or degenerate (a zero, huge or tiny
+    direction cosine, or row and column directions (nearly) parallel): such a value cannot place an image."""
+    o = _floats(value, 6)
+    if o is None:
+        return None
+    r, c = o[:3], o[3:]
+    nr, nc = math.hypot(*r), math.hypot(*c)
+    if not (0.5 < nr < 2 and 0.5 < nc < 2):
+        return None
+    cross = math.hypot(r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    return o if cross > 0.5 * nr * nc else None
+
+
 def _text(ds, keyword, default=""):
     try:
         value = ds.get(keyword, default)
@@ -381,6 +395,9 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
         info.frames = _enhanced_frames(ds, info)
     else:
         info.frames = _classic_frames(ds, info)
+    if samples > 1:  # the modality rescale (and Philips' scale) applies to grayscale only: colour stays as stored
+        for fr in info.frames:
+            fr.slope, fr.intercept, fr.philips_scale = 1.0, 0.0, None
     return info
 
 
@@ -401,7 +418,7 @@ def _classic_frames(ds, info: ImageFile) -> list[FrameRecord]:
     if echo is None:
         echo = _f(ds.get("EchoTime"))
     base = dict(
-        orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+        orientation=_orientation(ds.get("ImageOrientationPatient")),
         pixel_spacing=_floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"), 2, positive=True),
         slice_thickness=_f(ds.get("SpacingBetweenSlices")) if info.number_of_frames > 1 else _f(ds.get("SliceThickness")),
         slope=_f(ds.get("RescaleSlope"), 1.0) or 1.0,
@@ -460,7 +477,7 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
             file=info,
             frame=k,
             position=_floats(pos_m.get("ImagePositionPatient"), 3) if pos_m is not None else None,
-            orientation=_floats(ori_m.get("ImageOrientationPatient"), 6) if ori_m is not None else None,
+            orientation=_orientation(ori_m.get("ImageOrientationPatient")) if ori_m is not None else None,
             pixel_spacing=_floats(pm_m.get("PixelSpacing"), 2, positive=True) if pm_m is not None else None,
             slice_thickness=_f(pm_m.get("SliceThickness")) if pm_m is not None else None,
             slope=(_f(pvt_m.get("RescaleSlope"), 1.0) or 1.0) if pvt_m is not None else (_f(ds.get("RescaleSlope"), 1.0) or 1.0),

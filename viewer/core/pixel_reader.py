@@ -23,7 +23,8 @@ def stored_dtype(f: ImageFile) -> np.dtype:
     if f.pixel_tag == "DoubleFloatPixelData":
         return np.dtype(np.float64)
     signed = f.pixel_representation == 1
-    kind = {8: "i1" if signed else "u1", 16: "i2" if signed else "u2", 32: "i4" if signed else "u4"}.get(f.bits_allocated)
+    kind = {8: "i1" if signed else "u1", 16: "i2" if signed else "u2", 32: "i4" if signed else "u4",
+            64: "i8" if signed else "u8"}.get(f.bits_allocated)
     if kind is None:
         raise PixelDecodeError(f"unsupported BitsAllocated {f.bits_allocated}")
     return np.dtype(kind)

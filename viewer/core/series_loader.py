@@ -121,7 +121,11 @@ def _load(entry, plan, times, all_frames, dtype, check, timepoint, progress, can
     direct = not plan.resample_z and plan.inplane_shift_px is None
     n_store = len(plan.frames[0]) if plan.resample_z else nz
     shape = (len(times), n_store, ny, nx) + comp
-    out = np.empty(shape, dtype=dtype if direct else np.float32)
+    try:
+        out = np.empty(shape, dtype=dtype if direct else np.float32)
+    except MemoryError as exc:
+        gb = np.prod(shape) * np.dtype(dtype if direct else np.float32).itemsize / 1e9
+        raise LoadError(f"not enough memory to load this series ({gb:.1f} GB)") from exc
     if plan.missing:
         for t in range(len(times)):
             out[t, plan.missing] = fill

@@ -131,6 +131,8 @@ def plan_stack(frames: list[FrameRecord]) -> StackPlan:
     nz = int(round(slice_index[-1])) + 1 if len(stack) > 1 else 1
     if resample_z:
         nz = int(round((t_along[-1] - t_along[0]) / dz)) + 1
+        if nz > 4 * len(stack) + 4:
+            raise StackError(f"slice spacing is too irregular to resample ({len(stack)} images would span {nz} slices)")
     geometry = Geometry((nz, rows, cols), (dz, sy, sx), tuple(p0), np.c_[row, col, n])
     if len(timepoints) > 1:
         warnings.append(f"{len(timepoints)} time points / volumes at each position (4D series)")
@@ -151,6 +153,10 @@ def _place_along_normal(t_along: np.ndarray, first: FrameRecord, warnings: list[
     steps = diffs / dz
     if np.all(np.abs(steps - np.rint(steps)) <= 0.05) and np.all(np.rint(steps) >= 1):
         index = np.concatenate([[0.0], np.cumsum(np.rint(steps))])
+        if index[-1] + 1 > 2 * len(t_along) + 2:
+            raise StackError(
+                f"slice positions span {index[-1] + 1:.0f} slices of {dz:.2f} mm but there are only "
+                f"{len(t_along)} images: too sparse to be one volume")
         dz = float((t_along[-1] - t_along[0]) / index[-1])
         present = set(int(v) for v in index)
         missing = [k for k in range(int(index[-1]) + 1) if k not in present]
