@@ -257,7 +257,8 @@ def _encapsulated_problem(path: str, offset: int) -> str | None:
             if tag == 0xFFFEE0DD:
                 return None
             if tag != 0xFFFEE000 or length == 0xFFFFFFFF:
-                return f"compressed pixel data is malformed (element ({group:04X},{elem:04X}) where a fragment was expected)"
+                return (f"compressed pixel data is malformed (element ({group:04X},{elem:04X}) where a fragment "
+                        "was expected)")
             pos += 8 + length
             if pos > size:
                 return "compressed pixel data runs past the end of the file: truncated"

@@ -74,14 +74,35 @@ def read_frame(f: ImageFile, frame: int) -> np.ndarray:
     return decode_frame(f, frame)
 
 
+def _decoding_plugins(transfer_syntax: str) -> list[str]:
+    """pydicom's decoding plugins for ``transfer_syntax``, in its order, without GDCM where another exists.
+
+    On corrupt JPEG-LS / JPEG 2000 data GDCM throws a C++ exception that aborts the whole process (found by
+    fuzzing), and pydicom would hand every stream GDCM first. ``[""]``: let pydicom choose (native, deflate).
+    """
+    try:
+        from pydicom.pixels import get_decoder
+
+        names = list(get_decoder(transfer_syntax).available_plugins)
+    except Exception:  # no decoder for this transfer syntax (native data, or unknown): pydicom says why
+        return [""]
+    return [n for n in names if n != "gdcm"] or names or [""]
+
+
 def decode_frame(f: ImageFile, frame: int) -> np.ndarray:
     """Decode one frame with pydicom's handlers (compressed, deflated, planar, YBR, float)."""
-    try:
-        from pydicom.pixels import pixel_array
+    from pydicom.pixels import pixel_array
 
-        arr = pixel_array(f.path, index=frame if f.number_of_frames > 1 else None, raw=False)
-    except Exception as exc:
-        raise PixelDecodeError(_decode_reason(f, exc)) from exc
+    first = None
+    for plugin in _decoding_plugins(f.transfer_syntax):
+        try:
+            arr = pixel_array(f.path, index=frame if f.number_of_frames > 1 else None, raw=False,
+                              decoding_plugin=plugin)
+            break
+        except Exception as exc:  # try the next plugin, as pydicom would; report the preferred one's error
+            first = first or exc
+    else:
+        raise PixelDecodeError(_decode_reason(f, first)) from first
     if f.samples_per_pixel == 1 and f.number_of_frames > 1 and arr.ndim == 3:
         arr = arr[0]
     if arr.shape[:2] != (f.rows, f.columns):

@@ -45,6 +45,8 @@ SCALINGS = ("display", "philips-float")
 
 def rescale_of(fr: FrameRecord, scaling: str = "display") -> tuple[float, float]:
     """(slope, intercept) that maps ``fr``'s stored values to the requested modality values."""
+    if fr.file.samples_per_pixel > 1:
+        return 1.0, 0.0  # rescale applies to grayscale only
     if scaling == "philips-float" and fr.philips_scale:
         return 1.0 / fr.philips_scale, fr.intercept / (fr.slope * fr.philips_scale)
     return fr.slope, fr.intercept
@@ -244,9 +246,8 @@ def _read_rescaled(fr: FrameRecord, target: np.ndarray, rescale: tuple[float, fl
         np.multiply(raw, slope, out=target, casting="unsafe")
         target += intercept
     else:
-        # integer slope/intercept into an integer dtype chosen to hold the result
-        np.multiply(raw, int(slope), out=target, casting="unsafe")
-        target += np.asarray(int(intercept), dtype=target.dtype)
+        # integer slope/intercept: computed in int64 so a negative slope never meets an unsigned type
+        np.copyto(target, raw.astype(np.int64) * int(slope) + int(intercept), casting="unsafe")
 
 
 def _fits(f: ImageFile, dtype: np.dtype, intercept: float) -> bool:
