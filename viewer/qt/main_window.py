@@ -104,8 +104,9 @@ class MainWindow(QMainWindow):
         if not entry.loadable:
             self.status_label.setText(f"{entry.description or key}: {entry.refusal}")
             return
-        if self._load_job is not None:
+        if self._load_job is not None:  # superseded: cancel it and drop its result if it still arrives
             self.tasks.cancel(self._load_job)
+            self._handlers.pop(self._load_job, None)
         nz, ny, nx = entry.shape_zyx
         self._preview = None
 
@@ -152,7 +153,7 @@ class MainWindow(QMainWindow):
     def _on_finished(self, job: int, result) -> None:
         handler = self._handlers.get(job)
         self._finish_ui(job)
-        if handler is not None and (job != self._load_job or job == self._load_job):
+        if handler is not None:
             handler(result)
 
     def _on_failed(self, job: int, message: str) -> None:
