@@ -134,6 +134,44 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 800x600, got {text!r}") from None
+    if not (16 <= w <= 8000 and 16 <= h <= 8000):
+        raise argparse.ArgumentTypeError("size must be between 16 and 8000 pixels per side")
+    return w, h
+
+
+def cmd_screenshot(args) -> int:
+    from viewer.core.geometry import GeometryMismatchError
+    from viewer.core.image_io import ImageFileError
+    from viewer.core.series_loader import LoadError
+    from viewer.core.window_presets import find_preset
+
+    if not os.path.exists(args.path):
+        raise UserError(f"{args.path}: no such file or folder")
+    if args.preset:
+        try:
+            find_preset(args.preset)
+        except KeyError as exc:
+            raise UserError(exc.args[0]) from exc
+    if args.labels and not os.path.isfile(args.labels):
+        raise UserError(f"--labels {args.labels}: no such file")
+    from viewer.qt.offscreen import ScreenshotRequest, render_screenshot
+
+    req = ScreenshotRequest(path=args.path, out=args.out, view=args.view, series=args.series,
+                            slice_index=args.slice, preset=args.preset, labels=args.labels, size=args.size,
+                            show_patient_data=args.show_patient_data, layout=args.layout)
+    try:
+        out = render_screenshot(req)
+    except (KeyError, ValueError, LoadError, ImageFileError, GeometryMismatchError, OSError) as exc:
+        raise UserError(str(exc.args[0]) if exc.args else str(exc)) from exc
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radview-cli", description="radview command-line tools (not for clinical use)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -151,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     pd = sub.add_parser("demo", help="generate the synthetic demo chest CT study")
     pd.add_argument("outdir")
     pd.set_defaults(func=cmd_demo)
+    ps = sub.add_parser("screenshot", help="render a view offscreen and save it as PNG/JPEG, as a user would see it")
+    ps.add_argument("path", help="a DICOM folder or an image file")
+    ps.add_argument("--series", help="series key or SeriesInstanceUID (default: the largest volume)")
+    ps.add_argument("--view", choices=("axial", "coronal", "sagittal", "layout"), default="axial")
+    ps.add_argument("--layout", choices=("1x1", "1x3", "2x2"), default="1x3", help="with --view layout")
+    ps.add_argument("--slice", type=int, help="slice number (0-based) of the view (layout: of the axial view)")
+    ps.add_argument("--preset", help="window preset: soft tissue, lung, bone, brain, liver, mediastinum, stroke, "
+                                     "CT angiography, or 'from file' (default)")
+    ps.add_argument("--labels", help="a label map (NIfTI/NRRD) on the series' grid, shown as an overlay")
+    ps.add_argument("--out", required=True, help="output .png or .jpg")
+    ps.add_argument("--size", type=_size, default=(768, 768), help="WxH in pixels (default 768x768)")
+    ps.add_argument("--show-patient-data", action="store_true", help="include patient name/ID (hidden by default)")
+    ps.set_defaults(func=cmd_screenshot)
     return p
 
 

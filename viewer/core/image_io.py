@@ -79,7 +79,13 @@ def read_label_map(path: str, labels: dict[int, str] | None = None) -> LabelMap:
     if array.min() < 0:
         raise ImageFileError(f"{path} holds negative values: not a label map")
     array = array.astype(np.uint8 if array.max() < 256 else np.uint16)
-    return LabelMap(array, vol.geometry, labels or {int(v): f"label {int(v)}" for v in np.unique(array) if v})
+    if labels is None:
+        from .label_table import read_label_names
+
+        labels = read_label_names(path)
+    names = {int(v): f"label {int(v)}" for v in np.unique(array) if v}
+    names.update(labels)
+    return LabelMap(array, vol.geometry, names, meta={"path": str(path)})
 
 
 def write_image(image: Volume | LabelMap, path: str) -> str:

@@ -1,28 +1,45 @@
-"""The main window (foundation version): study browser and an axial image view.
+"""The main window: study browser, the reading layout, the overlay panel, menus and toolbar.
 
-Scanning and loading run on background threads with progress and cancel; the
-first slice shows as soon as it is read. The full reading views (MPR,
-overlays, 3D) arrive with the viewer issue.
+Scanning, loading, segmentation reading and thumbnails run off the GUI thread
+(``BackgroundTasks``) with progress and cancel; results come back tagged with
+their job id, and a superseded load's result is dropped. The first slice of a
+series shows while the rest is still loading.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter,
-                               QTreeWidget, QTreeWidgetItem)
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QPushButton, QToolBar)
 
 from viewer import ABOUT_TEXT
+from viewer.core.session import Session
+from viewer.core.window_presets import CT_PRESETS, FROM_FILE
 from viewer.qt.background import BackgroundTasks
+from viewer.qt.layer_panel import LayerPanel
+from viewer.qt.recent import RecentStudies
+from viewer.qt.screenshot import grab, save_image
+from viewer.qt.study_browser import StudyBrowser
+from viewer.qt.view_layout import LAYOUTS, ViewLayout
+
+KEYS_HELP = """<b>Mouse</b>: wheel scroll · left-drag window/level · middle-drag pan · right-drag or Ctrl+wheel zoom ·
+Shift+move or Shift+click move the linked cursor · double-click maximise.<br>
+<b>Keys</b>: Up/Down (Shift ×10), Home/End slices · PgUp/PgDn previous/next series · 0 window from file,
+1 soft tissue, 2 lung, 3 bone, 4 brain, 5 liver, 6 mediastinum, 7 stroke, 8 CT angiography · Space reset ·
+I invert · C cine · F12 corner text · Shift+F12 hide patient data · G overlays."""
 
 
 class MainWindow(QMainWindow):
-    def __init__(self):
+    def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle("radview — research viewer, not for clinical use")
-        self.resize(1280, 800)
+        self.resize(1500, 900)
+        self.setAcceptDrops(True)
+        self.session = Session()
         self.tasks = BackgroundTasks(self)
         self.tasks.progressed.connect(self._on_progress)
         self.tasks.finished.connect(self._on_finished)
@@ -31,99 +48,258 @@ class MainWindow(QMainWindow):
         self._handlers: dict[int, callable] = {}
         self._current_job: int | None = None
         self._load_job: int | None = None
+        self._after_load = None
+        self._preview: tuple[int, np.ndarray] | None = None
         self.index = None
-        self.volume = None
-        self._preview: np.ndarray | None = None
+        self.recent = RecentStudies(settings)
+        self.include_patient_data_in_exports = False
 
-        self.browser = QTreeWidget()
-        self.browser.setHeaderLabels(["Series", "Modality", "Images", "Shape"])
-        self.browser.itemActivated.connect(self._on_series_activated)
-        self.browser.itemClicked.connect(self._on_series_activated)
-        self.image_view = pg.ImageView()
-        self.image_view.ui.roiBtn.hide()
-        self.image_view.ui.menuBtn.hide()
-        splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(self.browser)
-        splitter.addWidget(self.image_view)
-        splitter.setSizes([380, 900])
-        self.setCentralWidget(splitter)
+        self.layout_widget = ViewLayout(self.session)
+        self.setCentralWidget(self.layout_widget)
+        self.browser = StudyBrowser()
+        self.browser.series_activated.connect(self.load_series)
+        self._add_dock("Study", self.browser, Qt.LeftDockWidgetArea)
+        self.layer_panel = LayerPanel(self.session)
+        self._add_dock("Overlays", self.layer_panel, Qt.RightDockWidgetArea)
+        for view in self.layout_widget.views.values():
+            view.series_step_requested.connect(self.step_series)
 
+        self._build_status_bar()
+        self._build_menus()
+        self._build_toolbar()
+        self.session.window_changed.connect(self._sync_preset_box)
+
+    # --- construction -------------------------------------------------------------------
+    def _add_dock(self, title, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(240)
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_current)
-        self.status_label = QLabel("Open a study folder (File → Open folder…)")
+        self.status_label = QLabel("Open a study folder (File → Open folder…, or drop it here)")
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
 
+    def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction("&Open folder…", self.choose_folder, "Ctrl+O")
+        file_menu.addAction("&Open folder…", QKeySequence("Ctrl+O"), self.choose_folder)
+        file_menu.addAction("Open &file…", QKeySequence("Ctrl+Shift+O"), self.choose_file)
+        self.recent_menu = file_menu.addMenu("&Recent studies")
+        self.recent_menu.aboutToShow.connect(lambda: self.recent.populate_menu(self.recent_menu, self.open_path))
+        file_menu.addAction("Open &demo study", self.open_demo)
         file_menu.addSeparator()
-        file_menu.addAction("&Quit", self.close, "Ctrl+Q")
+        file_menu.addAction("Load &segmentation…", self.choose_segmentation)
+        export = file_menu.addMenu("&Export screenshot")
+        export.addAction("&Active view…", lambda: self.choose_screenshot("view"))
+        export.addAction("Whole &layout…", lambda: self.choose_screenshot("layout"))
+        include = export.addAction("Include patient data")
+        include.setCheckable(True)
+        include.toggled.connect(lambda on: setattr(self, "include_patient_data_in_exports", on))
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", QKeySequence("Ctrl+Q"), self.close)
+
+        view_menu = self.menuBar().addMenu("&View")
+        group = QActionGroup(self)
+        for name in LAYOUTS:
+            action = view_menu.addAction(f"Layout {name.replace('x', '×')}")
+            action.setCheckable(True)
+            action.setChecked(name == self.layout_widget.layout_name)
+            action.triggered.connect(lambda _=False, n=name: self.layout_widget.set_layout(n))
+            group.addAction(action)
+        view_menu.addSeparator()
+        self._toggle(view_menu, "Corner text\tF12", "show_corner_text")
+        self._toggle(view_menu, "Patient data\tShift+F12", "show_patient_data")
+        self._toggle(view_menu, "Overlays\tG", "overlays_visible")
+        self._toggle(view_menu, "Invert\tI", "invert")
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&Mouse and keys", lambda: QMessageBox.information(self, "Mouse and keys", KEYS_HELP))
         help_menu.addAction("&About radview", self.show_about)
 
-    # --- actions -------------------------------------------------------------
+    def _toggle(self, menu, text: str, option: str) -> None:
+        action = menu.addAction(text)
+        action.setCheckable(True)
+        action.setChecked(getattr(self.session, option))
+        action.toggled.connect(lambda on: getattr(self.session, option) != on and self.session.set_display(
+            **{option: on}))
+        self.session.display_changed.connect(lambda: action.setChecked(getattr(self.session, option)))
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Reading")
+        bar.setObjectName("reading")
+        self.addToolBar(bar)
+        for name in LAYOUTS:
+            bar.addAction(name.replace("x", "×"), lambda n=name: self.layout_widget.set_layout(n))
+        bar.addSeparator()
+        self.preset_box = QComboBox()
+        self.preset_box.addItem(f"0  {FROM_FILE}", FROM_FILE)
+        for preset in CT_PRESETS:
+            self.preset_box.addItem(f"{preset.key}  {preset.name} ({preset.width:g}/{preset.level:g})", preset.name)
+        self.preset_box.addItem("custom", "")
+        self.preset_box.activated.connect(lambda i: self.preset_box.itemData(i) and self.session.apply_preset(
+            self.preset_box.itemData(i)))
+        bar.addWidget(QLabel(" Window "))
+        bar.addWidget(self.preset_box)
+        bar.addSeparator()
+        bar.addAction("Invert", lambda: self.session.set_display(invert=not self.session.invert))
+        bar.addAction("Reset", lambda: self.layout_widget.active.reset_view())
+        bar.addAction("Cine", lambda: self.layout_widget.active.toggle_cine())
+
+    def _sync_preset_box(self, _w, _l, name: str) -> None:
+        i = self.preset_box.findData(name)
+        self.preset_box.setCurrentIndex(i if i >= 0 else self.preset_box.count() - 1)
+
+    # --- opening --------------------------------------------------------------------------
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open study folder")
         if folder:
             self.open_path(folder)
 
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", "Images (*.dcm *.nii *.nii.gz *.nrrd *.nhdr "
+                                              "*.mha *.mhd);;All files (*)")
+        if path:
+            self.open_path(path)
+
     def show_about(self) -> None:
         QMessageBox.about(self, "About radview", ABOUT_TEXT)
 
     def open_demo(self) -> None:
+        """The demo study, ready to read: lung window, axial view at a nodule."""
         from viewer.core.demo import ensure_demo
 
         def work(progress, cancel):
-            paths = ensure_demo(progress=lambda f, msg: progress(int(f * 100), 100, msg))
-            return str(paths.dicom_dir)
+            return ensure_demo(progress=lambda f, msg: progress(int(f * 100), 100, msg))
 
-        self._start(work, lambda folder: self.open_path(folder), "Preparing the demo study…")
+        def opened(paths) -> None:
+            with open(paths.nodules_json, encoding="utf-8") as fh:
+                nodules = json.load(fh)
+            solid = [n for n in nodules if n.get("type") == "solid"] or nodules
+            target = sorted(solid, key=lambda n: abs(n["diameter_mm"] - 12))[0] if solid else None
 
-    def open_path(self, path: str) -> None:
+            def ready(volume) -> None:
+                if volume.meta.get("series_uid") != paths.ct_series_uid:
+                    return
+                self.session.apply_preset("lung")
+                if target is not None:
+                    self.session.move_cursor(target["center_lps_mm"])
+                self.layout_widget.set_active(self.layout_widget.views["axial"])
+
+            self._after_load = ready
+            self.open_path(str(paths.dicom_dir), series=paths.ct_series_uid)
+
+        self._start(work, opened, "Preparing the demo study…")
+
+    def open_path(self, path: str, series: str | None = None) -> None:
         from viewer.core.dicom_index import scan
         from viewer.core.image_io import is_image_file, read_image
 
+        path = str(path)
+        if not os.path.exists(path):
+            self._report(f"{path} does not exist")
+            return
         if is_image_file(path):
             self._start(lambda progress, cancel: read_image(path), self._show_volume, f"Reading {path}…")
+            self.recent.add(path)
             return
 
         def work(progress, cancel):
             return scan(path, progress=lambda d, t, p: progress(d, t, os.path.basename(p)), cancel=cancel)
 
-        self._start(work, self._show_index, f"Indexing {path}…")
+        self._start(work, lambda index: self._show_index(index, path, series), f"Indexing {path}…")
 
     def load_series(self, key: str) -> None:
         from viewer.core.series_loader import load_series
 
+        if self.index is None:
+            return
         entry = self.index.find(key)
         if not entry.loadable:
-            self.status_label.setText(f"{entry.description or key}: {entry.refusal}")
+            self._report(f"{entry.description or key}: {entry.refusal}", dialog=False)
             return
         if self._load_job is not None:  # superseded: cancel it and drop its result if it still arrives
             self.tasks.cancel(self._load_job)
             self._handlers.pop(self._load_job, None)
-        nz, ny, nx = entry.shape_zyx
         self._preview = None
+        self.browser.select_series(key)
 
         def work(progress, cancel):
-            def first_slice(z, img):
+            def on_slice(z, img):
                 if self._preview is None:
-                    self._preview = np.array(img)
+                    self._preview = (z, np.array(img))
                     progress(0, 1, "first slice")
-            return load_series(entry, progress=lambda d, t: progress(d, t, ""), cancel=cancel, on_slice=first_slice)
+            return load_series(entry, progress=lambda d, t: progress(d, t, ""), cancel=cancel, on_slice=on_slice)
 
         self._load_job = self._start(work, self._show_volume, f"Loading {entry.description or key}…")
+
+    def step_series(self, step: int) -> None:
+        """PgUp / PgDn: the previous / next loadable volume series of the study."""
+        if self.index is None or self.session.volume is None:
+            return
+        keys = [e.key for e in self.index.volumes() if e.loadable]
+        current = self.session.volume.meta.get("series_key")
+        if current in keys:
+            i = keys.index(current) + step
+            if 0 <= i < len(keys):
+                self.load_series(keys[i])
+
+    def choose_segmentation(self) -> None:
+        if self.session.volume is None:
+            self._report("Load a series first: a segmentation is shown over the current series.")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Load segmentation", "", "Label maps (*.nii *.nii.gz *.nrrd "
+                                              "*.seg.nrrd *.nhdr *.mha *.mhd);;All files (*)")
+        if path:
+            self.load_segmentation(path)
+
+    def load_segmentation(self, path: str) -> None:
+        from viewer.core.image_io import read_label_map
+
+        self._start(lambda progress, cancel: read_label_map(path), lambda lm: self._add_label_map(lm, path),
+                    f"Reading {os.path.basename(path)}…")
+
+    def _add_label_map(self, label_map, path: str) -> None:
+        from viewer.core.geometry import GeometryMismatchError
+        from viewer.core.layers import LabelLayer
+
+        try:
+            self.session.add_layer(LabelLayer(label_map, name=os.path.basename(path)))
+        except (GeometryMismatchError, RuntimeError) as exc:
+            self._report(f"{os.path.basename(path)} was not loaded: {exc}")
+            return
+        self.status_label.setText(f"{os.path.basename(path)}: {len(label_map.present_labels())} labels")
+
+    def choose_screenshot(self, what: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", f"radview-{what}.png",
+                                              "PNG (*.png);;JPEG (*.jpg *.jpeg)")
+        if path:
+            self.export_screenshot(path, what)
+
+    def export_screenshot(self, path: str, what: str = "view") -> str | None:
+        """Save the active view (``what="view"``) or the whole layout as seen; patient data per the menu."""
+        widget = self.layout_widget.active if what == "view" else self.layout_widget
+        try:
+            saved = save_image(grab(widget, self.session, self.include_patient_data_in_exports), path)
+        except (OSError, ValueError) as exc:
+            self._report(f"Screenshot not saved: {exc}")
+            return None
+        self.status_label.setText(f"Saved {saved}")
+        return saved
 
     def cancel_current(self) -> None:
         if self._current_job is not None:
             self.tasks.cancel(self._current_job)
 
-    # --- task plumbing -------------------------------------------------------
+    # --- task plumbing -------------------------------------------------------------------
     def _start(self, work, on_done, message: str) -> int:
         job = self.tasks.submit(work)
         self._handlers[job] = on_done
@@ -136,16 +312,18 @@ class MainWindow(QMainWindow):
 
     def _finish_ui(self, job: int) -> None:
         self._handlers.pop(job, None)
+        if job == self._load_job:
+            self._load_job = None
         if job == self._current_job:
             self.progress.hide()
             self.cancel_button.hide()
             self._current_job = None
 
     def _on_progress(self, job: int, done: int, total: int, message: str) -> None:
-        if job != self._current_job:
+        if message == "first slice" and job == self._load_job and self._preview is not None:
+            self.layout_widget.show_preview(*self._preview)
             return
-        if message == "first slice" and self._preview is not None and job == self._load_job:
-            self.image_view.setImage(self._preview, autoRange=True, autoLevels=True)
+        if job != self._current_job:
             return
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
@@ -157,65 +335,69 @@ class MainWindow(QMainWindow):
             handler(result)
 
     def _on_failed(self, job: int, message: str) -> None:
+        known = job in self._handlers
         self._finish_ui(job)
-        self.status_label.setText(f"Error: {message}")
-        QMessageBox.warning(self, "radview", message)
+        if known:
+            self._report(message)
 
     def _on_cancelled(self, job: int) -> None:
         self._finish_ui(job)
         self.status_label.setText("Cancelled")
 
-    # --- results -------------------------------------------------------------
-    def _show_index(self, index) -> None:
-        self.index = index
-        self.browser.clear()
-        for patient in index.patients:
-            p_item = QTreeWidgetItem([f"{patient.name or patient.id}", "", "", ""])
-            self.browser.addTopLevelItem(p_item)
-            for study in patient.studies:
-                s_item = QTreeWidgetItem(p_item, [f"{study.description or 'Study'} {study.date}", "", "", ""])
-                for entry in study.series:
-                    shape = "×".join(str(v) for v in entry.shape_zyx) if entry.shape_zyx else "refused"
-                    label = entry.description or entry.key
-                    if entry.split_label:
-                        label += f" [{entry.split_label}]"
-                    if entry.kind != "volume":
-                        label += f" ({entry.kind})"
-                    item = QTreeWidgetItem(s_item, [label, entry.modality, str(entry.n_images), shape])
-                    item.setData(0, Qt.UserRole, entry.key)
-                    tips = entry.warnings + ([entry.refusal] if entry.refusal else [])
-                    if tips:
-                        item.setToolTip(0, "\n".join(tips))
-        self.browser.expandAll()
-        for column in range(self.browser.columnCount()):
-            self.browser.resizeColumnToContents(column)
-        n_skipped = len(index.skipped)
-        self.status_label.setText(f"{len(index.series)} series, {n_skipped} files skipped" if n_skipped
-                                  else f"{len(index.series)} series")
-        best = index.largest_volume()
-        if best is not None:
-            self.load_series(best.key)
+    def _report(self, message: str, dialog: bool = True) -> None:
+        self.status_label.setText(message)
+        if dialog:
+            QMessageBox.warning(self, "radview", message)
 
-    def _on_series_activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
-        key = item.data(0, Qt.UserRole)
-        if key and self.index is not None:
-            self.load_series(key)
+    # --- results ------------------------------------------------------------------------------
+    def _show_index(self, index, path: str, series: str | None) -> None:
+        self.index = index
+        self.browser.set_index(index)
+        self.recent.add(path)
+        n_skipped = len(index.skipped)
+        text = f"{len(index.series)} series"
+        if n_skipped:
+            text += f", {n_skipped} files skipped (see the list under the study)"
+        self.status_label.setText(text)
+        if not index.series:
+            self._report(f"No images found in {path}" + (f" ({n_skipped} files skipped)" if n_skipped else ""))
+            return
+        target = None
+        if series is not None:
+            try:
+                target = index.find(series)
+            except KeyError:
+                target = None
+        target = target or index.largest_volume()
+        if target is not None:
+            self.load_series(target.key)
 
     def _show_volume(self, volume) -> None:
-        self.volume = volume
-        array = volume.array
-        levels = None
-        if volume.meta.get("window"):
-            center, width = volume.meta["window"]
-            levels = (center - width / 2, center + width / 2)
-        self.image_view.setImage(array, axes={"t": 0, "y": 1, "x": 2, "c": 3} if volume.is_color else
-                                 {"t": 0, "y": 1, "x": 2}, autoLevels=levels is None, levels=levels)
-        self.image_view.setCurrentIndex(array.shape[0] // 2)
-        text = f"{volume.meta.get('description', '')}: {array.shape} {array.dtype}"
+        self.layout_widget.clear_preview()
+        self.session.load_volume(volume)
+        text = f"{volume.meta.get('description', '') or 'Volume'}: " + "×".join(map(str, volume.shape_zyx))
         if volume.warnings:
             text += " — " + "; ".join(volume.warnings)
         self.status_label.setText(text)
+        after, self._after_load = self._after_load, None
+        if after is not None:
+            after(volume)
 
-    def closeEvent(self, event) -> None:
+    # --- drag and drop, closing -------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_path(paths[0])
+            event.acceptProposedAction()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        for view in self.layout_widget.views.values():
+            if view.cine_running:
+                view.toggle_cine()
+        self.browser.shutdown()
         self.tasks.shutdown()
         super().closeEvent(event)

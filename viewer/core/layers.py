@@ -1,0 +1,124 @@
+"""Overlay layers drawn over a volume: label maps and point/box markers.
+
+Layers hold data and display settings only; the views draw them. A layer
+always lives in the geometry of the volume it overlays: the session refuses a
+label map on another grid (``GeometryMismatchError``), never resamples or
+shifts it silently. Markers are in LPS millimetres, so they lie right in any
+plane.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .volume import LabelMap
+
+#: Colours for well-known structure names (RGB 0-255), close to 3D Slicer's generic anatomy colours.
+NAMED_COLORS = {
+    "body": (177, 122, 101), "skin": (177, 122, 101),
+    "lung_left": (90, 160, 230), "lung_right": (128, 200, 110), "lung": (128, 200, 110),
+    "airway": (190, 240, 255), "trachea": (190, 240, 255),
+    "heart": (206, 110, 84), "aorta": (224, 97, 76),
+    "bone": (241, 214, 145), "spine": (241, 214, 145), "ribs": (241, 214, 145),
+    "nodule": (255, 230, 0), "lung_nodule": (255, 230, 0), "liver": (221, 130, 101),
+    "kidney": (185, 102, 83), "spleen": (157, 108, 162),
+}
+
+#: A categorical palette for everything else (distinct, readable over greyscale).
+PALETTE = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+    (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40),
+    (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+)
+
+
+def default_color(label: int, name: str = "") -> tuple[int, int, int]:
+    key = name.strip().lower().replace(" ", "_")
+    if key in NAMED_COLORS:
+        return NAMED_COLORS[key]
+    return PALETTE[(int(label) - 1) % len(PALETTE)]
+
+
+@dataclass(eq=False)
+class LabelLayer:
+    """A label map shown as coloured fill (``opacity``) or outlines, with per-label visibility."""
+
+    label_map: LabelMap
+    name: str = "labels"
+    opacity: float = 0.4
+    outline: bool = False
+    visible: bool = True
+    colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    hidden_labels: set[int] = field(default_factory=set)
+    volumes_ml: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        present = self.label_map.present_labels()
+        names = self.label_map.labels
+        for label in sorted(set(names) | set(present)):
+            self.colors.setdefault(label, default_color(label, names.get(label, "")))
+        voxel_ml = float(np.prod(self.label_map.geometry.spacing_zyx)) / 1000.0
+        counts = np.bincount(self.label_map.array.reshape(-1).astype(np.int64, copy=False)) \
+            if self.label_map.array.dtype.itemsize <= 2 else None
+        for label in present:
+            n = counts[label] if counts is not None else int(np.count_nonzero(self.label_map.array == label))
+            self.volumes_ml[label] = float(n) * voxel_ml
+
+    @property
+    def geometry(self):
+        return self.label_map.geometry
+
+    def label_name(self, label: int) -> str:
+        return self.label_map.labels.get(label, f"label {label}")
+
+    def lut(self) -> np.ndarray:
+        """RGBA lookup table (uint8, one row per label value); hidden labels and 0 are transparent."""
+        n = max([0, *self.colors, *self.label_map.labels]) + 1
+        table = np.zeros((max(n, 256 if self.label_map.array.dtype == np.uint8 else n), 4), np.uint8)
+        alpha = 255 if self.outline else int(round(255 * float(np.clip(self.opacity, 0, 1))))
+        for label, rgb in self.colors.items():
+            if label > 0 and label not in self.hidden_labels:
+                table[label, :3] = rgb
+                table[label, 3] = alpha
+        return table
+
+
+def outline_mask(labels_2d: np.ndarray) -> np.ndarray:
+    """True on pixels whose label differs from a 4-neighbour's (the inner boundary of each region)."""
+    edge = np.zeros(labels_2d.shape, bool)
+    a = labels_2d
+    edge[1:, :] |= a[1:, :] != a[:-1, :]
+    edge[:-1, :] |= a[:-1, :] != a[1:, :]
+    edge[:, 1:] |= a[:, 1:] != a[:, :-1]
+    edge[:, :-1] |= a[:, :-1] != a[:, 1:]
+    return edge & (a != 0)
+
+
+def render_labels(layer: LabelLayer, labels_2d: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
+    """RGBA image (rows, cols, 4) of a label slice as the layer shows it."""
+    table = layer.lut() if lut is None else lut
+    idx = labels_2d if labels_2d.dtype == np.uint8 else np.clip(labels_2d, 0, len(table) - 1)
+    rgba = table[idx]
+    if layer.outline:
+        rgba[~outline_mask(labels_2d)] = 0
+    return rgba
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A point or box in LPS mm; ``size_mm`` is the diameter (point) or edge lengths (box, x/y/z)."""
+
+    center_lps: tuple[float, float, float]
+    size_mm: tuple[float, float, float] = (10.0, 10.0, 10.0)
+    kind: str = "point"  # "point" (a sphere) or "box"
+    text: str = ""
+    score: float | None = None
+    color: tuple[int, int, int] = (255, 230, 0)
+
+
+@dataclass(eq=False)
+class MarkerLayer:
+    markers: list[Marker]
+    name: str = "markers"
+    visible: bool = True

@@ -1,0 +1,136 @@
+"""The viewer's one mutable state: the loaded volume, the cursor, window/level, overlay layers.
+
+Views and panels subscribe to its events (past tense) and call its methods
+(imperative); it renders nothing and knows nothing of Qt. Events fire on the
+thread that calls the method: the GUI calls it from the GUI thread only.
+"""
+from __future__ import annotations
+
+import numpy as np
+from psygnal import Signal
+
+from .geometry import require_same_grid
+from .layers import LabelLayer, MarkerLayer
+from .volume import Volume
+from .window_presets import FROM_FILE, WindowPreset, file_window, find_preset
+
+
+class Session:
+    volume_loaded = Signal(object)  # Volume
+    volume_cleared = Signal()
+    cursor_moved = Signal(object)  # np.ndarray LPS (3,)
+    window_changed = Signal(float, float, str)  # width, level, preset name ("" when custom)
+    display_changed = Signal()  # invert, corner text, patient data
+    layer_added = Signal(object)
+    layer_removed = Signal(object)
+    layer_changed = Signal(object)
+
+    def __init__(self) -> None:
+        self.volume: Volume | None = None
+        self.cursor_lps = np.zeros(3)
+        self.width, self.level, self.preset_name = 1.0, 0.0, FROM_FILE
+        self.invert = False
+        self.show_corner_text = True
+        self.show_patient_data = True
+        self.overlays_visible = True
+        self.layers: list[LabelLayer | MarkerLayer] = []
+
+    # --- volume -----------------------------------------------------------------
+    def load_volume(self, volume: Volume, preset: str | None = None) -> None:
+        """Show ``volume`` (dropping the layers of the previous one), cursor at its centre."""
+        for layer in list(self.layers):
+            self.remove_layer(layer)
+        self.volume = volume
+        centre = (np.asarray(volume.shape_zyx) - 1) / 2.0
+        self.cursor_lps = volume.geometry.index_to_world(np.floor(centre))
+        self.width, self.level = file_window(volume.meta, volume.array)
+        self.preset_name = FROM_FILE
+        self.volume_loaded.emit(volume)
+        if preset is not None:
+            self.apply_preset(preset)
+        else:
+            self.window_changed.emit(self.width, self.level, self.preset_name)
+
+    def clear(self) -> None:
+        for layer in list(self.layers):
+            self.remove_layer(layer)
+        self.volume = None
+        self.volume_cleared.emit()
+
+    @property
+    def is_ct(self) -> bool:
+        return self.volume is not None and self.volume.modality == "CT"
+
+    # --- cursor ------------------------------------------------------------------
+    def move_cursor(self, point_lps) -> None:
+        """Move the linked cursor (clamped into the volume)."""
+        p = np.asarray(point_lps, dtype=float)
+        if self.volume is not None:
+            g = self.volume.geometry
+            idx = np.clip(g.world_to_index(p), 0, np.asarray(g.shape_zyx) - 1)
+            p = g.index_to_world(idx)
+        if np.allclose(p, self.cursor_lps, atol=1e-6):
+            return
+        self.cursor_lps = p
+        self.cursor_moved.emit(p.copy())
+
+    def cursor_index(self) -> np.ndarray:
+        """The cursor as an array index ``(z, y, x)`` (floats)."""
+        return self.volume.geometry.world_to_index(self.cursor_lps)
+
+    # --- window / level ------------------------------------------------------------
+    def set_window(self, width: float, level: float, preset_name: str = "") -> None:
+        self.width, self.level, self.preset_name = max(float(width), 1e-3), float(level), preset_name
+        self.window_changed.emit(self.width, self.level, self.preset_name)
+
+    def apply_preset(self, name_or_preset: str | WindowPreset) -> None:
+        """A CT preset by name (see window_presets), or "from file"."""
+        preset = name_or_preset if isinstance(name_or_preset, WindowPreset) else find_preset(name_or_preset)
+        if preset is None:
+            if self.volume is not None:
+                w, lvl = file_window(self.volume.meta, self.volume.array)
+                self.set_window(w, lvl, FROM_FILE)
+            return
+        self.set_window(preset.width, preset.level, preset.name)
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        return self.level - self.width / 2, self.level + self.width / 2
+
+    # --- display options -------------------------------------------------------------
+    def set_display(self, **options) -> None:
+        """invert, show_corner_text, show_patient_data, overlays_visible."""
+        for name, value in options.items():
+            if name not in ("invert", "show_corner_text", "show_patient_data", "overlays_visible"):
+                raise AttributeError(name)
+            setattr(self, name, bool(value))
+        self.display_changed.emit()
+
+    # --- layers -----------------------------------------------------------------------
+    def add_layer(self, layer: LabelLayer | MarkerLayer) -> None:
+        """Add an overlay; a label map must lie on the volume's grid (GeometryMismatchError otherwise)."""
+        if self.volume is None:
+            raise RuntimeError("load a series before adding overlays")
+        if isinstance(layer, LabelLayer):
+            require_same_grid(self.volume.geometry, layer.geometry, what=f"label map {layer.name!r}")
+        self.layers.append(layer)
+        self.layer_added.emit(layer)
+
+    def remove_layer(self, layer) -> None:
+        if layer in self.layers:
+            self.layers.remove(layer)
+            self.layer_removed.emit(layer)
+
+    def update_layer(self, layer, **changes) -> None:
+        """Change a layer's display settings (opacity, outline, visible, hidden_labels, colors)."""
+        for name, value in changes.items():
+            if not hasattr(layer, name):
+                raise AttributeError(name)
+            setattr(layer, name, value)
+        self.layer_changed.emit(layer)
+
+    def label_layers(self) -> list[LabelLayer]:
+        return [layer for layer in self.layers if isinstance(layer, LabelLayer)]
+
+    def marker_layers(self) -> list[MarkerLayer]:
+        return [layer for layer in self.layers if isinstance(layer, MarkerLayer)]

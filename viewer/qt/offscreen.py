@@ -1,0 +1,83 @@
+"""``radview-cli screenshot``: render the real reading widgets offscreen and save what a user would see.
+
+No window is needed: Qt's offscreen platform is used unless a QApplication
+already exists. The same ``SliceView`` / ``ViewLayout`` classes as the GUI
+draw the image, overlays, corner text, orientation letters and scale bar.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScreenshotRequest:
+    path: str
+    out: str
+    view: str = "axial"  # axial | coronal | sagittal | layout
+    series: str | None = None
+    slice_index: int | None = None
+    preset: str | None = None
+    labels: str | None = None
+    size: tuple[int, int] = (768, 768)
+    show_patient_data: bool = False
+    layout: str = "1x3"
+
+
+def load_volume_for(path: str, series: str | None = None):
+    """The volume a screenshot shows: an image file, or a series (key or UID) of a DICOM folder (largest if None)."""
+    from viewer.core.dicom_index import scan
+    from viewer.core.image_io import is_image_file, read_image
+    from viewer.core.series_loader import load_series
+
+    if is_image_file(path):
+        return read_image(path)
+    index = scan(path)
+    if series:
+        entry = index.find(series)
+    else:
+        entry = index.largest_volume()
+        if entry is None:
+            raise ValueError(f"no loadable volume series in {path}")
+    return load_series(entry)
+
+
+def render_screenshot(req: ScreenshotRequest) -> str:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from viewer.app import create_app
+
+    app = create_app()
+    from viewer.core.image_io import read_label_map
+    from viewer.core.layers import LabelLayer
+    from viewer.core.session import Session
+    from viewer.qt.screenshot import grab, save_image
+    from viewer.qt.slice_view import SliceView
+    from viewer.qt.view_layout import ViewLayout
+
+    volume = load_volume_for(req.path, req.series)
+    session = Session()
+    session.load_volume(volume, preset=req.preset)
+    if req.labels:
+        session.add_layer(LabelLayer(read_label_map(req.labels), name=os.path.basename(req.labels)))
+    if req.view == "layout":
+        widget = ViewLayout(session)
+        widget.set_layout(req.layout)
+        target = widget.views["axial"]
+    else:
+        widget = target = SliceView(session, req.view)
+    widget.resize(*req.size)
+    widget.show()
+    app.processEvents()
+    for view in ([target] if req.view != "layout" else widget.views.values()):
+        view.reset_view()
+    if req.slice_index is not None:
+        if not 0 <= req.slice_index < target.plane.n_slices:
+            raise ValueError(f"--slice {req.slice_index} out of range (0..{target.plane.n_slices - 1})")
+        target.set_slice(req.slice_index)
+    app.processEvents()
+    try:
+        return save_image(grab(widget, session, req.show_patient_data), req.out)
+    finally:
+        widget.close()
+        widget.deleteLater()
+        app.processEvents()
