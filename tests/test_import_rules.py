@@ -23,15 +23,25 @@ def test_starting_the_viewer_imports_no_torch_and_no_ai_runner():
         "from viewer.app import create_app\n"
         "app = create_app()\n"
         "from viewer.qt.main_window import MainWindow\n"
-        "w = MainWindow(); w.show(); app.processEvents()\n")
-    assert "PySide6.QtWidgets" in mods  # the window really was built
+        "from viewer.core.demo import ensure_demo\n"
+        "import time\n"
+        "w = MainWindow(); w.show(); w.open_demo()\n"
+        "t0 = time.time()\n"
+        "while (w.session.volume is None or w.tasks._running) and time.time() - t0 < 60: app.processEvents()\n"
+        "w.load_segmentation(str(ensure_demo().labels_nii))\n"
+        "while not w.session.layers and time.time() - t0 < 60: app.processEvents()\n"
+        "assert w.session.volume is not None and w.session.layers, 'the demo did not open'\n"
+        "w.close()\n")
+    assert "PySide6.QtWidgets" in mods and "viewer.qt.slice_view" in mods  # the reading window really ran
     assert "torch" not in mods
     assert not any(m.startswith("ai.runners") for m in mods)
 
 
 def test_core_imports_neither_qt_nor_torch():
     mods = _modules_after(
-        "import viewer.core.dicom_index, viewer.core.series_loader, viewer.core.image_io, viewer.core.demo, viewer.cli")
+        "import viewer.core.dicom_index, viewer.core.series_loader, viewer.core.image_io, viewer.core.demo, viewer.cli\n"
+        "import viewer.core.session, viewer.core.slicing, viewer.core.layers, viewer.core.window_presets\n"
+        "import viewer.core.thumbnail, viewer.core.label_table")
     assert not any(m.startswith(("PySide6", "pyqtgraph", "torch", "vtk")) for m in mods)
 
 

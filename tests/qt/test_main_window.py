@@ -1,50 +1,137 @@
-"""The foundation main window: background scan and load with progress, first image, cancel, errors."""
+"""The main window: opening studies (demo, broken folders, image files), background work, overlays, export."""
 from __future__ import annotations
+
+import shutil
+import time
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QSettings
 
-from reference import data_path
 from viewer.qt.main_window import MainWindow
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow()
+def window(qtbot, tmp_path):
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
     qtbot.addWidget(w)
     w.show()
     yield w
-    w.tasks.shutdown()
+    w.close()
 
 
-def test_open_folder_indexes_and_loads_largest_series(window, qtbot):
-    folder = data_path("odd-dicom", "failing")
+def wait_loaded(qtbot, window, timeout=30000):
+    qtbot.waitUntil(lambda: window.session.volume is not None and not window.tasks._running, timeout=timeout)
+
+
+def test_demo_opens_ready_to_read(window, qtbot, demo_paths):
+    import json
+
+    shown_first = []
+    original = window.layout_widget.show_preview
+    window.layout_widget.show_preview = lambda z, img: (shown_first.append(window.session.volume), original(z, img))
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.session.preset_name == "lung", timeout=60000)
+    s = window.session
+    assert s.volume.meta["series_uid"] == demo_paths.ct_series_uid
+    assert (s.width, s.level) == (1500, -600)
+    # the axial view is at a slice through a nodule, the crosshair on it
+    nodules = json.loads(open(demo_paths.nodules_json).read())
+    axial = window.layout_widget.views["axial"]
+    centres = [n["center_lps_mm"] for n in nodules]
+    assert any(abs(axial.plane.from_world(c)[0] - axial.k) * 2.0 < n["diameter_mm"] / 2
+               for c, n in zip(centres, nodules))
+    assert min(np.linalg.norm(np.subtract(s.cursor_lps, c)) for c in centres) < 1.5
+    assert window.layout_widget.active is axial
+    # the first slice was shown while the series was still loading (before the volume existed)
+    assert shown_first and shown_first[0] is None
+    # the browser lists the three demo series
+    assert {demo_paths.ct_series_uid, demo_paths.slab_series_uid} <= {
+        e.key for e in window.index.series} and window.browser.series_item(demo_paths.ct_series_uid) is not None
+    assert window.recent.paths()[0] == str(demo_paths.dicom_dir)
+
+
+def test_broken_folder_opens_readable_series_and_lists_what_was_skipped(window, qtbot, demo_paths, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(demo_paths.dicom_dir / "ct_slab5", folder / "slab")
+    victim = sorted((folder / "slab").iterdir())[5]
+    victim.write_bytes(victim.read_bytes()[:700])  # truncated in the header
+    (folder / "notes.txt").write_text("not an image")
     window.open_path(str(folder))
-    qtbot.waitUntil(lambda: window.volume is not None, timeout=20000)
-    assert window.index is not None and len(window.index.series) >= 6
-    shown = window.image_view.getImageItem().image
-    assert shown is not None and shown.shape == window.volume.array.shape[1:]
-    assert np.array_equal(shown, window.volume.array[window.image_view.currentIndex])
-    # the browser lists every series, refused ones included, with their reasons as tool tips
-    items = []
-    root = window.browser.invisibleRootItem()
-    stack = [root.child(i) for i in range(root.childCount())]
-    while stack:
-        it = stack.pop()
-        stack.extend(it.child(i) for i in range(it.childCount()))
-        if it.data(0, 0x0100):
-            items.append(it)
-    assert len(items) == len(window.index.series)
-    assert any("not a volume" in it.toolTip(0) for it in items)
+    wait_loaded(qtbot, window)
+    assert window.session.volume.shape_zyx[0] >= 60  # the readable series opened (a gap at most)
+    skipped = window.index.skipped
+    assert len(skipped) == 2 and all(s.reason for s in skipped)
+    assert window.browser.skipped_panel.isVisible()
+    texts = " ".join(window.browser.skipped_list.topLevelItem(i).text(1)
+                     for i in range(window.browser.skipped_list.topLevelItemCount()))
+    assert all(s.reason in texts for s in skipped)
+    assert window.skipped_label.text() == "2 files skipped" and window.skipped_label.isVisible()
 
 
-def test_gui_stays_responsive_and_reports_errors(window, qtbot, tmp_path):
-    (tmp_path / "junk.dcm").write_bytes(b"not dicom at all" * 10)
-    window.open_path(str(tmp_path))
-    qtbot.waitUntil(lambda: window.index is not None, timeout=10000)
-    assert window.index.skipped and window.index.skipped[0].reason == "not a DICOM file"
-    assert window.volume is None
-    assert "1 files skipped" in window.status_label.text()
+def test_closing_during_a_load_neither_hangs_nor_crashes(qtbot, tmp_path, demo_paths):
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    w.show()
+    w.open_path(str(demo_paths.dicom_dir))
+    qtbot.waitUntil(lambda: w._load_job is not None or w.session.volume is not None, timeout=20000)
+    t0 = time.perf_counter()
+    w.close()
+    assert time.perf_counter() - t0 < 5
+    assert not w.tasks._running
+
+
+def test_load_segmentation_overlays_and_refuses_another_grid(window, qtbot, demo_paths, tmp_path):
+    from viewer.core.image_io import read_label_map, write_image
+
+    window.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
+    wait_loaded(qtbot, window)
+    window.load_segmentation(str(demo_paths.labels_nii))
+    qtbot.waitUntil(lambda: len(window.session.layers) == 1, timeout=20000)
+    layer = window.session.layers[0]
+    assert layer.label_map.labels[2] == "lung_left"  # names from the labels.json sidecar
+    assert len(window.layer_panel.blocks()) == 1
+    # a label map of the 5 mm slab series does not fit the thin series: refused with a message, nothing lost
+    lm = read_label_map(str(demo_paths.labels_nii))
+    small = lm.array[::2]
+    from viewer.core.geometry import Geometry
+    from viewer.core.volume import LabelMap
+    g = lm.geometry
+    other = write_image(LabelMap(small, Geometry(small.shape, (4.0, *g.spacing_zyx[1:]), g.origin_lps, g.direction)),
+                        str(tmp_path / "other.nii.gz"))
+    window.load_segmentation(other)
+    qtbot.waitUntil(lambda: "was not loaded" in window.last_message, timeout=20000)
+    assert "grid" in window.last_message or "geometry" in window.last_message
+    assert window.session.layers == [layer] and window.session.volume is not None
+
+
+def test_export_screenshot_of_view_and_layout(window, qtbot, demo_paths, tmp_path):
+    from PySide6.QtGui import QImage
+
+    window.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
+    wait_loaded(qtbot, window)
+    view_png = window.export_screenshot(str(tmp_path / "view.png"), "view")
+    layout_png = window.export_screenshot(str(tmp_path / "layout.png"), "layout")
+    view_img, layout_img = QImage(view_png), QImage(layout_png)
+    axial = window.layout_widget.active
+    assert (view_img.width(), view_img.height()) == (axial.width(), axial.height())
+    assert layout_img.width() > view_img.width() * 2
+    assert window.session.show_patient_data  # restored after the export hid it
+    assert window.export_screenshot(str(tmp_path / "bad.tif"), "view") is None and "PNG or JPEG" in \
+        window.last_message
+
+
+def test_page_down_steps_to_the_next_series(window, qtbot, demo_paths):
+    window.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
+    wait_loaded(qtbot, window)
+    keys = [e.key for e in window.index.volumes() if e.loadable]
+    i = keys.index(demo_paths.ct_series_uid)
+    step = 1 if i + 1 < len(keys) else -1
+    axial = window.layout_widget.views["axial"]
+    axial.setFocus()
+    from PySide6.QtCore import Qt
+    qtbot.keyClick(axial, Qt.Key_PageDown if step == 1 else Qt.Key_PageUp)
+    qtbot.waitUntil(lambda: window.session.volume is not None
+                    and window.session.volume.meta["series_key"] == keys[i + step], timeout=20000)
 
 
 def test_cancel_stops_the_worker(window, qtbot):
@@ -79,6 +166,12 @@ def test_open_nifti_file(window, qtbot, tmp_path):
     arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
     path = write_image(Volume(arr, Geometry((4, 5, 6), (2.0, 1.0, 0.5), (1, 2, 3))), str(tmp_path / "v.nii.gz"))
     window.open_path(path)
-    qtbot.waitUntil(lambda: window.volume is not None, timeout=10000)
-    assert np.array_equal(window.volume.array, arr)
-    assert window.volume.geometry.spacing_zyx == (2.0, 1.0, 0.5)
+    wait_loaded(qtbot, window)
+    assert np.array_equal(window.session.volume.array, arr)
+    assert window.session.volume.geometry.spacing_zyx == (2.0, 1.0, 0.5)
+    assert window.layout_widget.views["sagittal"].plane.n_slices == 6
+
+
+def test_missing_path_is_reported(window):
+    window.open_path("/no/such/folder")
+    assert "does not exist" in window.last_message and window.session.volume is None

@@ -53,6 +53,8 @@ class MainWindow(QMainWindow):
         self.index = None
         self.recent = RecentStudies(settings)
         self.include_patient_data_in_exports = False
+        self.last_message = ""
+        self.message_box: QMessageBox | None = None
 
         self.layout_widget = ViewLayout(self.session)
         self.setCentralWidget(self.layout_widget)
@@ -86,7 +88,10 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_current)
         self.status_label = QLabel("Open a study folder (File → Open folder…, or drop it here)")
+        self.skipped_label = QLabel("")
+        self.skipped_label.setStyleSheet("color: #b36b00;")
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.skipped_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
 
@@ -273,7 +278,11 @@ class MainWindow(QMainWindow):
 
         try:
             self.session.add_layer(LabelLayer(label_map, name=os.path.basename(path)))
-        except (GeometryMismatchError, RuntimeError) as exc:
+        except GeometryMismatchError as exc:
+            self._report(f"{os.path.basename(path)} was not loaded: it does not lie on this series' voxel grid "
+                         f"({exc}). Load it over the series it was made for.")
+            return
+        except RuntimeError as exc:
             self._report(f"{os.path.basename(path)} was not loaded: {exc}")
             return
         self.status_label.setText(f"{os.path.basename(path)}: {len(label_map.present_labels())} labels")
@@ -345,9 +354,15 @@ class MainWindow(QMainWindow):
         self.status_label.setText("Cancelled")
 
     def _report(self, message: str, dialog: bool = True) -> None:
+        """Tell the user; the dialog is not modal, so nothing waits on it (and background results still land)."""
+        self.last_message = message
         self.status_label.setText(message)
         if dialog:
-            QMessageBox.warning(self, "radview", message)
+            box = QMessageBox(QMessageBox.Warning, "radview", message, QMessageBox.Ok, self)
+            box.setAttribute(Qt.WA_DeleteOnClose)
+            box.setModal(False)
+            box.show()
+            self.message_box = box
 
     # --- results ------------------------------------------------------------------------------
     def _show_index(self, index, path: str, series: str | None) -> None:
@@ -359,6 +374,8 @@ class MainWindow(QMainWindow):
         if n_skipped:
             text += f", {n_skipped} files skipped (see the list under the study)"
         self.status_label.setText(text)
+        self.skipped_label.setText(f"{n_skipped} files skipped" if n_skipped else "")
+        self.skipped_label.setToolTip("\n".join(f"{s.path}: {s.reason}" for s in index.skipped[:50]))
         if not index.series:
             self._report(f"No images found in {path}" + (f" ({n_skipped} files skipped)" if n_skipped else ""))
             return

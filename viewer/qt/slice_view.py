@@ -67,8 +67,9 @@ class _SliceViewBox(pg.ViewBox):
             factor = 0.85 ** steps
             self.scaleBy((factor, factor), center=self.mapToView(ev.pos()))
             self._view.viewport().update()
-        elif steps:
-            self._view.step_slice(-1 if steps > 0 else 1)
+        elif steps:  # wheel towards the user = next slice; one slice per notch (fine-grained wheels: at least 1)
+            clicks = int(round(steps)) or (1 if steps > 0 else -1)
+            self._view.step_slice(-clicks)
 
 
 class SliceView(pg.GraphicsView):
