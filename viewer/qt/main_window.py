@@ -60,9 +60,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.layout_widget)
         self.browser = StudyBrowser()
         self.browser.series_activated.connect(self.load_series)
-        self._add_dock("Study", self.browser, Qt.LeftDockWidgetArea)
+        study_dock = self._add_dock("Study", self.browser, Qt.LeftDockWidgetArea)
         self.layer_panel = LayerPanel(self.session)
-        self._add_dock("Overlays", self.layer_panel, Qt.RightDockWidgetArea)
+        overlay_dock = self._add_dock("Overlays", self.layer_panel, Qt.RightDockWidgetArea)
+        self.resizeDocks([study_dock, overlay_dock], [320, 280], Qt.Horizontal)
         for view in self.layout_widget.views.values():
             view.series_step_requested.connect(self.step_series)
 

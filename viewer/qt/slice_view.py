@@ -46,9 +46,11 @@ class _SliceViewBox(pg.ViewBox):
         if button == Qt.LeftButton and not (ev.modifiers() & Qt.ShiftModifier):
             self._view.drag_window(delta.x(), delta.y())
         elif button == Qt.MiddleButton:
+            self._view.fitted = False
             shift = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
             self.translateBy(x=shift.x(), y=shift.y())
         elif button == Qt.RightButton:
+            self._view.fitted = False
             factor = math.exp(delta.y() * 0.01)
             self.scaleBy((factor, factor), center=self.mapToView(ev.buttonDownPos()))
             self._view.viewport().update()
@@ -64,6 +66,7 @@ class _SliceViewBox(pg.ViewBox):
         ev.accept()
         steps = ev.delta() / 120.0 if hasattr(ev, "delta") else ev.angleDelta().y() / 120.0
         if ev.modifiers() & Qt.ControlModifier:
+            self._view.fitted = False
             factor = 0.85 ** steps
             self.scaleBy((factor, factor), center=self.mapToView(ev.pos()))
             self._view.viewport().update()
@@ -85,6 +88,7 @@ class SliceView(pg.GraphicsView):
         self.k = 0
         self.hover: tuple[np.ndarray, object] | None = None  # (LPS, value) under the mouse
         self.active = False
+        self.fitted = True  # the image fills the view (until the user zooms or pans); kept on resize
         self.vb = _SliceViewBox(self)
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem()
@@ -273,6 +277,7 @@ class SliceView(pg.GraphicsView):
         rows, cols = self.plane.shape
         row_mm, col_mm = self.plane.pixel_spacing
         self.vb.setRange(QRectF(0, 0, cols * col_mm, rows * row_mm), padding=0.0)
+        self.fitted = True
         self.viewport().update()
 
     def toggle_cine(self) -> None:
@@ -371,7 +376,13 @@ class SliceView(pg.GraphicsView):
 
     def resizeEvent(self, ev):  # noqa: N802
         super().resizeEvent(ev)
+        if getattr(self, "fitted", False):
+            QTimer.singleShot(0, self._refit)
         self.viewport().update()
+
+    def _refit(self) -> None:
+        if self.fitted:
+            self.reset_view()
 
     # --- foreground: corner text, orientation letters, scale bar ------------------------------
     def corner_texts(self) -> dict[str, list[str]]:
