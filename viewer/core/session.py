@@ -100,9 +100,10 @@ class Session:
     # --- display options -------------------------------------------------------------
     def set_display(self, **options) -> None:
         """invert, show_corner_text, show_patient_data, overlays_visible."""
+        unknown = set(options) - {"invert", "show_corner_text", "show_patient_data", "overlays_visible"}
+        if unknown:
+            raise AttributeError(f"unknown display option(s): {', '.join(sorted(unknown))}")
         for name, value in options.items():
-            if name not in ("invert", "show_corner_text", "show_patient_data", "overlays_visible"):
-                raise AttributeError(name)
             setattr(self, name, bool(value))
         self.display_changed.emit()
 
@@ -123,9 +124,10 @@ class Session:
 
     def update_layer(self, layer, **changes) -> None:
         """Change a layer's display settings (opacity, outline, visible, hidden_labels, colors)."""
+        unknown = [name for name in changes if not hasattr(layer, name)]
+        if unknown:
+            raise AttributeError(f"unknown layer setting(s): {', '.join(unknown)}")
         for name, value in changes.items():
-            if not hasattr(layer, name):
-                raise AttributeError(name)
             setattr(layer, name, value)
         self.layer_changed.emit(layer)
 

@@ -72,7 +72,12 @@ def robust_window(array: np.ndarray, sample: int = 2_000_000) -> tuple[float, fl
     """(width, level) covering the 0.5–99.5 percentiles of (a strided sample of) ``array``."""
     flat = array.reshape(-1)
     step = max(1, flat.size // sample)
-    lo, hi = np.percentile(flat[::step], [0.5, 99.5])
+    values = flat[::step]
+    if values.dtype.kind == "f":
+        values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0, 0.0
+    lo, hi = np.percentile(values, [0.5, 99.5])
     if hi <= lo:
         hi = lo + 1
     return float(hi - lo), float((hi + lo) / 2)
