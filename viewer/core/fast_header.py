@@ -24,7 +24,7 @@ KEYWORDS = (
     "FrameOfReferenceUID", "TemporalPositionIdentifier", "SamplesPerPixel", "PhotometricInterpretation",
     "PlanarConfiguration", "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "ImagerPixelSpacing",
     "BitsAllocated", "BitsStored", "PixelRepresentation", "WindowCenter", "WindowWidth", "RescaleIntercept",
-    "RescaleSlope", "LossyImageCompression",
+    "RescaleSlope", "LossyImageCompression", "RepetitionTime", "MagneticFieldStrength",
 )
 WANTED = {tag_for_keyword(k): k for k in KEYWORDS}
 _VR = {tag: dictionary_VR(tag) for tag in WANTED}
