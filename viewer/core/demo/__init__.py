@@ -23,10 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-import SimpleITK as sitk
-
-from .dicom_writer import write_study
-from .phantom import DEFAULT_SEED, LABELS, Phantom, make_phantom
+# SimpleITK, pydicom and scipy are imported where a demo is generated, not here: opening a cached
+# demo (``ensure_demo`` finding its marker) must not pay ~0.35 s of imports on the GUI thread.
 
 __all__ = ["DemoPaths", "LABELS", "DEFAULT_SEED", "DEMO_VERSION", "generate_demo", "ensure_demo",
            "default_demo_dir"]
@@ -64,7 +62,19 @@ def _scaled(progress: Optional[ProgressFn], lo: float, hi: float) -> ProgressFn:
 
 
 # ---------------------------------------------------------------- truth files
-def _write_truth(phantom: Phantom, paths: DemoPaths) -> None:
+def __getattr__(name: str):
+    if name in ("LABELS", "DEFAULT_SEED"):
+        from . import phantom
+
+        return getattr(phantom, name)
+    raise AttributeError(name)
+
+
+def _write_truth(phantom, paths: DemoPaths) -> None:
+    import SimpleITK as sitk
+
+    from .phantom import LABELS
+
     paths.labels_nii.parent.mkdir(parents=True, exist_ok=True)
     grid = phantom.grid
     img = sitk.GetImageFromArray(phantom.labels_zyx)  # (z, y, x), z toward superior
@@ -81,13 +91,17 @@ def _write_truth(phantom: Phantom, paths: DemoPaths) -> None:
     paths.nodules_json.write_text(json.dumps(nodules, indent=2) + "\n")
 
 
-def generate_demo(outdir, seed: int = DEFAULT_SEED, progress: Optional[ProgressFn] = None) -> DemoPaths:
+def generate_demo(outdir, seed: int | None = None, progress: Optional[ProgressFn] = None) -> DemoPaths:
     """Generate the demo study (DICOM + truth) into ``outdir`` (created if needed).
 
     ``progress(fraction, message)`` is called as work proceeds.
     """
     root = Path(outdir)
     root.mkdir(parents=True, exist_ok=True)
+    from .dicom_writer import write_study
+    from .phantom import DEFAULT_SEED, make_phantom
+
+    seed = DEFAULT_SEED if seed is None else seed
     phantom = make_phantom(seed, progress=_scaled(progress, 0.0, 0.55))
     uids = write_study(root / "dicom", phantom.hu_zyx, phantom.grid, seed, _scaled(progress, 0.55, 0.95))
     paths = _paths(root, uids.ct_series, uids.slab_series, uids.localizer_series)
@@ -161,6 +175,8 @@ def ensure_demo(cache_dir=None, progress: Optional[ProgressFn] = None) -> DemoPa
         raise FileExistsError(f"{target} exists and is not a radview demo study")
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target)
+    from .phantom import DEFAULT_SEED
+
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent))
     try:
         paths = generate_demo(tmp, seed=DEFAULT_SEED, progress=progress)
