@@ -281,3 +281,28 @@ def test_orientation_letters_and_value_readout(layout):
     assert value == layout.session.volume.value_at(world)
     lines = axial.corner_texts()["bottom_left"]
     assert lines[0].startswith("Pos (LPS)") and lines[1] == f"{int(value)} HU"
+
+
+def test_colour_and_single_slice_volumes_show(qtbot):
+    from viewer.core.geometry import Geometry
+    from viewer.core.volume import Volume
+
+    session = Session()
+    widget = ViewLayout(session)
+    qtbot.addWidget(widget)
+    widget.resize(900, 300)
+    widget.show()
+    rgb = np.zeros((1, 40, 60, 3), np.uint8)
+    rgb[0, :, :30, 0] = 255  # red on the array's left half (the patient's right)
+    session.load_volume(Volume(rgb, Geometry((1, 40, 60), (1.0, 0.5, 0.5), (0, 0, 0)), meta={"modality": "SC"}))
+    axial = widget.views["axial"]
+    assert axial.plane.n_slices == 1 and axial.image_item.image.shape == (40, 60, 3)
+    move(axial.viewport(), viewport_pos_of_index(axial, (0, 20, 10)))
+    assert axial.hover is not None and axial.corner_texts()["bottom_left"][1] == "RGB 255 0 0"
+    img = axial.viewport().grab().toImage()
+    p = viewport_pos_of_index(axial, (0, 20, 10))
+    c = img.pixelColor(int(p.x()), int(p.y()))
+    assert c.red() > 200 and c.green() < 60  # the patient's right is red, on the screen's left
+    assert p.x() < axial.viewport().width() / 2
+    wheel(axial.viewport(), centre(axial), clicks=-3)  # one slice: scrolling stays put, no error
+    assert axial.k == 0
