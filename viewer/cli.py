@@ -152,18 +152,21 @@ def cmd_screenshot(args) -> int:
 
     if not os.path.exists(args.path):
         raise UserError(f"{args.path}: no such file or folder")
-    if args.preset:
+    if args.preset and args.view != "3d":
         try:
             find_preset(args.preset)
         except KeyError as exc:
             raise UserError(exc.args[0]) from exc
+    if args.view != "3d" and args.camera:
+        raise UserError("--camera applies to --view 3d only")
     if args.labels and not os.path.isfile(args.labels):
         raise UserError(f"--labels {args.labels}: no such file")
     from viewer.qt.offscreen import ScreenshotRequest, render_screenshot
 
     req = ScreenshotRequest(path=args.path, out=args.out, view=args.view, series=args.series,
                             slice_index=args.slice, preset=args.preset, labels=args.labels, size=args.size,
-                            show_patient_data=args.show_patient_data, layout=args.layout)
+                            show_patient_data=args.show_patient_data, layout=args.layout,
+                            camera=args.camera or "anterior")
     try:
         out = render_screenshot(req)
     except (KeyError, ValueError, LoadError, ImageFileError, GeometryMismatchError, OSError) as exc:
@@ -192,11 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("screenshot", help="render a view offscreen and save it as PNG/JPEG, as a user would see it")
     ps.add_argument("path", help="a DICOM folder or an image file")
     ps.add_argument("--series", help="series key or SeriesInstanceUID (default: the largest volume)")
-    ps.add_argument("--view", choices=("axial", "coronal", "sagittal", "layout"), default="axial")
+    ps.add_argument("--view", choices=("axial", "coronal", "sagittal", "layout", "3d"), default="axial")
+    ps.add_argument("--camera", choices=("anterior", "posterior", "left", "right", "superior", "inferior"),
+                    help="with --view 3d: the side the camera looks from (default anterior)")
     ps.add_argument("--layout", choices=("1x1", "1x3", "2x2"), default="1x3", help="with --view layout")
     ps.add_argument("--slice", type=int, help="slice number (0-based) of the view (layout: of the axial view)")
-    ps.add_argument("--preset", help="window preset: soft tissue, lung, bone, brain, liver, mediastinum, stroke, "
-                                     "CT angiography, or 'from file' (default)")
+    ps.add_argument("--preset", help="2D: window preset (soft tissue, lung, bone, brain, liver, mediastinum, stroke, "
+                                     "CT angiography, or 'from file', the default); 3D: volume-rendering preset "
+                                     "(bone, soft tissue, lung, angio, mip, minip; MR: default, mip)")
     ps.add_argument("--labels", help="a label map (NIfTI/NRRD) on the series' grid, shown as an overlay")
     ps.add_argument("--out", required=True, help="output .png or .jpg")
     ps.add_argument("--size", type=_size, default=(768, 768), help="WxH in pixels (default 768x768)")

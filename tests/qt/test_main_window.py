@@ -175,3 +175,23 @@ def test_open_nifti_file(window, qtbot, tmp_path):
 def test_missing_path_is_reported(window):
     window.open_path("/no/such/folder")
     assert "does not exist" in window.last_message and window.session.volume is None
+
+
+def test_2x2_layout_opens_the_3d_view_and_exports_it(window, qtbot, demo_paths, tmp_path):
+    from PySide6.QtGui import QImage
+
+    from viewer.qt.view3d import vtk_widget_supported
+
+    if not vtk_widget_supported():
+        pytest.skip("VTK cannot draw in a widget under Qt's offscreen platform (run under Xvfb)")
+    window.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
+    wait_loaded(qtbot, window)
+    window.set_layout("2x2")
+    assert window.view3d is not None and window.view3d in window.layout_widget.visible_panes()
+    png = window.export_screenshot(str(tmp_path / "3d.png"), "3d")
+    img = QImage(png)
+    assert img.width() > 100 and not img.isNull()
+    layout_png = window.export_screenshot(str(tmp_path / "layout.png"), "layout")
+    assert QImage(layout_png).width() >= window.layout_widget.width() - 2
+    window.set_layout("1x3")
+    assert window.view3d not in window.layout_widget.visible_panes()

@@ -83,3 +83,23 @@ def test_screenshot_errors_are_one_clear_line(demo_paths, tmp_path):
     bad = run_cli(str(demo_paths.dicom_dir), "--out", str(tmp_path / "x.tif"))
     assert bad.returncode == 2 and "PNG or JPEG" in bad.stderr
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_3d_screenshot_shows_the_left_lung_on_the_screen_right_from_the_front(demo_paths, tmp_path):
+    out = tmp_path / "3d.png"
+    result = run_cli(str(demo_paths.dicom_dir), "--series", demo_paths.ct_series_uid, "--view", "3d", "--preset",
+                     "bone", "--camera", "anterior", "--labels", str(demo_paths.labels_nii), "--size", "240x240",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    img = read_png(out)
+    assert img.shape == (240, 240, 3)
+    from viewer.core.layers import default_color
+
+    def share(rgb) -> np.ndarray:
+        near = np.abs(img - np.array(rgb)).max(axis=-1) < 60
+        cols = np.nonzero(near)[1]
+        return cols
+
+    left_cols, right_cols = share(default_color(2, "lung_left")), share(default_color(3, "lung_right"))
+    assert len(left_cols) > 200 and len(right_cols) > 200
+    assert np.median(left_cols) > 120 > np.median(right_cols)  # patient's left on the screen's right

@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self.recent = RecentStudies(settings)
         self.include_patient_data_in_exports = False
         self.last_message = ""
+        self.view3d = None
         self.message_box: QMessageBox | None = None
 
         self.layout_widget = ViewLayout(self.session)
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         export = file_menu.addMenu("&Export screenshot")
         export.addAction("&Active view…", lambda: self.choose_screenshot("view"))
         export.addAction("Whole &layout…", lambda: self.choose_screenshot("layout"))
+        export.addAction("&3D view…", lambda: self.choose_screenshot("3d"))
         include = export.addAction("Include patient data")
         include.setCheckable(True)
         include.toggled.connect(lambda on: setattr(self, "include_patient_data_in_exports", on))
@@ -120,7 +122,7 @@ class MainWindow(QMainWindow):
             action = view_menu.addAction(f"Layout {name.replace('x', '×')}")
             action.setCheckable(True)
             action.setChecked(name == self.layout_widget.layout_name)
-            action.triggered.connect(lambda _=False, n=name: self.layout_widget.set_layout(n))
+            action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
             group.addAction(action)
         view_menu.addSeparator()
         self._toggle(view_menu, "Corner text\tF12", "show_corner_text")
@@ -144,7 +146,7 @@ class MainWindow(QMainWindow):
         bar.setObjectName("reading")
         self.addToolBar(bar)
         for name in LAYOUTS:
-            bar.addAction(name.replace("x", "×"), lambda n=name: self.layout_widget.set_layout(n))
+            bar.addAction(name.replace("x", "×"), lambda n=name: self.set_layout(n))
         bar.addSeparator()
         self.preset_box = QComboBox()
         self.preset_box.addItem(f"0  {FROM_FILE}", FROM_FILE)
@@ -159,6 +161,24 @@ class MainWindow(QMainWindow):
         bar.addAction("Invert", lambda: self.session.set_display(invert=not self.session.invert))
         bar.addAction("Reset", lambda: self.layout_widget.active.reset_view())
         bar.addAction("Cine", lambda: self.layout_widget.active.toggle_cine())
+
+    def set_layout(self, name: str) -> None:
+        """1×1, 1×3 or 2×2; the 3D view (VTK) is created the first time the 2×2 layout needs it."""
+        if name == "2x2":
+            self.ensure_3d_view()
+        self.layout_widget.set_layout(name)
+
+    def ensure_3d_view(self):
+        """The 3D pane, built on first use (VTK is not imported at start-up); None where VTK cannot draw."""
+        if self.view3d is None:
+            from viewer.qt.view3d import View3D, vtk_widget_supported
+
+            if not vtk_widget_supported():
+                return None
+            self.view3d = View3D(self.session)
+            self.view3d.maximise_requested.connect(self.layout_widget.toggle_maximise)
+            self.layout_widget.set_3d_pane(self.view3d)
+        return self.view3d
 
     def _sync_preset_box(self, _w, _l, name: str) -> None:
         i = self.preset_box.findData(name)
@@ -298,7 +318,19 @@ class MainWindow(QMainWindow):
         """Save the active view (``what="view"``) or the whole layout as seen; patient data per the menu."""
         widget = self.layout_widget.active if what == "view" else self.layout_widget
         try:
-            saved = save_image(grab(widget, self.session, self.include_patient_data_in_exports), path)
+            if what == "3d":
+                if self.view3d is None:
+                    raise ValueError("the 3D view is not open (choose the 2×2 layout)")
+                image = self.view3d.capture_image()
+            elif what == "layout" and self.view3d is not None and self.view3d.isVisible():
+                from viewer.qt.screenshot import patient_data_shown
+                from viewer.qt.view3d import grab_widget
+
+                with patient_data_shown(self.session, self.include_patient_data_in_exports):
+                    image = grab_widget(widget)  # composes the VTK pane from its own render window
+            else:
+                image = grab(widget, self.session, self.include_patient_data_in_exports)
+            saved = save_image(image, path)
         except (OSError, ValueError) as exc:
             self._report(f"Screenshot not saved: {exc}")
             return None
@@ -417,5 +449,7 @@ class MainWindow(QMainWindow):
             if view.cine_running:
                 view.toggle_cine()
         self.browser.shutdown()
+        if self.view3d is not None:
+            self.view3d.shutdown()
         self.tasks.shutdown()
         super().closeEvent(event)

@@ -22,6 +22,7 @@ class ScreenshotRequest:
     size: tuple[int, int] = (768, 768)
     show_patient_data: bool = False
     layout: str = "1x3"
+    camera: str = "anterior"
 
 
 def load_volume_for(path: str, series: str | None = None):
@@ -44,6 +45,8 @@ def load_volume_for(path: str, series: str | None = None):
 
 def render_screenshot(req: ScreenshotRequest) -> str:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("DISPLAY"):  # VTK: render through EGL directly instead of failing on X first
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from viewer.app import create_app
 
     app = create_app()
@@ -56,9 +59,19 @@ def render_screenshot(req: ScreenshotRequest) -> str:
 
     volume = load_volume_for(req.path, req.series)
     session = Session()
-    session.load_volume(volume, preset=req.preset)
+    session.load_volume(volume, preset=None if req.view == "3d" else req.preset)
     if req.labels:
         session.add_layer(LabelLayer(read_label_map(req.labels), name=os.path.basename(req.labels)))
+    if req.view == "3d":
+        from PySide6.QtGui import QImage
+
+        from viewer.qt.view3d import render_session_offscreen
+        from viewer.render3d.transfer_presets import find_preset_name
+
+        preset = find_preset_name(req.preset, volume.modality or "CT") if req.preset else None
+        rgb = render_session_offscreen(session, req.size, camera=req.camera, preset=preset)
+        h, w, _ = rgb.shape
+        return save_image(QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy(), req.out)
     if req.view == "layout":
         widget = ViewLayout(session)
         widget.set_layout(req.layout)

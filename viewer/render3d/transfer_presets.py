@@ -207,3 +207,20 @@ def build_volume_property(preset: TransferPreset, prop=None):
     prop.SetSpecular(preset.specular)
     prop.SetSpecularPower(preset.specular_power)
     return prop
+
+
+_ALIASES_3D = {"angiography": "angio", "ct_angiography": "angio", "cta": "angio", "vessels": "angio",
+               "soft": "soft_tissue", "default": "default"}
+
+
+def find_preset_name(name: str, modality: str = "CT") -> str:
+    """A preset key from a user's name: ``ct_bone``, or ``bone`` / ``soft tissue`` / ``MIP`` for ``modality``."""
+    if name in PRESETS:
+        return name
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    key = _ALIASES_3D.get(key, key)
+    for candidate in (key, f"{modality.lower()}_{key}", f"ct_{key}", f"mr_{key}"):
+        if candidate in PRESETS and PRESETS[candidate].modality in ("", modality.upper()):
+            return candidate
+    raise KeyError(f"no volume-rendering preset {name!r} for {modality}; known: "
+                   f"{', '.join(preset_names(modality.upper()))}")
