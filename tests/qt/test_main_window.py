@@ -195,3 +195,23 @@ def test_2x2_layout_opens_the_3d_view_and_exports_it(window, qtbot, demo_paths, 
     assert QImage(layout_png).width() >= window.layout_widget.width() - 2
     window.set_layout("1x3")
     assert window.view3d not in window.layout_widget.visible_panes()
+
+
+def test_legend_sets_per_label_3d_opacity_and_visibility(window, qtbot, demo_paths):
+    from PySide6.QtCore import Qt
+
+    window.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
+    wait_loaded(qtbot, window)
+    window.load_segmentation(str(demo_paths.labels_nii))
+    qtbot.waitUntil(lambda: len(window.session.layers) == 1, timeout=20000)
+    layer = window.session.layers[0]
+    block = window.layer_panel.blocks()[0]
+    assert layer.surface_opacity[1] == pytest.approx(0.15) and layer.surface_opacity[5] == 1.0  # body see-through
+    changed = []
+    window.session.layer_changed.connect(changed.append)
+    block.surface_spins[5].setValue(40)
+    assert layer.surface_opacity[5] == pytest.approx(0.4) and changed[-1] is layer
+    heart = next(block.legend.topLevelItem(i) for i in range(block.legend.topLevelItemCount())
+                 if block.legend.topLevelItem(i).data(0, Qt.UserRole) == 5)
+    heart.setCheckState(0, Qt.Unchecked)
+    assert 5 in layer.hidden_labels

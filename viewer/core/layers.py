@@ -33,6 +33,10 @@ PALETTE = (
 )
 
 
+#: Labels that enclose others: drawn see-through in 3D so the organs inside stay visible.
+CONTAINER_NAMES = {"body", "skin", "body_outline", "patient"}
+
+
 def default_color(label: int, name: str = "") -> tuple[int, int, int]:
     key = name.strip().lower().replace(" ", "_")
     if key in NAMED_COLORS:
@@ -52,12 +56,16 @@ class LabelLayer:
     colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     hidden_labels: set[int] = field(default_factory=set)
     volumes_ml: dict[int, float] = field(default_factory=dict)
+    #: 3D surface opacity per label (0-1); containers (body, skin) start see-through
+    surface_opacity: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         present = self.label_map.present_labels()
         names = self.label_map.labels
         for label in sorted(set(names) | set(present)):
             self.colors.setdefault(label, default_color(label, names.get(label, "")))
+            container = names.get(label, "").strip().lower().replace(" ", "_") in CONTAINER_NAMES
+            self.surface_opacity.setdefault(label, 0.15 if container else 1.0)
         voxel_ml = float(np.prod(self.label_map.geometry.spacing_zyx)) / 1000.0
         counts = np.bincount(self.label_map.array.reshape(-1).astype(np.int64, copy=False)) \
             if self.label_map.array.dtype.itemsize <= 2 else None

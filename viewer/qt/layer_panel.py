@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QGroupBox, QHBoxLayout, QLabel, QSlider, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QGroupBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from viewer.core.layers import LabelLayer, MarkerLayer
 from viewer.core.session import Session
@@ -37,8 +37,10 @@ class _LabelLayerBox(QGroupBox):
         self.outline.toggled.connect(lambda on: session.update_layer(layer, outline=on))
         row.addWidget(self.outline)
         box.addLayout(row)
+        self.surface_spins: dict[int, QSpinBox] = {}
         self.legend = QTreeWidget()
-        self.legend.setHeaderLabels(["Label", "Volume"])
+        self.legend.setHeaderLabels(["Label", "Volume", "3D %"])
+        self.legend.headerItem().setToolTip(2, "Opacity of the label's surface in the 3D view")
         self.legend.setRootIsDecorated(False)
         for label in sorted(layer.colors):
             if label == 0:
@@ -50,9 +52,19 @@ class _LabelLayerBox(QGroupBox):
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(0, Qt.Unchecked if label in layer.hidden_labels else Qt.Checked)
             self.legend.addTopLevelItem(item)
+            spin = QSpinBox()
+            spin.setRange(0, 100)
+            spin.setSuffix(" %")
+            spin.setValue(int(round(100 * layer.surface_opacity.get(label, 1.0))))
+            spin.valueChanged.connect(lambda v, lab=label: self._set_surface_opacity(lab, v / 100.0))
+            self.legend.setItemWidget(item, 2, spin)
+            self.surface_spins[label] = spin
         self.legend.resizeColumnToContents(0)
         self.legend.itemChanged.connect(self._on_item_changed)
         box.addWidget(self.legend)
+
+    def _set_surface_opacity(self, label: int, opacity: float) -> None:
+        self.session.update_layer(self.layer, surface_opacity={**self.layer.surface_opacity, label: opacity})
 
     def _on_item_changed(self, item: QTreeWidgetItem, _column: int) -> None:
         label = item.data(0, Qt.UserRole)

@@ -257,7 +257,7 @@ class View3D(QWidget):
         bar.setSpacing(2)
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("Volume-rendering preset")
-        self.preset_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.preset_combo.setMinimumContentsLength(10)
         self.preset_combo.setFocusPolicy(Qt.NoFocus)
         self.preset_combo.currentIndexChanged.connect(self._on_preset_chosen)

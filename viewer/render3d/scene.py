@@ -77,7 +77,6 @@ class Scene3D:
         self._images: dict[str, VtkImage] = {}
         self._props: dict[str, vtkVolume] = {}
         self._labels: dict[LabelLayer, dict[int, vtkActor]] = {}
-        self._label_opacity: dict[LabelLayer, dict[int, float]] = {}
         self._picker = vtkVolumePicker()
         self._picker.SetTolerance(1e-6)
         self._picker.SetVolumeOpacityIsovalue(0.1)
@@ -271,7 +270,6 @@ class Scene3D:
             surfaces = build_label_surfaces(layer.label_map)
         self.remove_label_layer(layer)
         actors: dict[int, vtkActor] = {}
-        opacity = self._label_opacity.setdefault(layer, {})
         for label, poly in surfaces.items():
             mapper = vtkPolyDataMapper()
             mapper.SetInputData(poly)
@@ -285,7 +283,7 @@ class Scene3D:
             prop.SetSpecular(0.2)
             prop.SetSpecularPower(20.0)
             name = layer.label_name(label).strip().lower().replace(" ", "_")
-            opacity.setdefault(label, CONTAINER_OPACITY if name in CONTAINER_LABEL_NAMES else 1.0)
+            layer.surface_opacity.setdefault(label, CONTAINER_OPACITY if name in CONTAINER_LABEL_NAMES else 1.0)
             actors[label] = actor
             self.renderer.AddActor(actor)
         self._labels[layer] = actors
@@ -296,7 +294,7 @@ class Scene3D:
         for label, actor in self._labels.get(layer, {}).items():
             rgb = layer.colors.get(label, (255, 255, 255))
             actor.GetProperty().SetColor(*(c / 255.0 for c in rgb))
-            actor.GetProperty().SetOpacity(self._label_opacity[layer].get(label, 1.0))
+            actor.GetProperty().SetOpacity(layer.surface_opacity.get(label, 1.0))
             actor.SetVisibility(bool(layer.visible and label not in layer.hidden_labels))
 
     def remove_label_layer(self, layer: LabelLayer) -> None:
@@ -310,7 +308,7 @@ class Scene3D:
 
     def set_label_opacity(self, layer: LabelLayer, label: int, opacity: float) -> None:
         """The 3D opacity (0-1) of one label's surface (the 2D fill opacity is the layer's own)."""
-        self._label_opacity.setdefault(layer, {})[int(label)] = float(np.clip(opacity, 0.0, 1.0))
+        layer.surface_opacity[int(label)] = float(np.clip(opacity, 0.0, 1.0))
         self.update_label_layer(layer)
 
     def label_actors(self, layer: LabelLayer) -> dict[int, vtkActor]:
