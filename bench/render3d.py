@@ -139,7 +139,7 @@ class RadviewVolume:
     def after_frame(self, ms: float) -> None:
         """What View3D does after each interactive frame: space the rays to meet its frame-time target."""
         if self.adaptive:
-            from viewer.qt.view3d import adapted_image_sample_distance
+            from viewer.render3d.level_of_detail import adapted_image_sample_distance
 
             mapper = self.scene.volume_prop.GetMapper()
             mapper.SetImageSampleDistance(adapted_image_sample_distance(mapper.GetImageSampleDistance(), ms))
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     surface_rows = None
     if not args.skip_surfaces:
         from viewer.core.layers import LabelLayer
-        from viewer.qt.view3d import coarse_surfaces
+        from viewer.render3d.level_of_detail import coarse_surfaces
         from viewer.render3d.label_surfaces import build_label_surfaces
 
         ours_t, ours = time_call(lambda: build_label_surfaces(label_map), args.surface_repeats)

@@ -65,7 +65,7 @@ def render_screenshot(req: ScreenshotRequest) -> str:
     if req.view == "3d":
         from PySide6.QtGui import QImage
 
-        from viewer.qt.view3d import render_session_offscreen
+        from viewer.render3d.session_render import render_session_offscreen
         from viewer.render3d.transfer_presets import find_preset_name
 
         preset = find_preset_name(req.preset, volume.modality or "CT") if req.preset else None

@@ -1,5 +1,8 @@
 """The 3D view: :class:`~viewer.render3d.scene.Scene3D` in a Qt widget, linked to the session.
 
+(The render widget is `viewer/qt/vtk_widget.py`; level of detail `viewer/render3d/level_of_detail.py`;
+widget-free rendering `viewer/render3d/session_render.py`.)
+
 A small toolbar row (rendering preset, shading, volume on/off, camera views A P L R S I and Reset,
 crop box, transfer-function editor) above a ``QVTKRenderWindowInteractor``. The view follows the
 session like the 2D views do:
@@ -36,94 +39,37 @@ joins their threads, removes the VTK observers and finalizes the render window.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QMouseEvent, QPainter
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
-from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonDataModel import vtkPolyData
-from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkQuadricClustering
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
 from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
-from viewer.core.dicom_index import Cancelled
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.qt.background import BackgroundTasks
 from viewer.render3d.label_surfaces import build_label_surfaces
-from viewer.render3d.scene import INTERACTIVE_IMAGE_SAMPLE_DISTANCE, Scene3D
+from viewer.render3d.scene import Scene3D
+from viewer.render3d.level_of_detail import LOD_MIN_CELLS, adapted_image_sample_distance, coarse_surfaces
+from viewer.render3d.session_render import render_session_offscreen  # noqa: F401 (re-exported for callers)
 from viewer.render3d.transfer_presets import PRESETS, TransferPreset, preset_names
+from viewer.qt.vtk_widget import VtkWidget as _VtkWidget
 
 #: camera button → Scene3D view name
 CAMERA_BUTTONS = (("A", "anterior"), ("P", "posterior"), ("L", "left"), ("R", "right"),
                   ("S", "superior"), ("I", "inferior"))
 CUSTOM_PRESET = "__custom__"
-#: a press and release closer than this (pixels) is a click, not a drag
-CLICK_SLOP_PX = 4
 #: after a camera preset or reset, zoom in by this much: VTK fits the box's bounding sphere (so that
 #: turning never clips it), which leaves the box itself small in the pane
 CAMERA_ZOOM = 1.4
-#: interactive frames aim at this time: the interactive volume's rays get sparser (up to
-#: MAX_INTERACTIVE_IMAGE_SAMPLE_DISTANCE pixels apart) while its frames take longer
-INTERACTIVE_TARGET_MS = 80.0
-MAX_INTERACTIVE_IMAGE_SAMPLE_DISTANCE = 4.0
 
-
-def adapted_image_sample_distance(current: float, frame_ms: float, target_ms: float = INTERACTIVE_TARGET_MS,
-                                  lowest: float = INTERACTIVE_IMAGE_SAMPLE_DISTANCE,
-                                  highest: float = MAX_INTERACTIVE_IMAGE_SAMPLE_DISTANCE) -> float:
-    """The image sample distance (pixels between rays) for the next interactive frame.
-
-    A ray-cast frame's time grows with the number of rays, 1/distance², so the distance that meets
-    ``target_ms`` is ``current · sqrt(frame_ms / target_ms)``; steps are limited to ×/÷ 1.5 per frame
-    (one slow frame from elsewhere does not make the next one coarse) and kept in [lowest, highest].
-    """
-    if not frame_ms > 0 or not current > 0:
-        return float(min(max(current, lowest), highest))
-    proposed = current * math.sqrt(frame_ms / target_ms)
-    proposed = min(max(proposed, current / 1.5), current * 1.5)
-    return float(min(max(proposed, lowest), highest))
-
-
-#: surfaces with more triangles than this get a coarse copy (about LOD_BIN_MM apart), drawn while the view moves
-LOD_MIN_CELLS = 50_000
-LOD_BIN_MM = 3.0
-
-
-def coarse_surfaces(surfaces: dict, *, bin_mm: float = LOD_BIN_MM, min_cells: int = LOD_MIN_CELLS,
-                    cancel=None) -> dict:
-    """A coarse copy (vtkQuadricClustering on a ``bin_mm`` grid, with normals) of each surface over ``min_cells``.
-
-    Pure polydata work, like :func:`build_label_surfaces`: runs on the surface worker thread. On the
-    demo's 4.2 M triangles (body 2.4 M) it leaves about a tenth, and the frames while dragging are
-    several times faster on a software renderer.
-    """
-    out = {}
-    for label, poly in surfaces.items():
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("surface building cancelled")
-        if poly.GetNumberOfCells() < min_cells:
-            continue
-        b = poly.GetBounds()
-        clustering = vtkQuadricClustering()
-        clustering.SetInputData(poly)
-        clustering.AutoAdjustNumberOfDivisionsOff()
-        clustering.SetNumberOfDivisions(*(max(2, int(math.ceil((b[2 * i + 1] - b[2 * i]) / bin_mm))) for i in range(3)))
-        normals = vtkPolyDataNormals()
-        normals.SetInputConnection(clustering.GetOutputPort())
-        normals.SplittingOff()
-        normals.ConsistencyOff()  # the clusters keep the input's winding; re-ordering them leaves dark seams
-        normals.Update()
-        coarse = vtkPolyData()
-        coarse.ShallowCopy(normals.GetOutput())
-        out[label] = coarse
-    return out
 
 
 def vtk_widget_supported() -> bool:
@@ -142,76 +88,6 @@ def preset_choices(modality: str) -> list[str]:
     if modality.upper() in ("CT", "MR"):
         return preset_names(modality.upper())
     return [n for n, p in PRESETS.items() if p.units == "relative"]
-
-
-class _VtkWidget(QVTKRenderWindowInteractor):
-    """The render window widget; tells a left click from a left drag, and keeps VTK's key bindings out.
-
-    A left press is held back until the mouse moves more than :data:`CLICK_SLOP_PX` with the button
-    down; only then is it given to VTK (at the press position) and the drag rotates (or pans with
-    Shift, or moves a crop-box handle). A release before that is a click: ``clicked`` with VTK display
-    coordinates (pixels from the bottom-left corner).
-    """
-
-    clicked = Signal(float, float)
-    pressed = Signal()
-    double_clicked = Signal()
-    key_reset = Signal()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._held: QMouseEvent | None = None
-        self.closed = False  # set when the View3D has finalized the render window: nothing is drawn after
-
-    def paintEvent(self, ev):  # noqa: N802
-        if not self.closed:
-            super().paintEvent(ev)
-
-    def display_xy(self, pos: QPointF) -> tuple[float, float]:
-        scale = self._getPixelRatio()
-        return float(pos.x()) * scale, float(self.height() - pos.y() - 1) * scale
-
-    def mousePressEvent(self, ev):  # noqa: N802 (Qt naming)
-        self.pressed.emit()
-        if ev.button() == Qt.LeftButton:
-            self._held = QMouseEvent(QEvent.MouseButtonPress, ev.position(), ev.globalPosition(), ev.button(),
-                                     ev.buttons(), ev.modifiers())
-            return
-        super().mousePressEvent(ev)
-
-    def mouseMoveEvent(self, ev):  # noqa: N802
-        if self._held is not None:
-            if not ev.buttons() & Qt.LeftButton:
-                self._held = None
-            elif (ev.position() - self._held.position()).manhattanLength() > CLICK_SLOP_PX:
-                held, self._held = self._held, None
-                super().mousePressEvent(held)
-        super().mouseMoveEvent(ev)
-
-    def mouseReleaseEvent(self, ev):  # noqa: N802
-        if ev.button() == Qt.LeftButton and self._held is not None:
-            self._held = None
-            self.clicked.emit(*self.display_xy(ev.position()))
-            return
-        super().mouseReleaseEvent(ev)
-
-    def mouseDoubleClickEvent(self, ev):  # noqa: N802
-        self._held = None
-        self.double_clicked.emit()
-
-    def keyPressEvent(self, ev):  # noqa: N802
-        # VTK's own keys (w wireframe, 3 stereo, e/q exit, ...) would surprise a reader: not forwarded
-        if ev.key() in (Qt.Key_R, Qt.Key_Space) and not ev.modifiers() & ~Qt.ShiftModifier:
-            self.key_reset.emit()
-            return
-        ev.ignore()
-
-    def keyReleaseEvent(self, ev):  # noqa: N802
-        ev.ignore()
-
-    def closeEvent(self, ev):  # noqa: N802
-        # the View3D finalizes the render window (after removing its observers)
-        ev.accept()
 
 
 class View3D(QWidget):
@@ -811,37 +687,6 @@ class View3D(QWidget):
     def closeEvent(self, ev):  # noqa: N802
         self.shutdown()
         super().closeEvent(ev)
-
-
-def render_session_offscreen(session: Session, size=(512, 512), camera: str = "anterior",
-                             preset: str | TransferPreset | None = None, volume_visible: bool = True,
-                             surfaces: bool = True, marker: bool = True) -> np.ndarray:
-    """What a 3D view of ``session`` shows, rendered without a widget: ``(h, w, 3)`` uint8, top row first.
-
-    For exports and the screenshot CLI: works under Qt's ``offscreen`` platform, where a VTK widget
-    cannot render (an offscreen ``vtkRenderWindow``: EGL without X). Label surfaces are built here,
-    synchronously; the cursor is the session's. ``size`` is ``(w, h)``.
-    """
-    from viewer.render3d.offscreen import OffscreenWindow
-
-    scene = Scene3D()
-    scene.set_orientation_marker_visible(marker)
-    window = OffscreenWindow(scene, size)
-    try:
-        scene.fall_back_if_unsupported(window.window)
-        if session.volume is not None and not session.volume.is_color:
-            scene.set_volume(session.volume, preset)
-            scene.set_volume_visible(volume_visible)
-        if surfaces and session.overlays_visible:
-            for layer in session.label_layers():
-                scene.set_label_layer(layer, build_label_surfaces(layer.label_map))
-        if session.volume is not None:
-            scene.set_cursor(session.cursor_lps)
-        scene.set_camera(camera)
-        return window.render()
-    finally:
-        scene.close()
-        window.close()
 
 
 def grab_widget(widget: QWidget) -> QImage:
