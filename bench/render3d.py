@@ -68,6 +68,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from _report import parse_size, verdict  # noqa: E402  (bench/ is on sys.path[0])
 from vtkmodules.util import numpy_support  # noqa: E402
 from vtkmodules.vtkCommonCore import vtkVersion  # noqa: E402
 from vtkmodules.vtkCommonDataModel import vtkImageData  # noqa: E402
@@ -79,18 +80,6 @@ import vtkmodules.vtkRenderingOpenGL2  # noqa: E402,F401
 INTERACTIVE_FPS_TARGET = 10.0
 FULL_VS_PLAIN_TARGET = 1.25
 SLOW_FRAME_MS = 50.0  # View3D switches to interactive quality while dragging above this
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WxH, got {text!r}") from None
-    return w, h
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "NOT MET"
 
 
 def load_demo():

@@ -71,6 +71,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from viewer.app import create_app  # noqa: E402
+from _report import parse_size, verdict  # noqa: E402  (bench/ is on sys.path[0])
 
 # targets
 MEDIAN_TARGET_MS = 8.0
@@ -286,18 +287,6 @@ class Data:
         preset = find_preset("lung")
         self.levels = (preset.level - preset.width / 2, preset.level + preset.width / 2)
         self.last_k = None
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WxH, got {text!r}") from None
-    return w, h
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "NOT MET"
 
 
 def main(argv: list[str] | None = None) -> int:

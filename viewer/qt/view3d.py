@@ -32,7 +32,7 @@ full quality.
 
 ``capture()`` reads the pixels back with ``vtkWindowToImageFilter`` (``QWidget.grab()`` of a VTK
 widget returns garbage); :func:`grab_widget` grabs any widget tree with its 3D views composed in;
-:func:`render_session_offscreen` renders what a 3D view of a session shows with no widget at all (for
+:func:`viewer.render3d.session_render.render_session_offscreen` renders what a 3D view of a session shows with no widget at all (for
 exports under Qt's offscreen platform, where a VTK widget cannot draw).
 Call :meth:`View3D.shutdown` (``close()`` does) before the window goes: it cancels surface builds,
 joins their threads, removes the VTK observers and finalizes the render window.
@@ -46,19 +46,17 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
-from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
-from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
 
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.qt.background import BackgroundTasks
 from viewer.render3d.label_surfaces import build_label_surfaces
+from viewer.render3d.offscreen import read_pixels
 from viewer.render3d.scene import Scene3D
 from viewer.render3d.level_of_detail import LOD_MIN_CELLS, adapted_image_sample_distance, coarse_surfaces
-from viewer.render3d.session_render import render_session_offscreen  # noqa: F401 (re-exported for callers)
 from viewer.render3d.transfer_presets import PRESETS, TransferPreset, preset_names
 from viewer.qt.vtk_widget import VtkWidget as _VtkWidget
 
@@ -330,16 +328,7 @@ class View3D(QWidget):
             self._settle.stop()
             self.set_quality("full")
         self.render_window.Render()
-        grab = vtkWindowToImageFilter()
-        grab.SetInput(self.render_window)
-        grab.SetInputBufferTypeToRGB()
-        grab.ReadFrontBufferOff()
-        grab.ShouldRerenderOff()
-        grab.Update()
-        image = grab.GetOutput()
-        w, h, _ = image.GetDimensions()
-        rgb = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(h, w, -1)
-        return np.ascontiguousarray(rgb[::-1, :, :3])
+        return read_pixels(self.render_window)
 
     def capture_image(self, full_quality: bool = True) -> QImage:
         """:meth:`capture` as a ``QImage`` (RGB888), sized like the render widget."""

@@ -13,6 +13,20 @@ from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkWindowToImageFilter
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL render window factory)
 
 
+def read_pixels(window) -> np.ndarray:
+    """The last rendered frame of a render window (on screen or not) as ``(h, w, 3)`` uint8, top row first."""
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.ShouldRerenderOff()  # the caller has just rendered
+    grab.Update()
+    image = grab.GetOutput()
+    w, h, _ = image.GetDimensions()
+    rgb = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(h, w, -1)
+    return np.ascontiguousarray(rgb[::-1, :, :3])  # VTK's first row is the bottom one
+
+
 class OffscreenWindow:
     """A reusable offscreen render window for one scene (a new window per frame would re-upload the volume)."""
 
@@ -29,15 +43,7 @@ class OffscreenWindow:
         if size is not None and tuple(self.window.GetSize()) != (int(size[0]), int(size[1])):
             self.window.SetSize(int(size[0]), int(size[1]))
         self.window.Render()
-        grab = vtkWindowToImageFilter()
-        grab.SetInput(self.window)
-        grab.SetInputBufferTypeToRGB()
-        grab.ReadFrontBufferOff()
-        grab.Update()
-        image = grab.GetOutput()
-        w, h, _ = image.GetDimensions()
-        rgb = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(h, w, -1)
-        return np.ascontiguousarray(rgb[::-1, :, :3])  # VTK's first row is the bottom one
+        return read_pixels(self.window)
 
     def close(self) -> None:
         self.scene.detach(self.window)
