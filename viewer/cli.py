@@ -88,29 +88,18 @@ def _read_image_file(path, reader):
 
 
 def cmd_convert(args) -> int:
-    from viewer.core.image_io import IMAGE_EXTENSIONS, ImageFileError, is_image_file, read_image, write_image
-    from viewer.core.series_loader import LoadError, load_series
+    from viewer.core.image_io import IMAGE_EXTENSIONS, ImageFileError, write_image
+    from viewer.core.series_loader import LoadError, load_path
 
     if not args.out.lower().endswith(IMAGE_EXTENSIONS):
         raise UserError(f"--out {args.out}: unknown format; use one of {', '.join(IMAGE_EXTENSIONS)}")
-    if is_image_file(args.path):
-        volume = _read_image_file(args.path, read_image)
-    else:
-        index = _index(args.path)
-        if args.series:
-            try:
-                entry = index.find(args.series)
-            except KeyError as exc:
-                raise UserError(exc.args[0]) from exc
-        else:
-            entry = index.largest_volume()
-            if entry is None:
-                reasons = "; ".join(f"{s.key}: {s.refusal}" for s in index.series if s.refusal)
-                raise UserError(f"no loadable image series in {args.path}" + (f" ({reasons})" if reasons else ""))
-        try:
-            volume = load_series(entry, progress=_TerminalProgress("loading"), scaling=args.scaling)
-        except LoadError as exc:
-            raise UserError(str(exc)) from exc
+    if not os.path.exists(args.path):
+        raise UserError(f"{args.path}: no such file or folder")
+    try:
+        volume = load_path(args.path, args.series, index_progress=_TerminalProgress("indexing"),
+                           progress=_TerminalProgress("loading"), scaling=args.scaling)
+    except (KeyError, LoadError, ImageFileError) as exc:
+        raise UserError(exc.args[0]) from exc
     if volume.is_color:
         raise UserError("colour images cannot be written as NIfTI volumes here; pick a grayscale series")
     try:

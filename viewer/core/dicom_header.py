@@ -311,7 +311,6 @@ def _read_header(path: str) -> ImageFile | Skipped:
 
 
 def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
-    little = ts != _BIG_ENDIAN
     sop_class = _text(ds, "SOPClassUID") or meta_sop
     if sop_class in NON_IMAGE_SOP_CLASSES:
         return Skipped(path, NON_IMAGE_SOP_CLASSES[sop_class])

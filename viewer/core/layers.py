@@ -83,7 +83,7 @@ class LabelLayer:
     def lut(self) -> np.ndarray:
         """RGBA lookup table (uint8, one row per label value); hidden labels and 0 are transparent."""
         n = max([0, *self.colors, *self.label_map.labels]) + 1
-        table = np.zeros((max(n, 256 if self.label_map.array.dtype == np.uint8 else n), 4), np.uint8)
+        table = np.zeros((max(n, 256), 4), np.uint8)  # every uint8 value has a row (unknown ones transparent)
         alpha = 255 if self.outline else int(round(255 * float(np.clip(self.opacity, 0, 1))))
         for label, rgb in self.colors.items():
             if label > 0 and label not in self.hidden_labels:

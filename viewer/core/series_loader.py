@@ -122,6 +122,29 @@ def load_series(entry: SeriesEntry, timepoint: int | None = 0, progress: Progres
                  scaling)
 
 
+def load_path(path: str, series: str | None = None, index_progress=None, progress: ProgressFn | None = None,
+              scaling: str = "display") -> Volume:
+    """The volume at ``path``: an image file (NIfTI/NRRD/MetaImage), or one series of a DICOM folder.
+
+    ``series`` is a series key or SeriesInstanceUID (``KeyError`` naming the known ones when absent);
+    None picks the largest loadable volume (``LoadError`` listing the refusals when there is none).
+    """
+    from .dicom_index import scan
+    from .image_io import is_image_file, read_image
+
+    if is_image_file(path):
+        return read_image(path)
+    index = scan(path, progress=index_progress)
+    if series:
+        entry = index.find(series)
+    else:
+        entry = index.largest_volume()
+        if entry is None:
+            reasons = "; ".join(f"{s.key}: {s.refusal}" for s in index.series if s.refusal)
+            raise LoadError(f"no loadable image series in {path}" + (f" ({reasons})" if reasons else ""))
+    return load_series(entry, progress=progress, scaling=scaling)
+
+
 def _load(entry, plan, times, all_frames, dtype, check, timepoint, progress, cancel, on_slice, workers, scaling):
     f0 = all_frames[0].file
     fill = _background(all_frames, dtype, scaling)

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QToolBar)
 
@@ -289,16 +289,18 @@ class MainWindow(QMainWindow):
 
     def load_segmentation(self, path: str) -> None:
         from viewer.core.image_io import read_label_map
-
-        self._start(lambda progress, cancel: read_label_map(path), lambda lm: self._add_label_map(lm, path),
-                    f"Reading {os.path.basename(path)}…")
-
-    def _add_label_map(self, label_map, path: str) -> None:
-        from viewer.core.geometry import GeometryMismatchError
         from viewer.core.layers import LabelLayer
 
+        def work(progress, cancel):  # reading and the per-label volumes (a pass over every voxel) stay off the GUI
+            return LabelLayer(read_label_map(path), name=os.path.basename(path))
+
+        self._start(work, lambda layer: self._add_label_layer(layer, path), f"Reading {os.path.basename(path)}…")
+
+    def _add_label_layer(self, layer, path: str) -> None:
+        from viewer.core.geometry import GeometryMismatchError
+
         try:
-            self.session.add_layer(LabelLayer(label_map, name=os.path.basename(path)))
+            self.session.add_layer(layer)
         except GeometryMismatchError as exc:
             self._report(f"{os.path.basename(path)} was not loaded: it does not lie on this series' voxel grid "
                          f"({exc}). Load it over the series it was made for.")
@@ -306,7 +308,7 @@ class MainWindow(QMainWindow):
         except RuntimeError as exc:
             self._report(f"{os.path.basename(path)} was not loaded: {exc}")
             return
-        self.status_label.setText(f"{os.path.basename(path)}: {len(label_map.present_labels())} labels")
+        self.status_label.setText(f"{os.path.basename(path)}: {len(layer.volumes_ml)} labels")
 
     def choose_screenshot(self, what: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", f"radview-{what}.png",

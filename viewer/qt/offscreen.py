@@ -25,24 +25,6 @@ class ScreenshotRequest:
     camera: str = "anterior"
 
 
-def load_volume_for(path: str, series: str | None = None):
-    """The volume a screenshot shows: an image file, or a series (key or UID) of a DICOM folder (largest if None)."""
-    from viewer.core.dicom_index import scan
-    from viewer.core.image_io import is_image_file, read_image
-    from viewer.core.series_loader import load_series
-
-    if is_image_file(path):
-        return read_image(path)
-    index = scan(path)
-    if series:
-        entry = index.find(series)
-    else:
-        entry = index.largest_volume()
-        if entry is None:
-            raise ValueError(f"no loadable volume series in {path}")
-    return load_series(entry)
-
-
 def render_screenshot(req: ScreenshotRequest) -> str:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if not os.environ.get("DISPLAY"):  # VTK: render through EGL directly instead of failing on X first
@@ -52,12 +34,13 @@ def render_screenshot(req: ScreenshotRequest) -> str:
     app = create_app()
     from viewer.core.image_io import read_label_map
     from viewer.core.layers import LabelLayer
+    from viewer.core.series_loader import load_path
     from viewer.core.session import Session
     from viewer.qt.screenshot import grab, save_image
     from viewer.qt.slice_view import SliceView
     from viewer.qt.view_layout import ViewLayout
 
-    volume = load_volume_for(req.path, req.series)
+    volume = load_path(req.path, req.series)
     session = Session()
     session.load_volume(volume, preset=None if req.view == "3d" else req.preset)
     if req.labels:

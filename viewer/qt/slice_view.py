@@ -22,10 +22,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
 
-from viewer.core.layers import LabelLayer, MarkerLayer, render_labels
+from viewer.core.layers import render_labels
 from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
-from viewer.core.window_presets import FROM_FILE, preset_for_key
+from viewer.core.window_presets import preset_for_key
 from viewer.qt.corner_text import corner_lines
 
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
@@ -267,7 +267,6 @@ class SliceView(pg.GraphicsView):
         """Left-drag: horizontal changes the width, vertical the level (down = higher level)."""
         if self.plane is None:
             return
-        lo, hi = self.session.levels
         sensitivity = max(self.session.width, 50.0) / 250.0
         self.session.set_window(self.session.width + dx * sensitivity, self.session.level + dy * sensitivity, "")
 
