@@ -215,3 +215,16 @@ def test_legend_sets_per_label_3d_opacity_and_visibility(window, qtbot, demo_pat
                  if block.legend.topLevelItem(i).data(0, Qt.UserRole) == 5)
     heart.setCheckState(0, Qt.Unchecked)
     assert 5 in layer.hidden_labels
+
+
+def test_a_failed_load_leaves_no_loading_preview(window, qtbot):
+    def failing(progress, cancel):
+        window._preview = (0, np.full((32, 32), 100, np.int16))
+        progress(0, 1, "first slice")
+        raise ValueError("pixel data unreadable")
+
+    window._load_job = window._start(failing, window._show_volume, "Loading…")
+    axial = window.layout_widget.views["axial"]
+    qtbot.waitUntil(lambda: "pixel data unreadable" in window.last_message, timeout=5000)
+    assert window.session.volume is None
+    assert not axial.previewing and axial.image_item.image is None

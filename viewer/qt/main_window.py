@@ -358,6 +358,8 @@ class MainWindow(QMainWindow):
         self._handlers.pop(job, None)
         if job == self._load_job:
             self._load_job = None
+            if self.session.volume is None:  # failed or cancelled: no "Loading…" preview left behind
+                self.layout_widget.clear_preview()
         if job == self._current_job:
             self.progress.hide()
             self.cancel_button.hide()
@@ -425,7 +427,6 @@ class MainWindow(QMainWindow):
             self.load_series(target.key)
 
     def _show_volume(self, volume) -> None:
-        self.layout_widget.clear_preview()
         self.session.load_volume(volume)
         text = f"{volume.meta.get('description', '') or 'Volume'}: " + "×".join(map(str, volume.shape_zyx))
         if volume.warnings:

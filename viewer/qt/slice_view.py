@@ -397,9 +397,21 @@ class SliceView(pg.GraphicsView):
         self.vb.setRange(QRectF(0, 0, image.shape[1], image.shape[0]), padding=0.0)
         self.viewport().update()
 
+    @property
+    def previewing(self) -> bool:
+        return getattr(self, "_previewing", False)
+
+    def clear_preview(self) -> None:
+        """Drop a preview whose series did not load (a loaded volume replaces it by itself)."""
+        if self.previewing:
+            self._previewing = False
+            if self.plane is None:
+                self.image_item.clear()
+            self.viewport().update()
+
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         if self.plane is None:
-            if getattr(self, "_previewing", False):
+            if self.previewing:
                 painter.save()
                 painter.resetTransform()
                 painter.setFont(self._font)

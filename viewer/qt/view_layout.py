@@ -71,8 +71,7 @@ class ViewLayout(QWidget):
         self.views["axial"].show_preview(image)
 
     def clear_preview(self) -> None:
-        for view in self.views.values():
-            view._previewing = False
+        self.views["axial"].clear_preview()
 
     def visible_panes(self) -> list[QWidget]:
         if self.maximised is not None:
