@@ -1,0 +1,181 @@
+"""What goes into and comes out of an AI run: plain, frozen data (no torch, no viewer).
+
+``ai`` never imports ``viewer``; the viewer converts its ``Volume``/``Geometry``
+to an :class:`ImageGrid` + array and back.  Arrays are ``(z, y, x)``; positions
+are DICOM patient coordinates (LPS, millimetres).  ``ImageGrid.direction`` uses
+the ITK convention: a 3×3 matrix whose *columns* are the LPS unit vectors of the
+array's x (column), y (row) and z (slice) axes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+#: ``progress(fraction in [0, 1], message)``
+ProgressFn = Callable[[float, str], None]
+
+CLASSICAL_NOTE = "classical image analysis, not a learned network"
+NOT_A_DIAGNOSIS = "AI result for research use: not a diagnosis, not for clinical use"
+
+
+class Cancelled(Exception):
+    """The user cancelled the run; nothing was produced."""
+
+
+class ModelError(Exception):
+    """A model could not be found, loaded or run; the message is for the user."""
+
+
+class FrozenDict(dict):
+    """A read-only dict that still pickles (results cross a process boundary)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("this mapping is frozen")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+    def __hash__(self):  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=repr)))
+
+
+def _frozen_mapping(m: Optional[Mapping]) -> Mapping:
+    return FrozenDict(m or {})
+
+
+@dataclass(frozen=True)
+class ImageGrid:
+    shape_zyx: tuple[int, int, int]
+    spacing_zyx: tuple[float, float, float]
+    origin_lps: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape_zyx", tuple(int(v) for v in self.shape_zyx))
+        object.__setattr__(self, "spacing_zyx", tuple(float(v) for v in self.spacing_zyx))
+        object.__setattr__(self, "origin_lps", tuple(float(v) for v in self.origin_lps))
+        d = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        object.__setattr__(self, "direction", tuple(tuple(float(v) for v in row) for row in d))
+
+    @property
+    def direction_matrix(self) -> np.ndarray:
+        return np.asarray(self.direction, dtype=float)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(np.prod(self.spacing_zyx)) / 1000.0
+
+    def index_to_world(self, index_zyx) -> np.ndarray:
+        """LPS position(s) of (fractional) index/indices ``(..., 3)`` given as (k, j, i)."""
+        idx = np.asarray(index_zyx, dtype=float)[..., ::-1]
+        m = self.direction_matrix * np.asarray(self.spacing_zyx[::-1])
+        return idx @ m.T + np.asarray(self.origin_lps)
+
+    def world_to_index(self, points_lps) -> np.ndarray:
+        """Fractional (k, j, i) index/indices of LPS point(s) ``(..., 3)``."""
+        m = self.direction_matrix * np.asarray(self.spacing_zyx[::-1])
+        ijk = (np.asarray(points_lps, dtype=float) - np.asarray(self.origin_lps)) @ np.linalg.inv(m).T
+        return ijk[..., ::-1]
+
+    def patient_left_axis(self) -> np.ndarray:
+        """Unit vector, in (z, y, x) index space, pointing to the patient's left (+x in LPS)."""
+        m = self.direction_matrix * np.asarray(self.spacing_zyx[::-1])  # columns: steps of i, j, k
+        g = np.linalg.inv(m)[:, 0][::-1]  # d(k, j, i) / d(L)
+        return g / np.linalg.norm(g)
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """A frozen job: the pixels (HU for CT), their grid, the model and the options."""
+
+    array: np.ndarray
+    grid: ImageGrid
+    model_id: str
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    modality: str = "CT"
+    series_uid: str = ""
+    series_description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"an AI request holds a (z, y, x) array, got shape {self.array.shape}")
+        if tuple(self.array.shape) != self.grid.shape_zyx:
+            raise ValueError(f"array shape {self.array.shape} does not match grid {self.grid.shape_zyx}")
+        object.__setattr__(self, "options", _frozen_mapping(self.options))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One finding (e.g. a nodule candidate) in LPS mm."""
+
+    center_lps: tuple[float, float, float]
+    diameter_mm: float
+    volume_ml: float
+    mean_hu: float
+    kind: str  # e.g. "solid" | "subsolid"
+    score: float  # 0..1, higher = more likely
+    label: str = "nodule"
+    location: str = ""  # e.g. "lung_left"
+    features: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "center_lps", tuple(float(v) for v in self.center_lps))
+        object.__setattr__(self, "features", _frozen_mapping(self.features))
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["center_lps_mm"] = list(d.pop("center_lps"))
+        d["features"] = dict(self.features)
+        return d
+
+
+@dataclass(frozen=True)
+class Provenance:
+    model_id: str
+    model_name: str
+    model_version: str
+    method: str  # e.g. CLASSICAL_NOTE, or "learned network (TorchScript)"
+    device: str
+    precision: str  # "float32" | "float16 (autocast)" | ...
+    run_time_s: float
+    started_at: str  # ISO 8601, UTC
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    software: str = ""  # e.g. "radview 0.1.0, torch 2.13.0"
+    note: str = NOT_A_DIAGNOSIS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", _frozen_mapping(self.parameters))
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["parameters"] = dict(self.parameters)
+        return d
+
+    def summary(self) -> str:
+        return (f"{self.model_name} {self.model_version} ({self.method}) on {self.device}, "
+                f"{self.run_time_s:.1f} s")
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    grid: ImageGrid
+    provenance: Provenance
+    labels: Optional[np.ndarray] = None  # integer (z, y, x) on ``grid``; 0 = background
+    label_names: Mapping[int, str] = field(default_factory=dict)
+    detections: tuple[Detection, ...] = ()
+    messages: tuple[str, ...] = ()  # warnings for the user (e.g. "GPU out of memory, ran on CPU")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label_names", _frozen_mapping({int(k): str(v) for k, v in self.label_names.items()}))
+        object.__setattr__(self, "detections", tuple(self.detections))
+        object.__setattr__(self, "messages", tuple(self.messages))
+        if self.labels is not None:
+            if tuple(self.labels.shape) != self.grid.shape_zyx:
+                raise ValueError(f"label array {self.labels.shape} is not on the request grid {self.grid.shape_zyx}")
+            if not np.issubdtype(self.labels.dtype, np.integer):
+                raise ValueError(f"labels must be integers, got {self.labels.dtype}")

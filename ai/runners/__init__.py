@@ -1,0 +1,1 @@
+"""The only package that imports torch: built-in CT models, device handling, sliding window."""
