@@ -1,4 +1,4 @@
-"""``radview-cli``: index, convert and demo from the command line.
+"""``radview-cli``: index, convert, demo, screenshot and ai (models, run) from the command line.
 
 Each subcommand is a thin call into ``viewer.core``; a user error exits
 non-zero with one line on stderr, never a traceback.
@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--size", type=_size, default=(768, 768), help="WxH in pixels (default 768x768)")
     ps.add_argument("--show-patient-data", action="store_true", help="include patient name/ID (hidden by default)")
     ps.set_defaults(func=cmd_screenshot)
+    from viewer import ai_cli
+
+    ai_cli.add_parser(sub)
     return p
 
 
@@ -217,4 +220,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from viewer.cli import main as _main  # one module object: viewer.ai_cli raises viewer.cli.UserError
+
+    sys.exit(_main())

@@ -1,0 +1,172 @@
+"""Dense volume operations in torch (on the run's device) and connected components in SimpleITK.
+
+The built-in CT models are classical image analysis.  Their per-voxel work —
+smoothing, thresholds, resampling, morphology — runs here as torch tensor
+operations, on the GPU when there is one.  Connected-component labelling and
+per-slice hole filling are graph operations that torch lacks; they run in
+SimpleITK on the CPU (which releases the GIL) on boolean masks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+
+from ai.api import ImageGrid
+
+
+# ----------------------------------------------------------------- orientation
+@dataclass(frozen=True)
+class Canonical:
+    """Maps an array to canonical axes (z: inferior→superior, y: anterior→posterior, x: right→left) and back."""
+
+    perm: tuple[int, int, int]  # canonical axis a comes from array axis perm[a]
+    flip: tuple[bool, bool, bool]  # flip canonical axis a after permuting
+    spacing_zyx: tuple[float, float, float]  # canonical spacing
+
+    @classmethod
+    def from_grid(cls, grid: ImageGrid) -> "Canonical":
+        d = grid.direction_matrix  # columns: LPS direction of array x, y, z
+        # array axis (z, y, x) -> LPS direction vector
+        axis_dirs = [d[:, 2], d[:, 1], d[:, 0]]
+        # canonical z follows S (+LPS z), y follows P (+LPS y), x follows L (+LPS x)
+        perm, flip = [], []
+        used = set()
+        for lps in (2, 1, 0):
+            best = max((a for a in range(3) if a not in used), key=lambda a: abs(axis_dirs[a][lps]))
+            used.add(best)
+            perm.append(best)
+            flip.append(bool(axis_dirs[best][lps] < 0))
+        spacing = tuple(grid.spacing_zyx[a] for a in perm)
+        return cls(tuple(perm), tuple(flip), spacing)
+
+    def to_canonical(self, a):
+        """numpy or torch (z, y, x) array -> canonical orientation (a view when possible)."""
+        if isinstance(a, torch.Tensor):
+            t = a.permute(*self.perm)
+            dims = [i for i, f in enumerate(self.flip) if f]
+            return torch.flip(t, dims) if dims else t
+        t = np.transpose(a, self.perm)
+        for i, f in enumerate(self.flip):
+            if f:
+                t = np.flip(t, axis=i)
+        return t
+
+    def from_canonical(self, a: np.ndarray) -> np.ndarray:
+        for i, f in enumerate(self.flip):
+            if f:
+                a = np.flip(a, axis=i)
+        inv = np.argsort(self.perm)
+        return np.ascontiguousarray(np.transpose(a, inv))
+
+    def index_to_original(self, idx_zyx, shape_canonical) -> np.ndarray:
+        """Canonical (k, j, i) index (fractional ok) -> index in the original array order."""
+        idx = np.asarray(idx_zyx, dtype=float).copy()
+        for a, f in enumerate(self.flip):
+            if f:
+                idx[..., a] = shape_canonical[a] - 1 - idx[..., a]
+        out = np.empty_like(idx)
+        for a in range(3):
+            out[..., self.perm[a]] = idx[..., a]
+        return out
+
+
+# ------------------------------------------------------------------ resampling
+def in_plane_factor(spacing_yx: tuple[float, float], target_mm: float = 1.8) -> int:
+    """Integer in-plane reduction so that the working pixel is about ``target_mm``."""
+    return max(1, int(round(target_mm / max(min(spacing_yx), 1e-3))))
+
+
+def reduce_in_plane(hu: torch.Tensor, f: int) -> torch.Tensor:
+    """(z, y, x) float tensor averaged over f×f in-plane blocks (edge rows/cols replicated to fit)."""
+    if f == 1:
+        return hu
+    z, y, x = hu.shape
+    py, px = (-y) % f, (-x) % f
+    t = hu[None]
+    if py or px:
+        t = F.pad(t, (0, px, 0, py), mode="replicate")
+    return F.avg_pool2d(t[0][:, None], f)[:, 0]
+
+
+def expand_in_plane(mask: torch.Tensor, f: int, shape_yx: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour inverse of :func:`reduce_in_plane` (bool or integer tensors)."""
+    if f == 1:
+        return mask
+    t = mask.repeat_interleave(f, dim=1).repeat_interleave(f, dim=2)
+    return t[:, : shape_yx[0], : shape_yx[1]]
+
+
+def smooth_in_plane(hu: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Box mean over k×k in-plane (a light denoise that keeps z resolution)."""
+    if k <= 1:
+        return hu
+    return F.avg_pool2d(hu[:, None], k, stride=1, padding=k // 2, count_include_pad=False)[:, 0]
+
+
+# ------------------------------------------------------------------ morphology
+def _pool(m: torch.Tensor, kz: int, ky: int, kx: int) -> torch.Tensor:
+    t = m[None, None].float() if m.dtype == torch.bool else m[None, None]
+    # separable box max: cheaper than one kz*ky*kx window
+    if kx > 1:
+        t = F.max_pool3d(t, (1, 1, kx), stride=1, padding=(0, 0, kx // 2))
+    if ky > 1:
+        t = F.max_pool3d(t, (1, ky, 1), stride=1, padding=(0, ky // 2, 0))
+    if kz > 1:
+        t = F.max_pool3d(t, (kz, 1, 1), stride=1, padding=(kz // 2, 0, 0))
+    return t[0, 0]
+
+
+def dilate(mask: torch.Tensor, rz: int, ry: int, rx: int) -> torch.Tensor:
+    """Binary dilation by a (2r+1) box."""
+    return _pool(mask, 2 * rz + 1, 2 * ry + 1, 2 * rx + 1) > 0.5
+
+
+def erode(mask: torch.Tensor, rz: int, ry: int, rx: int) -> torch.Tensor:
+    """Binary erosion by a (2r+1) box (outside the volume counts as foreground)."""
+    return ~dilate(~mask, rz, ry, rx)
+
+
+def radius_vox(mm: float, spacing: float) -> int:
+    return max(0, int(round(mm / spacing)))
+
+
+# ------------------------------------------------------- connected components
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu").numpy()
+
+
+def label_components(mask: np.ndarray, full: bool = False) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean (z, y, x) array: (labels uint32, count), largest first."""
+    img = sitk.GetImageFromArray(np.ascontiguousarray(mask, dtype=np.uint8))
+    cc = sitk.ConnectedComponent(img, full)
+    cc = sitk.RelabelComponent(cc, sortByObjectSize=True)
+    lab = sitk.GetArrayFromImage(cc)
+    return lab, int(lab.max())
+
+
+def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of every axial slice (holes that do not reach the slice's border)."""
+    out = np.empty_like(mask, dtype=bool)
+    for k in range(mask.shape[0]):
+        if not mask[k].any():
+            out[k] = False
+            continue
+        img = sitk.GetImageFromArray(mask[k].astype(np.uint8))
+        filled = sitk.BinaryFillhole(img, False, 1)
+        out[k] = sitk.GetArrayFromImage(filled) > 0
+    return out
+
+
+def refine_to_full(coarse: torch.Tensor, f: int, full_shape_yx, inside_full: torch.Tensor,
+                   band: int = 1) -> torch.Tensor:
+    """Full-resolution mask from a working-resolution one: its eroded core as is, and in a band of
+    ``band`` working voxels around its edge only the full-resolution voxels where ``inside_full`` holds."""
+    if f == 1 and band == 0:
+        return coarse & inside_full
+    core = expand_in_plane(erode(coarse, 0, band, band), f, full_shape_yx)
+    outer = expand_in_plane(dilate(coarse, 0, band, band), f, full_shape_yx)
+    return core | (outer & inside_full)
