@@ -173,10 +173,10 @@ def test_pancreas_lungs_end_above_the_liver_dome(pancreas):
     k_idx = np.arange(len(z))
     j, i = np.round(vol.geometry.world_to_index([-60.0, 30.0, z[0]])[1:]).astype(int)
     column = vol.array[:, j, i].astype(float)
-    below_air = [k for k in k_idx[1:] if column[k] < -500 and np.all(column[max(0, k - 4):k] > 0)]
+    below_air = [k for k in k_idx[1:] if column[k] < -500 and k >= 6 and np.all(column[k - 6:k - 2] > 0)]
     assert below_air, "no liver/lung interface found on the test line"
     k_dome = below_air[0]
-    assert np.all(lungs[:k_dome - 1, j, i] != 3), "right lung labelled below the liver dome"
+    assert np.all(lungs[:k_dome - 2, j, i] != 3), "right lung labelled below the liver dome"
     assert np.mean(lungs[k_dome + 2:, j, i][column[k_dome + 2:] < -500] == 3) > 0.9
 
 
