@@ -44,6 +44,20 @@ def default_color(label: int, name: str = "") -> tuple[int, int, int]:
     return PALETTE[(int(label) - 1) % len(PALETTE)]
 
 
+def _label_counts(array: np.ndarray, chunk: int = 1 << 22) -> np.ndarray | None:
+    """Voxels per label value for 8/16-bit maps (None otherwise), counted in chunks of 4 M voxels:
+    ``np.bincount`` holds the GIL, and a layer built on a worker thread must not stall the GUI for long."""
+    if array.dtype.itemsize > 2 or not np.issubdtype(array.dtype, np.integer):
+        return None
+    flat = array.reshape(-1)
+    size = int(np.iinfo(array.dtype).max) + 1
+    counts = np.zeros(size, np.int64)
+    for start in range(0, flat.size, chunk):
+        part = flat[start:start + chunk]
+        counts += np.bincount(part if part.dtype.kind == "u" else part.astype(np.intp), minlength=size)
+    return counts
+
+
 @dataclass(eq=False)
 class LabelLayer:
     """A label map shown as coloured fill (``opacity``) or outlines, with per-label visibility."""
@@ -58,17 +72,19 @@ class LabelLayer:
     volumes_ml: dict[int, float] = field(default_factory=dict)
     #: 3D surface opacity per label (0-1); containers (body, skin) start see-through
     surface_opacity: dict[int, float] = field(default_factory=dict)
+    #: where the layer came from, e.g. ``{"provenance": ai.api.Provenance}`` for an AI result
+    meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        present = self.label_map.present_labels()
+        counts = _label_counts(self.label_map.array)
+        present = [int(v) for v in np.flatnonzero(counts) if v != 0] if counts is not None \
+            else self.label_map.present_labels()
         names = self.label_map.labels
         for label in sorted(set(names) | set(present)):
             self.colors.setdefault(label, default_color(label, names.get(label, "")))
             container = names.get(label, "").strip().lower().replace(" ", "_") in CONTAINER_NAMES
             self.surface_opacity.setdefault(label, 0.15 if container else 1.0)
         voxel_ml = float(np.prod(self.label_map.geometry.spacing_zyx)) / 1000.0
-        counts = np.bincount(self.label_map.array.reshape(-1).astype(np.int64, copy=False)) \
-            if self.label_map.array.dtype.itemsize <= 2 else None
         for label in present:
             n = counts[label] if counts is not None else int(np.count_nonzero(self.label_map.array == label))
             self.volumes_ml[label] = float(n) * voxel_ml
@@ -134,3 +150,5 @@ class MarkerLayer:
     markers: list[Marker]
     name: str = "markers"
     visible: bool = True
+    #: where the markers came from, e.g. ``{"provenance": ai.api.Provenance}`` for AI detections
+    meta: dict = field(default_factory=dict)

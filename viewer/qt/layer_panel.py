@@ -17,6 +17,20 @@ def _swatch(rgb) -> QIcon:
     return QIcon(pix)
 
 
+def _show_provenance(layer, widget: QWidget, *items: QTreeWidgetItem) -> None:
+    """An AI layer's provenance (model id and version, method, device, run time, parameters) as its tooltip."""
+    prov = getattr(layer, "meta", {}).get("provenance")
+    if prov is None:
+        return
+    from viewer.core.ai_bridge import provenance_text
+
+    tip = provenance_text(prov)
+    widget.setToolTip(tip)
+    for item in items:
+        item.setToolTip(0, tip)
+        item.setToolTip(1, tip)
+
+
 class _LabelLayerBox(QGroupBox):
     def __init__(self, session: Session, layer: LabelLayer):
         super().__init__(layer.name)
@@ -61,6 +75,7 @@ class _LabelLayerBox(QGroupBox):
             self.surface_spins[label] = spin
         self.legend.resizeColumnToContents(0)
         self.legend.itemChanged.connect(self._on_item_changed)
+        _show_provenance(layer, self, *(self.legend.topLevelItem(i) for i in range(self.legend.topLevelItemCount())))
         box.addWidget(self.legend)
 
     def _set_surface_opacity(self, label: int, opacity: float) -> None:
@@ -82,7 +97,8 @@ class LayerPanel(QWidget):
         self.session = session
         self._box = QVBoxLayout(self)
         self._box.setContentsMargins(4, 4, 4, 4)
-        self._empty = QLabel("No overlays.\nFile → Load segmentation… adds a label map.")
+        self._empty = QLabel("No overlays.\nFile → Load segmentation… adds a label map; AI → Run AI… (Ctrl+R) runs "
+                             "a model.")
         self._empty.setWordWrap(True)
         self._box.addWidget(self._empty)
         self._box.addStretch(1)
@@ -97,6 +113,7 @@ class LayerPanel(QWidget):
             block = QCheckBox(f"{layer.name} ({len(layer.markers)} markers)")
             block.setChecked(layer.visible)
             block.toggled.connect(lambda on, lay=layer: self.session.update_layer(lay, visible=on))
+            _show_provenance(layer, block)
         else:
             return
         self._blocks[id(layer)] = block

@@ -72,6 +72,9 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self.session.window_changed.connect(self._sync_preset_box)
+        from viewer.qt.ai_controller import AiController  # AI menu, findings dock; the AI thread starts on use
+
+        self.ai = AiController(self)
 
     # --- construction -------------------------------------------------------------------
     def _add_dock(self, title, widget, area) -> QDockWidget:
@@ -455,4 +458,5 @@ class MainWindow(QMainWindow):
         if self.view3d is not None:
             self.view3d.shutdown()
         self.tasks.shutdown()
+        self.ai.shutdown()
         super().closeEvent(event)
