@@ -129,7 +129,7 @@ def _split_sides(lab: np.ndarray, keep: list[int], body: np.ndarray) -> tuple[np
         comp = lab == c
         xs = np.nonzero(comp)[2]
         lo, hi = xs.min(), xs.max()
-        if lo < x_mid - 5 and hi > x_mid + 5 and comp.sum() > 0:
+        if lo < x_mid - 5 and hi > x_mid + 5:
             # one region crossing the midline (lungs joined in front of the heart): split it
             l, r = _split_joined(comp, x_mid)
             left |= l

@@ -128,7 +128,7 @@ def dense_map(low: torch.Tensor) -> torch.Tensor:
     return ((low + 850.0) / 300.0).clamp(0.0, 1.0)
 
 
-def measure(peak, low_np: np.ndarray, region_np: np.ndarray, spacing_zyx, scales_mm=SCALES_MM):
+def measure(peak, low_np: np.ndarray, spacing_zyx, scales_mm=SCALES_MM):
     """Segment one peak locally and measure its radial density profile; None when it is not a blob."""
     from scipy import ndimage
 
@@ -144,7 +144,7 @@ def measure(peak, low_np: np.ndarray, region_np: np.ndarray, spacing_zyx, scales
     c = np.array([k, j, i]) - lo
     cs = tuple(slice(max(0, v - 1), v + 2) for v in c)
     peak_hu = float(sub[cs].mean())
-    lung_bg = sub[sub < -700] if region_np is None else sub[region_np[box] & (sub < -700)]
+    lung_bg = sub[sub < -700]
     bg = float(np.median(lung_bg)) if lung_bg.size > 20 else -850.0
     thr = float(np.clip(0.5 * (peak_hu + bg), -760.0, -250.0))
     dense = sub > thr
@@ -222,7 +222,7 @@ def detect(hu_full: np.ndarray, spacing_full, peaks_full, step=lambda f, msg: No
     for idx, p in enumerate(peaks_full):
         if idx % 50 == 0:
             step(idx / n, f"nodules: candidate {idx + 1}/{len(peaks_full)}")
-        m = measure(p, hu_full, None, spacing_full)
+        m = measure(p, hu_full, spacing_full)
         if m is not None and accept(m):
             m["score"] = score(m)
             found.append(m)

@@ -43,12 +43,8 @@ class Canonical:
         spacing = tuple(grid.spacing_zyx[a] for a in perm)
         return cls(tuple(perm), tuple(flip), spacing)
 
-    def to_canonical(self, a):
-        """numpy or torch (z, y, x) array -> canonical orientation (a view when possible)."""
-        if isinstance(a, torch.Tensor):
-            t = a.permute(*self.perm)
-            dims = [i for i, f in enumerate(self.flip) if f]
-            return torch.flip(t, dims) if dims else t
+    def to_canonical(self, a: np.ndarray) -> np.ndarray:
+        """(z, y, x) array -> canonical orientation (a view, no copy)."""
         t = np.transpose(a, self.perm)
         for i, f in enumerate(self.flip):
             if f:
