@@ -135,6 +135,33 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class StructureFeatures:
+    """Shape and intensity features of one segmented structure (SimpleITK label statistics), LPS mm."""
+
+    label: int
+    name: str
+    voxels: int
+    volume_ml: float
+    centroid_lps: tuple[float, float, float]
+    axial_diameter_mm: float  # longest diameter within one axial (transverse) plane
+    diameter_3d_mm: float  # longest diameter in 3D (Feret diameter)
+    sphericity: float  # 1 for a sphere, smaller for less compact shapes
+    mean_hu: float
+    sd_hu: float
+    min_hu: float = float("nan")
+    max_hu: float = float("nan")
+    component: int = 0  # 0: the whole label; n >= 1: its n-th connected component (largest first)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "centroid_lps", tuple(float(v) for v in self.centroid_lps))
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["centroid_lps_mm"] = list(d.pop("centroid_lps"))
+        return d
+
+
+@dataclass(frozen=True)
 class Provenance:
     model_id: str
     model_name: str
@@ -169,8 +196,10 @@ class InferenceResult:
     label_names: Mapping[int, str] = field(default_factory=dict)
     detections: tuple[Detection, ...] = ()
     messages: tuple[str, ...] = ()  # warnings for the user (e.g. "GPU out of memory, ran on CPU")
+    structures: tuple[StructureFeatures, ...] = ()  # features of each segmented structure (see ai.features)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "structures", tuple(self.structures))
         object.__setattr__(self, "label_names", _frozen_mapping({int(k): str(v) for k, v in self.label_names.items()}))
         object.__setattr__(self, "detections", tuple(self.detections))
         object.__setattr__(self, "messages", tuple(self.messages))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ai.api import ModelError, _frozen_mapping
+from ai.network_spec import NetworkSpec, SpecError, parse_network
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "manifests"
 ENV_VAR = "RADVIEW_MODELS_DIR"
@@ -47,6 +48,7 @@ class ModelManifest:
     min_gpu_memory_gb: float = 0.0
     parameters: Mapping[str, Any] = field(default_factory=dict)
     path: str = ""
+    network: Optional[NetworkSpec] = None  # learned models from a model folder (see ai.network_spec)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_mapping({int(k): str(v) for k, v in self.labels.items()}))
@@ -102,7 +104,20 @@ def _triple(value, kind: type, key: str) -> tuple:
 
 
 def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
-    """Validate a parsed TOML table; raise :class:`ManifestError` naming the first problem."""
+    """Validate a parsed TOML table; raise :class:`ManifestError` naming the first problem.
+
+    A manifest with a ``[network]`` table is a learned model in a model folder: its runner defaults to
+    :class:`ai.runners.network.NetworkModel` and its method to "learned network (<format>)".
+    """
+    network = None
+    if "network" in data:
+        try:
+            network = parse_network(data["network"], data.get("input", {}) if isinstance(data.get("input"), dict)
+                                    else {}, Path(path).parent if path else Path.cwd())
+        except SpecError as exc:
+            raise ManifestError(str(exc)) from None
+        data = {"runner": "ai.runners.network:NetworkModel", "method": network.method, "outputs": ["labels"],
+                **data}
     text = {k: _need(data, k, str).strip() for k in ("id", "name", "version", "modality", "method", "runner")}
     if not _ID.match(text["id"]):
         raise ManifestError(f"id {text['id']!r}: use letters, digits, '.', '_' and '-'")
@@ -138,7 +153,8 @@ def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
         labels=labels,
         outputs=tuple(outputs),
         spacing_mm=_triple(inp["spacing_mm"], float, "spacing_mm") if "spacing_mm" in inp else None,
-        intensity=_need(inp, "intensity", str, "input.") if "intensity" in inp else "",
+        intensity=(_need(inp, "intensity", str, "input.") if "intensity" in inp
+                   else network.normalization.describe() if network else ""),
         patch_size=_triple(inp["patch_size"], int, "patch_size") if "patch_size" in inp else None,
         overlap=overlap,
         supports=supports,
@@ -146,6 +162,7 @@ def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
         min_gpu_memory_gb=_need(dev, "min_gpu_memory_gb", float, "device.") if "min_gpu_memory_gb" in dev else 0.0,
         parameters=params,
         path=path,
+        network=network,
     )
 
 
@@ -158,6 +175,23 @@ def load_manifest(path: str | os.PathLike) -> ModelManifest:
     except OSError as exc:
         raise ManifestError(f"cannot read: {exc.strerror or exc}") from exc
     return parse_manifest(data, str(path))
+
+
+def load_model_folder(path: str | os.PathLike) -> ModelManifest:
+    """A user's model: a ``model.toml`` (or a folder holding one), or an nnU-Net v2 results folder."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".toml":
+        return load_manifest(p)
+    if not p.is_dir():
+        raise ManifestError(f"{p}: no such model folder")
+    if (p / "model.toml").is_file():
+        return load_manifest(p / "model.toml")
+    from ai import nnunet_folder
+
+    if nnunet_folder.is_nnunet_folder(p):
+        return nnunet_folder.manifest_from_folder(p)
+    raise ManifestError(f"{p}: not a model folder (it has no model.toml and is not an nnU-Net v2 results folder "
+                        "with dataset.json, plans.json and fold_N/checkpoint_final.pth)")
 
 
 def manifest_files(folder: str | os.PathLike) -> list[Path]:
@@ -184,10 +218,27 @@ class Registry:
                 continue
             for path in manifest_files(folder):
                 self._add(path)
+            if folder != BUILTIN_DIR:
+                self._add_nnunet_folders(folder)
+
+    def _add_nnunet_folders(self, folder: Path) -> None:
+        from ai import nnunet_folder
+
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not (p / "model.toml").exists()):
+            if nnunet_folder.is_nnunet_folder(sub):
+                self._add(sub)
+
+    def add_model_folder(self, path: str | os.PathLike) -> ModelManifest:
+        """Add one user model (see :func:`load_model_folder`); raise ManifestError if it is unusable."""
+        m = load_model_folder(path)
+        if m.id in self._models and self._models[m.id].path != m.path:
+            raise ManifestError(f"{path}: model id '{m.id}' is already defined by {self._models[m.id].path}")
+        self._models[m.id] = m
+        return m
 
     def _add(self, path: Path) -> None:
         try:
-            m = load_manifest(path)
+            m = load_model_folder(path) if path.is_dir() else load_manifest(path)
         except ManifestError as exc:
             self.problems.append(f"{path}: skipped: {exc}")
             return

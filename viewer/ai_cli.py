@@ -35,10 +35,16 @@ def add_parser(sub) -> None:
     pr = asub.add_parser("run", help="run a model; write labels.nii.gz, labels.json and findings.json")
     pr.add_argument("path", help="a DICOM folder or an image file")
     pr.add_argument("--series", help="series key or SeriesInstanceUID (default: the largest volume)")
-    pr.add_argument("--model", required=True, help="model id (see 'radview-cli ai models')")
+    which = pr.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="model id (see 'radview-cli ai models')")
+    which.add_argument("--model-dir", help="a model folder: model.toml with TorchScript/safetensors/ONNX weights, "
+                                           "or an nnU-Net v2 results folder")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     pr.set_defaults(func=cmd_run)
+    from viewer import ai_eval_cli
+
+    ai_eval_cli.add_parser(asub)
 
 
 def cmd_models(args) -> int:
@@ -136,10 +142,17 @@ def _load_volume(args):
 
 def cmd_run(args) -> int:
     from ai.api import NOT_A_DIAGNOSIS, Cancelled, ImageGrid, InferenceRequest, ModelError
-    from ai.registry import default_registry
+    from ai.registry import ManifestError, Registry, default_registry
 
     try:
-        manifest = default_registry().get(args.model)
+        if args.model_dir:
+            registry = Registry(extra_dirs=[], builtin=False)
+            manifest = registry.add_model_folder(args.model_dir)
+        else:
+            registry = default_registry()
+            manifest = registry.get(args.model)
+    except ManifestError as exc:
+        raise UserError(f"{args.model_dir}: {exc}" if str(args.model_dir) not in str(exc) else str(exc)) from exc
     except ModelError as exc:
         raise UserError(str(exc)) from exc
     if not os.path.exists(args.path):
@@ -156,7 +169,7 @@ def cmd_run(args) -> int:
 
     bar = _Progress(manifest.name)
     try:
-        result = Engine().run(request, progress=bar)
+        result = Engine(registry).run(request, progress=bar)
     except (ModelError, Cancelled) as exc:
         raise UserError(str(exc)) from exc
     finally:
