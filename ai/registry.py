@@ -220,6 +220,11 @@ class Registry:
                 self._add(path)
             if folder != BUILTIN_DIR:
                 self._add_nnunet_folders(folder)
+        if builtin:  # TotalSegmentator tasks: listed when its weights are here or the package is installed
+            from ai.totalseg import totalseg_manifests
+
+            for m in totalseg_manifests(self.problems):
+                self._models.setdefault(m.id, m)
 
     def _add_nnunet_folders(self, folder: Path) -> None:
         from ai import nnunet_folder

@@ -154,17 +154,42 @@ def gui_stall(model: str = "ct-lungs") -> list[tuple[str, float, float]]:
     return out
 
 
+def learned(args, cases) -> None:
+    """The learned-model runner against MONAI (bench/ai_learned.py), on the 512 x 512 x 300 CT."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ai_learned", BENCH / "ai_learned.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    patch = tuple(int(v) for v in args.patch.split(","))
+    rows = []
+    for case in cases:
+        rows += mod.run(case, args.device, args.net, patch, args.overlap, args.batch, args.repeat)
+    mod.report(rows, args.net, patch, args.overlap, args.batch, args.device)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-gui", action="store_true")
+    ap.add_argument("--learned-only", action="store_true", help="only the learned runner vs MONAI")
+    ap.add_argument("--no-learned", action="store_true", help="skip the learned runner vs MONAI")
+    ap.add_argument("--net", choices=("unet", "light"), default="unet", help="learned runner: the network")
+    ap.add_argument("--patch", default="64,128,128", help="learned runner: patch z,y,x")
+    ap.add_argument("--overlap", type=float, default=0.5, help="learned runner: window overlap")
+    ap.add_argument("--batch", type=int, default=2, help="learned runner: windows per batch")
     args = ap.parse_args(argv)
     import torch
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}")
+    if args.learned_only:
+        learned(args, [ct300_case()])
+        return 0
     cases = [demo_case(), ct300_case()]
+    if not args.no_learned:
+        learned(args, cases[1:])
     res = time_models(cases, args.models.split(","), args.device, args.repeat)
     big = next((v for (n, m), v in res.items() if m == "ct-lungs" and "300" in n), None)
     if big is not None:

@@ -18,5 +18,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || $PY -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch: the CPU build (2.13.0) is pinned for tests and CI; users with a GPU install a CUDA build instead.
-.venv/bin/python -m pip install -q -e ".[test,export]" "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e ".[test,export,ai,onnx,nnunet]" "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import viewer, pydicom, SimpleITK, PySide6, pyqtgraph, vtk" 

@@ -174,7 +174,7 @@ class AiController(QObject):
         dialog = RunAiDialog(registry.models(), self.session.volume, self.settings, self.window,
                              problems=list(getattr(registry, "problems", [])))
         dialog.setAttribute(Qt.WA_DeleteOnClose)
-        dialog.accepted.connect(lambda d=dialog: self.run_model(d.model_id, d.device))
+        dialog.accepted.connect(lambda d=dialog: self.run_model(d.model_id, d.device, d.options or None))
         dialog.destroyed.connect(lambda *_: setattr(self, "dialog", None) if self.dialog is dialog else None)
         self.dialog = dialog
         dialog.open()

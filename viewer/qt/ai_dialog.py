@@ -1,15 +1,18 @@
 """The "Run AI" dialog: which model, on which device. The last choice is remembered (QSettings).
 
 Models that cannot run on the open series (another modality) are listed but
-disabled, with the reason. The dialog only collects the choice; the AI
-controller runs it.
+disabled, with the reason. A model whose weights must first be downloaded
+(``parameters["needs_download"]``, e.g. a TotalSegmentator task) shows its
+``download_note`` and a consent box; Run stays disabled until it is ticked, and
+the options then carry ``allow_download = True``. The dialog only collects the
+choice; the AI controller runs it.
 """
 from __future__ import annotations
 
 from html import escape
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QTreeWidget,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout)
 
 from viewer.core.ai_bridge import NOT_REVIEWED, method_in_plain_words, modality_mismatch
@@ -80,6 +83,13 @@ class RunAiDialog(QDialog):
         if not manifests:
             self.description.setText("No models are installed.")
 
+        self.download_note = QLabel()  # shown for models whose weights must be downloaded first
+        self.download_note.setWordWrap(True)
+        self.download_note.setStyleSheet("color: #b36b00;")
+        self.download_consent = QCheckBox()
+        self.download_consent.toggled.connect(lambda _on: self._sync_run())
+        box.addWidget(self.download_note)
+        box.addWidget(self.download_consent)
         form = QFormLayout()
         self.device_box = QComboBox()
         for text, device in DEVICES:
@@ -98,6 +108,7 @@ class RunAiDialog(QDialog):
 
         self.model_id: str | None = None
         self.device: str = "auto"
+        self.options: dict = {}  # e.g. {"allow_download": True} once accepted
         self._restore()
 
     # --- choice ---------------------------------------------------------------------------------
@@ -148,13 +159,31 @@ class RunAiDialog(QDialog):
                                      f"{escape(manifest.description or '')}")
         elif self.manifests:
             self.description.setText("No model can run on this series.")
-        self.buttons.button(QDialogButtonBox.Ok).setEnabled(self.selected_model_id() is not None)
+        params = getattr(manifest, "parameters", None) or {}
+        needs = bool(params.get("needs_download")) and self.selected_model_id() is not None
+        self.download_note.setText(str(params.get("download_note") or "") if needs else "")
+        size = f"about {params['download_mb']:.0f} MB" if params.get("download_mb") else "size unknown"
+        self.download_consent.setText(f"I agree that {params.get('download_by') or 'the model'} downloads the "
+                                      f"weights ({size}) from its servers")
+        self.download_consent.setChecked(False)
+        self.download_note.setVisible(needs)
+        self.download_consent.setVisible(needs)
+        self._sync_run()
+
+    def needs_download(self) -> bool:
+        manifest = self.manifests.get(self.selected_model_id())
+        return bool(manifest is not None and (getattr(manifest, "parameters", None) or {}).get("needs_download"))
+
+    def _sync_run(self) -> None:
+        ok = self.selected_model_id() is not None and (not self.needs_download() or self.download_consent.isChecked())
+        self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
 
     def accept(self) -> None:
         model_id = self.selected_model_id()
-        if model_id is None:
+        if model_id is None or (self.needs_download() and not self.download_consent.isChecked()):
             return
         self.model_id, self.device = model_id, self.selected_device()
+        self.options = {"allow_download": True} if self.needs_download() else {}
         self.settings.setValue(MODEL_KEY, self.model_id)
         self.settings.setValue(DEVICE_KEY, self.device)
         self.settings.sync()

@@ -75,6 +75,9 @@ class MainWindow(QMainWindow):
         from viewer.qt.ai_controller import AiController  # AI menu, findings dock; the AI thread starts on use
 
         self.ai = AiController(self)
+        from viewer.qt.metrics_panel import ReferenceComparison  # AI → Compare with reference segmentation…
+
+        self.comparison = ReferenceComparison(self)
 
     # --- construction -------------------------------------------------------------------
     def _add_dock(self, title, widget, area) -> QDockWidget:
@@ -458,5 +461,6 @@ class MainWindow(QMainWindow):
         if self.view3d is not None:
             self.view3d.shutdown()
         self.tasks.shutdown()
+        self.comparison.shutdown()
         self.ai.shutdown()
         super().closeEvent(event)
