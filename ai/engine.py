@@ -76,7 +76,7 @@ class Engine:
         with self._lock:
             started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             t0 = time.perf_counter()
-            manifest = self.registry.get(request.model_id)
+            manifest = self._manifest(request)
             messages = self._check_modality(manifest, request)
             progress(0.0, "loading model")
             if cancel is not None and cancel.is_set():
@@ -104,6 +104,24 @@ class Engine:
             return result
 
     # --- steps ------------------------------------------------------------------------------------------------
+    def _manifest(self, request: InferenceRequest) -> ModelManifest:
+        """The request's model; a user's model folder named in ``options["model_folder"]`` is added on first use."""
+        try:
+            return self.registry.get(request.model_id)
+        except ModelError:
+            folder = request.options.get("model_folder")
+            if not folder:
+                raise
+        from ai.registry import ManifestError
+
+        try:
+            manifest = self.registry.add_model_folder(folder)
+        except ManifestError as exc:
+            raise ModelError(str(exc)) from None
+        if manifest.id != request.model_id:
+            raise ModelError(f"{folder} now holds model '{manifest.id}', not '{request.model_id}'")
+        return manifest
+
     @staticmethod
     def _check_modality(manifest: ModelManifest, request: InferenceRequest) -> list[str]:
         have = (request.modality or "").strip().upper()

@@ -18,10 +18,11 @@ from PySide6.QtCore import QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QProgressBar, QPushButton, QToolBar
 
-from ai.registry import default_registry  # manifests only: no torch, no runner is imported
+from ai.registry import ManifestError  # manifests only: no torch, no runner is imported
 from viewer.core.ai_bridge import layers_from_result, modality_mismatch, request_from_volume
 from viewer.qt.ai_dialog import RunAiDialog
 from viewer.qt.findings_panel import FindingsPanel
+from viewer.qt.model_folders import ModelFolders
 
 
 @dataclass
@@ -44,6 +45,7 @@ class AiController(QObject):
         self.settings = settings if settings is not None else getattr(getattr(window, "recent", None), "settings",
                                                                       None)
         self._registry_factory = registry_factory
+        self.model_folders = ModelFolders(self.settings)
         self._service_factory = service_factory
         self._service = None
         self.jobs: dict[int, _Job] = {}
@@ -59,6 +61,10 @@ class AiController(QObject):
         self.run_action.triggered.connect(self.open_dialog)
         self.cancel_action = QAction("&Cancel AI run", window)
         self.cancel_action.triggered.connect(self.cancel_current)
+        self.add_folder_action = QAction("Add &model folder…", window)
+        self.add_folder_action.setStatusTip("Add your own model: a folder with model.toml and TorchScript, "
+                                            "safetensors or ONNX weights, or an nnU-Net v2 results folder")
+        self.add_folder_action.triggered.connect(lambda: self.add_model_folder())
         self._build_menu()
         self._build_toolbar()
         self._build_status_bar()
@@ -84,6 +90,8 @@ class AiController(QObject):
             bar.insertMenu(help_action, self.menu)
         self.menu.addAction(self.run_action)
         self.menu.addAction(self.cancel_action)
+        self.menu.addSeparator()
+        self.menu.addAction(self.add_folder_action)
 
     def _build_toolbar(self) -> None:
         bar = self.window.findChild(QToolBar, "reading")
@@ -142,7 +150,24 @@ class AiController(QObject):
     def registry(self):
         if self._registry_factory is not None:
             return self._registry_factory()
-        return default_registry()
+        return self.model_folders.registry()
+
+    def add_model_folder(self, path: str | None = None):
+        """Check and remember a model folder (asks for one when ``path`` is None); return its manifest or None."""
+        path = path or self.model_folders.ask_folder(self.window)
+        if not path:
+            return None
+        try:
+            manifest = self.model_folders.add_folder(path)
+        except ManifestError as exc:
+            self._report(f"Not added: {exc}")
+            return None
+        self._set_status(f"Added model '{manifest.name}' ({manifest.method}); AI → Run AI… runs it")
+        if self.session.volume is not None and self._registry_factory is None:
+            dialog = self.open_dialog()
+            if dialog is not None:
+                dialog.select_model(manifest.id)
+        return manifest
 
     def warm_up(self) -> None:
         """Start the engine's child process in the background, so the first run starts quickly."""
@@ -196,6 +221,8 @@ class AiController(QObject):
         if reason:
             self._report(f"{manifest.name} cannot run on this series: {reason}.")
             return None
+        if ModelFolders.is_user_model(manifest) and manifest.path:  # the engine process learns the folder
+            options = {**(options or {}), "model_folder": manifest.path}
         try:
             request = request_from_volume(volume, model_id, device, options)
         except ValueError as exc:
