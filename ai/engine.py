@@ -91,6 +91,7 @@ class Engine:
             detections = self._checked_detections(manifest, output)
             names = dict(manifest.labels)
             names.update({int(k): str(v) for k, v in output.label_names.items() if int(k) in manifest.labels})
+            structures, detections = self._measure(request, labels, names, detections, progress)
             parameters = manifest.resolve_parameters(request.options)
             parameters.update(output.parameters)
             provenance = Provenance(
@@ -99,11 +100,36 @@ class Engine:
                 precision=precision_name(device, ctx.mixed_precision), run_time_s=time.perf_counter() - t0,
                 started_at=started_at, parameters=parameters, software=software_version())
             result = InferenceResult(grid=request.grid, provenance=provenance, labels=labels, label_names=names,
-                                     detections=detections, messages=tuple(messages) + tuple(output.messages))
+                                     detections=detections, messages=tuple(messages) + tuple(output.messages),
+                                     structures=structures)
             progress(1.0, "done")
             return result
 
     # --- steps ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _measure(request: InferenceRequest, labels, names, detections, progress):
+        """Shape and intensity features of each segmented structure and of the piece under each detection.
+
+        ``options["measure_structures"] = False`` skips them (benchmarks compare bare inference).
+        """
+        if labels is None or not request.options.get("measure_structures", True):
+            return (), detections
+        from dataclasses import replace
+
+        from ai.features import detection_features, label_features
+
+        progress(0.99, "measuring structures")
+        structures = tuple(label_features(labels, request.array, request.grid, names))
+        measured = []
+        for det in detections:
+            f = detection_features(labels, request.array, request.grid, det.center_lps, names=names)
+            if f is not None:
+                extra = {"axial_diameter_mm": f.axial_diameter_mm, "diameter_3d_mm": f.diameter_3d_mm,
+                         "sphericity": f.sphericity, "sd_hu": f.sd_hu, "segmented_volume_ml": f.volume_ml}
+                det = replace(det, features={**det.features, **extra})
+            measured.append(det)
+        return structures, tuple(measured)
+
     def _manifest(self, request: InferenceRequest) -> ModelManifest:
         """The request's model; a user's model folder named in ``options["model_folder"]`` is added on first use."""
         try:

@@ -112,13 +112,26 @@ def _json_default(value):
     return str(value)
 
 
+def _finite(value):
+    """NaN and infinities become null: strict JSON (other tools reject NaN)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: str, data) -> None:
     """Write JSON to a temporary file beside ``path``, then rename it into place."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".radview-", suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
+            json.dump(_finite(data), fh, indent=2, default=_json_default, allow_nan=False)
             fh.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -201,6 +214,7 @@ def _write_outputs(out: str, volume, result, source: str, note: str) -> list[str
             "input": {"path": os.path.abspath(source), "series_uid": volume.meta.get("series_uid", ""),
                       "shape_zyx": list(g.shape_zyx), "spacing_zyx": list(g.spacing_zyx)},
             "detections": [d.as_dict() for d in result.detections],
+            "structures": [s.as_dict() for s in result.structures],
             "messages": list(result.messages),
             "note": note,
         }

@@ -107,8 +107,8 @@ def sliding_window(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tens
                 raise ValueError(f"the model returned {pred.shape[1]} channels, expected {out.shape[0]}")
             for b, (z, y, x) in enumerate(chunk):
                 region = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
-                out[(slice(None), *region)] += pred[b] * weight
-                norm[region] += weight
+                out[(slice(None), *region)].addcmul_(pred[b], weight)  # no (K, patch) temporary
+                norm[region].add_(weight)
             del pred
             done += len(chunk)
             ctx.step(done / n, f"window {done}/{n}")

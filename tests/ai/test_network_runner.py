@@ -201,6 +201,16 @@ def test_cli_runs_a_model_folder_and_writes_labels_on_the_input_grid(tmp_path, c
     assert np.allclose(labels.GetSpacing(), img.GetSpacing()) and np.allclose(labels.GetOrigin(), img.GetOrigin())
     assert np.allclose(labels.GetDirection(), img.GetDirection(), atol=1e-6)
     assert dice(sitk.GetArrayFromImage(labels) == 1, truth) > 0.97
+    import json
+
+    findings = json.loads((out / "findings.json").read_text())
+    (blob,) = findings["structures"]
+    assert blob["name"] == "blob" and blob["label"] == 1
+    assert abs(blob["volume_ml"] - 4 / 3 * np.pi * RADIUS ** 3 / 1000) < 0.1 * 4 / 3 * np.pi * RADIUS ** 3 / 1000
+    assert np.linalg.norm(np.array(blob["centroid_lps_mm"]) - CENTER) < 0.5
+    mask = sitk.GetArrayFromImage(labels) == 1
+    assert abs(blob["diameter_3d_mm"] - 2 * RADIUS) < 2.5
+    assert blob["mean_hu"] == pytest.approx(float(image.astype(np.int16)[mask].mean()), abs=1e-3)
     capsys.readouterr()
     assert main(["ai", "run", str(tmp_path / "ct.nii.gz"), "--model-dir", str(tmp_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ai.api import CLASSICAL_NOTE, Detection, ImageGrid, InferenceResult, Provenance
+from ai.api import CLASSICAL_NOTE, Detection, ImageGrid, InferenceResult, Provenance, StructureFeatures
 from viewer.core.ai_bridge import (geometry_from_grid, grid_from_geometry, layers_from_result, method_in_plain_words,
                                    modality_mismatch, provenance_text, request_from_volume)
 from viewer.core.geometry import Geometry, GeometryMismatchError
@@ -62,6 +62,19 @@ def test_layers_from_result_carry_labels_markers_and_provenance():
     # a segmentation-only result has no marker layer, a detection-only one no label layer
     assert layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), labels), GEOM)[1] is None
     assert layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), None, {}, (det,)), GEOM)[0] is None
+
+
+def test_the_structures_of_a_result_go_with_its_label_layer():
+    labels = np.zeros(GEOM.shape_zyx, np.uint8)
+    labels[1:3, 2:4, 2:6] = 2
+    lung = StructureFeatures(2, "lung_left", 16, 0.0179, (1.0, 2.0, 3.0), 3.0, 4.5, 0.7, -800.0, 40.0)
+    det = Detection((1.0, 2.0, 3.0), 12.4, 0.9, 35.0, "solid", 0.934)
+    lab, mk = layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), labels, {2: "lung_left"}, (det,),
+                                                 structures=(lung,)), GEOM)
+    assert lab.meta["structures"] == (lung,) and "structures" not in mk.meta  # listed once
+    _, mk = layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), None, {}, (det,),
+                                               structures=(lung,)), GEOM)
+    assert mk.meta["structures"] == (lung,)  # no label map: the markers carry them
 
 
 def test_a_result_on_another_grid_is_an_error_not_a_misalignment():

@@ -91,6 +91,8 @@ def layers_from_result(result: InferenceResult, geometry: Geometry,
                        manifest=None) -> tuple[LabelLayer | None, MarkerLayer | None]:
     """The result as a label layer (None without a label map) and a marker layer (None without detections).
 
+    The features of the segmented structures (``result.structures``) go with the label layer, in
+    ``meta["structures"]`` (with the marker layer when there is no label map).
     ``geometry`` is the grid of the volume the result belongs to: a label map elsewhere raises
     ``GeometryMismatchError``. Counting the per-label volumes passes over every voxel, so call this off
     the GUI thread for large series.
@@ -108,11 +110,12 @@ def layers_from_result(result: InferenceResult, geometry: Geometry,
                                                                            or {}).items()}
         label_map = LabelMap(_compact_labels(result.labels), geometry, names,
                              meta={"provenance": result.provenance})
-        label_layer = LabelLayer(label_map, name=name, meta=dict(meta))
+        label_layer = LabelLayer(label_map, name=name, meta={**meta, "structures": tuple(result.structures)})
     marker_layer = None
     if result.detections:
+        extra = {"structures": tuple(result.structures)} if label_layer is None and result.structures else {}
         marker_layer = MarkerLayer(markers_from_detections(result.detections), name=f"{name} findings",
-                                   meta={**meta, "detections": tuple(result.detections)})
+                                   meta={**meta, "detections": tuple(result.detections), **extra})
     return label_layer, marker_layer
 
 

@@ -326,7 +326,7 @@ class AiController(QObject):
             self._docks_widened = True
             if self.findings_dock.width() < 430:
                 self.window.resizeDocks([self.findings_dock], [430], Qt.Horizontal)
-        if n:
+        if n or result.structures:
             self.findings_dock.show()
             self.findings_dock.raise_()
 
