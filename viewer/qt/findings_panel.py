@@ -50,6 +50,15 @@ def _number(value, fmt: str = "{:.1f}") -> str:
     return "—" if not np.isfinite(value) else fmt.format(value)
 
 
+def _length(value) -> str:
+    """Millimetres: one decimal below 100 mm (nodules), whole mm above (organs), to keep the columns narrow."""
+    try:
+        big = abs(float(value)) >= 100
+    except (TypeError, ValueError):
+        big = False
+    return _number(value, "{:.0f}" if big else "{:.1f}")
+
+
 def _key(value) -> float:
     """A sort key: NaN (not measured) sorts first, like the smallest number."""
     try:
@@ -121,10 +130,12 @@ def _table(columns, tips, tip: str) -> QTableWidget:
     table.setEditTriggers(QAbstractItemView.NoEditTriggers)
     table.setAlternatingRowColors(True)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    table.horizontalHeader().setMinimumSectionSize(24)
     table.horizontalHeader().setStretchLastSection(True)
     table.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)
     table.setSortingEnabled(True)
     table.setToolTip(tip)
+    table.setStyleSheet("QHeaderView::section { padding: 1px 3px; } QTableWidget::item { padding: 0px 2px; }")
     return table
 
 
@@ -250,8 +261,8 @@ class FindingsPanel(QWidget):
         items = [
             _Item(structure_name(f), (f.label, f.component)),
             _Item(volume_text(f.volume_ml), _key(f.volume_ml)),
-            _Item(_number(f.axial_diameter_mm), _key(f.axial_diameter_mm)),
-            _Item(_number(f.diameter_3d_mm), _key(f.diameter_3d_mm)),
+            _Item(_length(f.axial_diameter_mm), _key(f.axial_diameter_mm)),
+            _Item(_length(f.diameter_3d_mm), _key(f.diameter_3d_mm)),
             _Item(_number(f.sphericity, "{:.2f}"), _key(f.sphericity)),
             _Item(_number(f.mean_hu, "{:.0f}"), _key(f.mean_hu)),
             _Item(_number(f.sd_hu, "{:.0f}"), _key(f.sd_hu)),
