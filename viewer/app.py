@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
+
+#: ``module:function`` called with the main window once it is shown (automation and end-to-end tests)
+STARTUP_HOOK_ENV = "RADVIEW_STARTUP_HOOK"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         window.open_demo()
     elif args.path:
         window.open_path(args.path)
+    hook = os.environ.get(STARTUP_HOOK_ENV)
+    if hook:
+        module, _, function = hook.partition(":")
+        getattr(importlib.import_module(module), function or "main")(window)
     return app.exec()
 
 

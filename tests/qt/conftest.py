@@ -16,6 +16,18 @@ def qapp_cls():
     return QApplication
 
 
+@pytest.fixture(scope="session", autouse=True)
+def annotations_in_a_temporary_folder(tmp_path_factory):
+    """Windows opened by tests autosave their measurements to a temporary folder, never the user's."""
+    old = os.environ.get("RADVIEW_ANNOTATIONS_DIR")
+    os.environ["RADVIEW_ANNOTATIONS_DIR"] = str(tmp_path_factory.mktemp("annotations"))
+    yield
+    if old is None:
+        os.environ.pop("RADVIEW_ANNOTATIONS_DIR", None)
+    else:
+        os.environ["RADVIEW_ANNOTATIONS_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def no_qthread_left_running(qapp):
     yield

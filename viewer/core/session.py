@@ -1,4 +1,4 @@
-"""The viewer's one mutable state: the loaded volume, the cursor, window/level, overlay layers.
+"""The viewer's one mutable state: the loaded volume, the cursor, window/level, overlay layers, annotations.
 
 Views and panels subscribe to its events (past tense) and call its methods
 (imperative); it renders nothing and knows nothing of Qt. Events fire on the
@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from psygnal import Signal
 
+from .annotations import AnnotationSet, study_key
 from .geometry import require_same_grid
 from .layers import LabelLayer, MarkerLayer
 from .volume import Volume
@@ -34,13 +35,21 @@ class Session:
         self.show_patient_data = True
         self.overlays_visible = True
         self.layers: list[LabelLayer | MarkerLayer] = []
+        self.annotations = AnnotationSet()  # the study's measurements (kept on disk by annotation_store.Autosave)
 
     # --- volume -----------------------------------------------------------------
     def load_volume(self, volume: Volume, preset: str | None = None) -> None:
-        """Show ``volume`` (dropping the layers of the previous one), cursor at its centre."""
+        """Show ``volume`` (dropping the layers of the previous one), cursor at its centre.
+
+        The annotations stay while the volume is of the same study; another study starts an empty set.
+        """
         for layer in list(self.layers):
             self.remove_layer(layer)
         self.volume = volume
+        self.annotations.volume = volume
+        key = study_key(volume.meta)
+        if key != self.annotations.study_uid or not key:
+            self.annotations.open_study(key)
         centre = (np.asarray(volume.shape_zyx) - 1) / 2.0
         self.cursor_lps = volume.geometry.index_to_world(np.floor(centre))
         self.width, self.level = file_window(volume.meta, volume.array)
@@ -55,6 +64,7 @@ class Session:
         for layer in list(self.layers):
             self.remove_layer(layer)
         self.volume = None
+        self.annotations.volume = None
         self.volume_cleared.emit()
 
     @property

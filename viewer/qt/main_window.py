@@ -11,7 +11,7 @@ import json
 import os
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QToolBar)
@@ -30,11 +30,16 @@ KEYS_HELP = """<b>Mouse</b>: wheel scroll · left-drag window/level · middle-dr
 Shift+move or Shift+click move the linked cursor · double-click maximise.<br>
 <b>Keys</b>: Up/Down (Shift ×10), Home/End slices · PgUp/PgDn previous/next series · 0 window from file,
 1 soft tissue, 2 lung, 3 bone, 4 brain, 5 liver, 6 mediastinum, 7 stroke, 8 CT angiography · Space reset ·
-I invert · C cine · F12 corner text · Shift+F12 hide patient data · G overlays."""
+I invert · C cine · F12 corner text · Shift+F12 hide patient data · G overlays.<br>
+<b>Measure</b>: L length · A angle · E ellipse ROI · R rectangle ROI · T text arrow · Esc back to navigation ·
+drag or click-click to draw · click to select, drag to move, drag an end point to reshape · Delete removes ·
+Ctrl+Z / Ctrl+Y undo / redo. Measurements are saved after every change."""
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: QSettings | None = None):
+    annotation_save_failed = Signal(str)  # from the autosave thread, delivered on the GUI thread
+
+    def __init__(self, settings: QSettings | None = None, annotation_dir: str | None = None):
         super().__init__()
         self.setWindowTitle("radview — research viewer, not for clinical use")
         self.resize(1500, 900)
@@ -71,6 +76,14 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._build_toolbar()
+        from viewer.core.annotation_store import AnnotationStore, Autosave
+        from viewer.qt.annotation_tools import build_measure_ui
+
+        self.autosave = Autosave(self.session.annotations, AnnotationStore(annotation_dir))
+        self.autosave.save_failed.connect(lambda message: self.annotation_save_failed.emit(message))
+        self.annotation_save_failed.connect(lambda message: self._report(message, dialog=False))
+        self.session.volume_loaded.connect(self._open_annotations)
+        self.measure_menu = build_measure_ui(self, self.layout_widget.tools, self.session.annotations)
         self.session.window_changed.connect(self._sync_preset_box)
         from viewer.qt.ai_controller import AiController  # AI menu, findings dock; the AI thread starts on use
 
@@ -432,6 +445,16 @@ class MainWindow(QMainWindow):
         if target is not None:
             self.load_series(target.key)
 
+    def _open_annotations(self, volume) -> None:
+        """The saved measurements of the volume's study (once per study; a damaged file is reported)."""
+        from viewer.core.annotations import study_key
+
+        key = study_key(volume.meta)
+        if key and key != self.autosave.study_uid:
+            message = self.autosave.open_study(key)
+            if message:
+                self._report(message)
+
     def _show_volume(self, volume) -> None:
         self.session.load_volume(volume)
         text = f"{volume.meta.get('description', '') or 'Volume'}: " + "×".join(map(str, volume.shape_zyx))
@@ -463,4 +486,5 @@ class MainWindow(QMainWindow):
         self.tasks.shutdown()
         self.comparison.shutdown()
         self.ai.shutdown()
+        self.autosave.close()
         super().closeEvent(event)

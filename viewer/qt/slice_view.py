@@ -4,7 +4,9 @@ Mouse and keys follow ``shared/CONVENTIONS.md``: wheel / Up / Down scroll
 (Shift ×10, Home / End), left-drag window/level, middle-drag pan, right-drag
 or Ctrl+wheel zoom, Shift+move or Shift+click moves the linked cursor, keys
 0-8 window presets, Space reset, I invert, C cine, F12 corner text,
-Shift+F12 patient data, G overlays, double-click maximise.
+Shift+F12 patient data, G overlays, double-click maximise. Measuring tools
+(L, A, E, R, T, Esc; Delete; Ctrl+Z / Ctrl+Y) are ``annotation_tools``: a left
+drag that starts on an annotation or with a tool chosen is theirs.
 
 Scene units are millimetres in the plane (the image item is scaled by the
 pixel spacing), so anisotropic voxels show with their true aspect and
@@ -26,6 +28,8 @@ from viewer.core.layers import render_labels
 from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
 from viewer.core.window_presets import preset_for_key
+from viewer.qt.annotation_overlay import AnnotationOverlay
+from viewer.qt.annotation_tools import ToolState
 from viewer.qt.corner_text import corner_lines
 
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
@@ -38,12 +42,23 @@ class _SliceViewBox(pg.ViewBox):
     def __init__(self, view: "SliceView"):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
         self._view = view
+        self._annotating = False  # the current left drag draws, moves or reshapes an annotation
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
         ev.accept()
         button = ev.button()
         delta = ev.pos() - ev.lastPos()
         if button == Qt.LeftButton and not (ev.modifiers() & Qt.ShiftModifier):
+            overlay = self._view.annotation_overlay
+            if ev.isStart():
+                self._annotating = overlay.begin_drag(ev.buttonDownScenePos(), ev.scenePos())
+            if self._annotating:
+                if ev.isFinish():
+                    self._annotating = False
+                    overlay.finish_drag(ev.scenePos())
+                else:
+                    overlay.continue_drag(ev.scenePos())
+                return
             self._view.drag_window(delta.x(), delta.y())
         elif button == Qt.MiddleButton:
             self._view.fitted = False
@@ -59,6 +74,8 @@ class _SliceViewBox(pg.ViewBox):
         if ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ShiftModifier:
             ev.accept()
             self._view.move_cursor_to_scene(ev.scenePos())
+        elif ev.button() == Qt.LeftButton and self._view.annotation_overlay.click(ev.scenePos()):
+            ev.accept()
         else:
             ev.ignore()
 
@@ -81,7 +98,7 @@ class SliceView(pg.GraphicsView):
     series_step_requested = Signal(int)  # PgUp / PgDn: -1 / +1
     slice_changed = Signal(int)
 
-    def __init__(self, session: Session, view: str, parent=None):
+    def __init__(self, session: Session, view: str, parent=None, tools: ToolState | None = None):
         super().__init__(parent, background="k")
         self.session, self.view = session, view
         self.plane: SlicePlane | None = None
@@ -107,6 +124,8 @@ class SliceView(pg.GraphicsView):
         self._cine.timeout.connect(lambda: self.step_slice(1, wrap=True))
         self._font = QFont()
         self._font.setPixelSize(12)
+        self.tools = tools if tools is not None else ToolState(self)
+        self.annotation_overlay = AnnotationOverlay(self, self.tools)
         session.volume_loaded.connect(self._on_volume_loaded)
         session.volume_cleared.connect(self._on_volume_cleared)
         session.cursor_moved.connect(self._on_cursor_moved)
@@ -201,6 +220,7 @@ class SliceView(pg.GraphicsView):
                 if layer.visible:
                     for marker in layer.markers:
                         self._draw_marker(marker)
+        self.annotation_overlay.redraw()
 
     def _draw_marker(self, marker) -> None:
         k, row, col = self.plane.from_world(marker.center_lps)
@@ -317,7 +337,10 @@ class SliceView(pg.GraphicsView):
         super().mousePressEvent(ev)
 
     def mouseDoubleClickEvent(self, ev):  # noqa: N802
-        self.maximise_requested.emit(self)
+        if self.tools.tool and ev.button() == Qt.LeftButton:  # drawing: a quick second click is a click
+            self.annotation_overlay.click(self.mapToScene(ev.position().toPoint()))
+        else:
+            self.maximise_requested.emit(self)
         ev.accept()
 
     def mouseMoveEvent(self, ev):  # noqa: N802
@@ -334,6 +357,8 @@ class SliceView(pg.GraphicsView):
             self.hover = None
         if ev.modifiers() & Qt.ShiftModifier and not ev.buttons():
             self.session.move_cursor(world)
+        elif not ev.buttons():
+            self.annotation_overlay.hover(scene_pos)
         self.viewport().update()
 
     def leaveEvent(self, ev):  # noqa: N802
@@ -344,7 +369,9 @@ class SliceView(pg.GraphicsView):
     def keyPressEvent(self, ev):  # noqa: N802
         key, mods = ev.key(), ev.modifiers()
         shift = bool(mods & Qt.ShiftModifier)
-        if key in (Qt.Key_Up, Qt.Key_Down):
+        if self.annotation_overlay.handle_key(ev):
+            pass
+        elif key in (Qt.Key_Up, Qt.Key_Down):
             self.step_slice((10 if shift else 1) * (-1 if key == Qt.Key_Up else 1))
         elif key == Qt.Key_Home:
             self.set_slice(0)

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from viewer.core.session import Session
+from viewer.qt.annotation_tools import ToolState
 from viewer.qt.slice_view import SliceView
 
 LAYOUTS = ("1x1", "1x3", "2x2")
@@ -21,7 +22,8 @@ class ViewLayout(QWidget):
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.session = session
-        self.views = {name: SliceView(session, name) for name in ("axial", "coronal", "sagittal")}
+        self.tools = ToolState(self)  # the measuring tool and selection, shared by the three views
+        self.views = {name: SliceView(session, name, tools=self.tools) for name in ("axial", "coronal", "sagittal")}
         self.pane_3d: QWidget = QLabel("3D view")
         self.pane_3d.setAlignment(Qt.AlignCenter)
         self.pane_3d.setStyleSheet("background: black; color: #777;")

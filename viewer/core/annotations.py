@@ -1,0 +1,352 @@
+"""Measurements and text annotations in patient coordinates, and the per-study collection that edits them.
+
+An :class:`Annotation` is immutable: editing makes a new version with the
+same id, which keeps undo simple and lets a background writer serialise a
+snapshot safely. Its JSON form (:meth:`Annotation.as_dict`) is a contract
+shared with the DICOM SR exporter::
+
+    {"id", "kind": "length"|"angle"|"ellipse"|"rectangle"|"arrow",
+     "points_lps": [[x, y, z], ...], "series_uid", "label", "value",
+     "unit": "mm"|"deg"|"", "stats": {"mean", "sd", "min", "max", "area_mm2"} (ROIs only),
+     "plane": {"normal": [..], "point": [..]}, "created_by", "created_at"}
+
+``value`` is the length (mm) or the angle (deg), null for ROIs (their numbers
+are in ``stats``) and arrows. Point layouts per kind: :mod:`.measurements`.
+A study's file is ``{"study_uid", "measurements": [...], "review": {...}}``.
+Keys this version does not know are kept and written back.
+"""
+from __future__ import annotations
+
+import getpass
+import math
+import os
+import uuid
+from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+from psygnal import Signal
+
+from . import measurements as m
+from .undo import Command, UndoStack
+
+KNOWN_KEYS = ("id", "kind", "points_lps", "series_uid", "label", "value", "unit", "stats", "plane", "created_by",
+              "created_at")
+STATS_KEYS = ("mean", "sd", "min", "max", "area_mm2")
+
+
+class AnnotationFormatError(ValueError):
+    """A measurement entry that does not follow the JSON contract."""
+
+
+def current_user() -> str:
+    """The OS account name (``getpass.getuser()``), or "unknown" where there is none."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Plane:
+    """The plane an annotation was drawn on: unit normal and a point on it (LPS mm)."""
+
+    normal: tuple[float, float, float]
+    point: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        n = np.asarray(self.normal, dtype=float).reshape(3)
+        length = float(np.linalg.norm(n))
+        if not math.isfinite(length) or length < 1e-9:
+            raise ValueError("a plane needs a non-zero normal")
+        object.__setattr__(self, "normal", tuple(float(v) for v in n / length))
+        object.__setattr__(self, "point", tuple(float(v) for v in np.asarray(self.point, dtype=float).reshape(3)))
+
+    def distance(self, points) -> np.ndarray:
+        """Signed distance (mm) of LPS point(s) from the plane."""
+        return (np.asarray(points, dtype=float) - np.asarray(self.point)) @ np.asarray(self.normal)
+
+    def is_parallel(self, normal, tol: float = 1e-3) -> bool:
+        n = np.asarray(normal, dtype=float)
+        return abs(abs(float(np.asarray(self.normal) @ (n / np.linalg.norm(n)))) - 1.0) < tol
+
+    def as_dict(self) -> dict:
+        return {"normal": list(self.normal), "point": list(self.point)}
+
+
+@dataclass(frozen=True)
+class Annotation:
+    id: str
+    kind: str
+    points_lps: tuple[tuple[float, float, float], ...]
+    plane: Plane
+    series_uid: str = ""
+    label: str = ""
+    value: float | None = None
+    stats: Mapping[str, float | None] | None = None
+    created_by: str = ""
+    created_at: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)  # keys of a newer version, written back unchanged
+
+    def __post_init__(self) -> None:
+        if self.kind not in m.KINDS:
+            raise AnnotationFormatError(f"unknown kind {self.kind!r} (one of {', '.join(m.KINDS)})")
+        pts = np.asarray(self.points_lps, dtype=float)
+        if pts.shape != (m.N_POINTS[self.kind], 3) or not np.isfinite(pts).all():
+            raise AnnotationFormatError(f"a {self.kind} has {m.N_POINTS[self.kind]} finite LPS points, "
+                                        f"got shape {pts.shape}")
+        object.__setattr__(self, "points_lps", tuple(tuple(float(v) for v in p) for p in pts))
+
+    @property
+    def points(self) -> np.ndarray:
+        return np.asarray(self.points_lps, dtype=float)
+
+    @property
+    def unit(self) -> str:
+        return m.UNITS[self.kind]
+
+    @property
+    def is_roi(self) -> bool:
+        return self.kind in m.ROI_KINDS
+
+    def with_points(self, points) -> "Annotation":
+        return dc_replace(self, points_lps=tuple(map(tuple, np.asarray(points, dtype=float))))
+
+    # --- JSON ------------------------------------------------------------------------------
+    def as_dict(self) -> dict:
+        d = dict(self.extra)
+        d.update({"id": self.id, "kind": self.kind, "points_lps": [list(p) for p in self.points_lps],
+                  "series_uid": self.series_uid, "label": self.label, "value": self.value, "unit": self.unit})
+        if self.is_roi:
+            d["stats"] = {k: (self.stats or {}).get(k) for k in STATS_KEYS}
+        d.update({"plane": self.plane.as_dict(), "created_by": self.created_by, "created_at": self.created_at})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Annotation":
+        if not isinstance(d, Mapping):
+            raise AnnotationFormatError(f"a measurement is a JSON object, got {type(d).__name__}")
+        try:
+            kind = d["kind"]
+            if kind not in m.KINDS:
+                raise AnnotationFormatError(f"unknown kind {kind!r}")
+            ident = d["id"]
+            if not isinstance(ident, str) or not ident:
+                raise AnnotationFormatError("id must be a non-empty string")
+            for key in ("series_uid", "label", "created_by", "created_at"):
+                if not isinstance(d.get(key, ""), str):
+                    raise AnnotationFormatError(f"{key} must be a string")
+            unit = d.get("unit", m.UNITS[kind])
+            if unit != m.UNITS[kind]:
+                raise AnnotationFormatError(f"a {kind} has unit {m.UNITS[kind]!r}, not {unit!r}")
+            value = d.get("value")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise AnnotationFormatError("value must be a number or null")
+            stats = None
+            if kind in m.ROI_KINDS and d.get("stats") is not None:
+                raw = d["stats"]
+                if not isinstance(raw, Mapping):
+                    raise AnnotationFormatError("stats must be an object")
+                stats = {k: (None if raw.get(k) is None else float(raw[k])) for k in STATS_KEYS}
+            plane = d["plane"]
+            return cls(id=ident, kind=kind, points_lps=tuple(tuple(p) for p in d["points_lps"]),
+                       plane=Plane(tuple(plane["normal"]), tuple(plane["point"])), series_uid=d.get("series_uid", ""),
+                       label=d.get("label", ""), value=None if value is None else float(value), stats=stats,
+                       created_by=d.get("created_by", ""), created_at=d.get("created_at", ""),
+                       extra={k: v for k, v in d.items() if k not in KNOWN_KEYS})
+        except AnnotationFormatError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AnnotationFormatError(f"measurement {d.get('id', '?')!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def study_key(meta: Mapping) -> str:
+    """The key a volume's annotations are stored under: its StudyInstanceUID, else one made from its file path."""
+    uid = str(meta.get("study_uid") or "").strip()
+    if uid:
+        return uid
+    source = str(meta.get("source_file") or meta.get("series_uid") or "")
+    if not source:
+        return ""
+    import hashlib
+
+    return "file-" + hashlib.sha1(os.path.abspath(source).encode("utf-8")).hexdigest()[:20]
+
+
+def new_annotation(kind: str, points, plane: Plane, series_uid: str = "", label: str = "") -> Annotation:
+    """A fresh annotation (new id, the OS user, now) — values are filled by :func:`measured`."""
+    return Annotation(uuid.uuid4().hex, kind, tuple(map(tuple, np.asarray(points, dtype=float))), plane,
+                      series_uid=series_uid, label=label, created_by=current_user(), created_at=now_iso())
+
+
+def measured(annotation: Annotation, volume=None) -> Annotation:
+    """The annotation with its value (and ROI statistics from ``volume`` when it is the annotation's series)."""
+    a = annotation
+    if a.kind == "length":
+        return dc_replace(a, value=m.length_mm(a.points))
+    if a.kind == "angle":
+        return dc_replace(a, value=m.angle_deg(a.points))
+    if a.is_roi:
+        same_series = volume is not None and (not a.series_uid or volume.meta.get("series_uid", "") == a.series_uid)
+        if same_series:
+            return dc_replace(a, value=None, stats=m.roi_stats(volume, a.kind, a.points, a.plane.normal))
+        stats = dict(a.stats or {})
+        stats["area_mm2"] = m.roi_area_mm2(a.kind, a.points)
+        return dc_replace(a, value=None, stats=stats)
+    return dc_replace(a, value=None)
+
+
+def display_text(annotation: Annotation, hu: bool = True, lines: bool = False) -> str:
+    """What the view writes next to an annotation: "23.4 mm", "47.1°", "mean 40 HU, SD 12, 3.14 cm²".
+
+    ``lines``: an ROI's area on a line of its own (narrower, for the views).
+    """
+    a = annotation
+    label = a.label.strip()
+    if a.kind == "arrow":
+        return label
+    if a.kind == "length":
+        text = f"{a.value:.1f} mm"
+    elif a.kind == "angle":
+        text = f"{a.value:.1f}°"
+    else:
+        s = a.stats or {}
+        area = s.get("area_mm2")
+        area_text = "" if area is None else (f"{area / 100:.2f} cm²" if area >= 100 else f"{area:.1f} mm²")
+        if s.get("mean") is None:
+            text = area_text
+        else:
+            unit = " HU" if hu else ""
+            text = f"mean {s['mean']:.0f}{unit}, SD {s['sd']:.0f}" + ("\n" if lines else ", ") + area_text
+    return f"{label}: {text}" if label else text
+
+
+class AnnotationSet:
+    """The annotations of one study, with undo/redo; every change is one undoable command.
+
+    Events fire after the change: ``annotation_added`` / ``annotation_changed``
+    (the new version) / ``annotation_removed``; ``annotations_reset`` when a
+    study's annotations replace everything; ``review_changed`` (finding key).
+    """
+
+    annotation_added = Signal(object)
+    annotation_changed = Signal(object)
+    annotation_removed = Signal(object)
+    annotations_reset = Signal()
+    review_changed = Signal(str)
+
+    def __init__(self) -> None:
+        self.study_uid = ""
+        self.volume = None  # for ROI statistics; set by the session
+        self.review: dict[str, dict] = {}
+        self.extra: dict[str, Any] = {}  # unknown file-level keys, written back
+        self._items: dict[str, Annotation] = {}
+        self.undo_stack = UndoStack()
+
+    # --- reading ---------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Annotation]:
+        return iter(list(self._items.values()))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, ident: str) -> bool:
+        return ident in self._items
+
+    def get(self, ident: str) -> Annotation:
+        return self._items[ident]
+
+    def for_series(self, series_uid: str) -> list[Annotation]:
+        return [a for a in self._items.values() if a.series_uid == series_uid]
+
+    def document(self) -> dict:
+        """The study's file content (JSON-ready)."""
+        doc = dict(self.extra)
+        doc.update({"study_uid": self.study_uid, "measurements": [a.as_dict() for a in self._items.values()],
+                    "review": {k: dict(v) for k, v in self.review.items()}})
+        return doc
+
+    def snapshot(self) -> tuple[str, tuple[Annotation, ...], dict, dict]:
+        """An immutable copy to serialise elsewhere (a writer thread): study, annotations, review, extra."""
+        return (self.study_uid, tuple(self._items.values()), {k: dict(v) for k, v in self.review.items()},
+                dict(self.extra))
+
+    # --- opening ---------------------------------------------------------------------------
+    def open_study(self, study_uid: str, annotations=(), review: Mapping | None = None,
+                   extra: Mapping | None = None) -> None:
+        """Replace everything with a study's annotations (no undo history)."""
+        self.study_uid = study_uid
+        self._items = {a.id: a for a in annotations}
+        self.review = {str(k): dict(v) for k, v in (review or {}).items()}
+        self.extra = dict(extra or {})
+        self.undo_stack.clear()
+        self.annotations_reset.emit()
+
+    # --- editing (each one undoable) ---------------------------------------------------------
+    def add(self, annotation: Annotation) -> Annotation:
+        a = measured(annotation, self.volume)
+        if a.id in self._items:
+            raise ValueError(f"annotation {a.id} is already in the set")
+        self.undo_stack.push(Command(f"add {a.kind}", lambda: self._insert(a), lambda: self._remove(a.id)))
+        return a
+
+    def replace(self, annotation: Annotation, text: str = "edit") -> Annotation:
+        """Put a new version of an annotation (same id) in place of the old one."""
+        old = self._items[annotation.id]
+        new = measured(annotation, self.volume)
+        self.undo_stack.push(Command(f"{text} {new.kind}", lambda: self._put(new), lambda: self._put(old)))
+        return new
+
+    def move(self, ident: str, delta_lps) -> Annotation:
+        a = self._items[ident]
+        return self.replace(a.with_points(m.moved_points(a.points, delta_lps)), "move")
+
+    def move_handle(self, ident: str, index: int, point_lps) -> Annotation:
+        a = self._items[ident]
+        return self.replace(a.with_points(m.with_handle_moved(a.kind, a.points, index, point_lps)), "reshape")
+
+    def edit(self, ident: str, **changes) -> Annotation:
+        """Change the label (or other plain fields) of an annotation."""
+        allowed = {"label"}
+        if set(changes) - allowed:
+            raise AttributeError(f"only {', '.join(sorted(allowed))} can be edited this way")
+        return self.replace(dc_replace(self._items[ident], **changes), "edit")
+
+    def delete(self, ident: str) -> None:
+        a = self._items[ident]
+        position = list(self._items).index(ident)
+        self.undo_stack.push(Command(f"delete {a.kind}", lambda: self._remove(ident),
+                                     lambda: self._insert(a, position)))
+
+    def undo(self) -> bool:
+        return self.undo_stack.undo() is not None
+
+    def redo(self) -> bool:
+        return self.undo_stack.redo() is not None
+
+    # --- review of AI findings (not undoable: a decision, stored with who and when) --------------
+    def set_review(self, finding_key: str, state: str, user: str | None = None, time: str | None = None) -> None:
+        """Record ``state`` (e.g. "accepted", "rejected") for an AI finding, with the user and time."""
+        self.review[str(finding_key)] = {"state": str(state), "user": user or current_user(), "time": time or now_iso()}
+        self.review_changed.emit(str(finding_key))
+
+    # --- primitive changes (the commands' bodies) -----------------------------------------------------
+    def _insert(self, a: Annotation, position: int | None = None) -> None:
+        items = list(self._items.items())
+        items.insert(len(items) if position is None else position, (a.id, a))
+        self._items = dict(items)
+        self.annotation_added.emit(a)
+
+    def _put(self, a: Annotation) -> None:
+        self._items[a.id] = a
+        self.annotation_changed.emit(a)
+
+    def _remove(self, ident: str) -> None:
+        a = self._items.pop(ident)
+        self.annotation_removed.emit(a)
