@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     from viewer import ai_cli
 
     ai_cli.add_parser(sub)
+    __import__("viewer.export_cli", fromlist=["add_parser"]).add_parser(sub)  # export seg | sr | deid
     return p
 
 

@@ -232,7 +232,8 @@ class AnnotationSet:
 
     Events fire after the change: ``annotation_added`` / ``annotation_changed``
     (the new version) / ``annotation_removed``; ``annotations_reset`` when a
-    study's annotations replace everything; ``review_changed`` (finding key).
+    study's annotations replace everything; ``review_changed`` (finding key, for each key a decision
+    changed) and then ``reviews_changed`` (all of them, once per decision).
     """
 
     annotation_added = Signal(object)
@@ -240,6 +241,7 @@ class AnnotationSet:
     annotation_removed = Signal(object)
     annotations_reset = Signal()
     review_changed = Signal(str)
+    reviews_changed = Signal(tuple)  # once per decision (all its finding keys): what views redraw on
 
     def __init__(self) -> None:
         self.study_uid = ""
@@ -330,11 +332,32 @@ class AnnotationSet:
     def redo(self) -> bool:
         return self.undo_stack.redo() is not None
 
-    # --- review of AI findings (not undoable: a decision, stored with who and when) --------------
+    # --- review of AI findings, stored with who and when --------------------------------------------------
     def set_review(self, finding_key: str, state: str, user: str | None = None, time: str | None = None) -> None:
-        """Record ``state`` (e.g. "accepted", "rejected") for an AI finding, with the user and time."""
+        """Record ``state`` (e.g. "accepted", "rejected") for an AI finding, with the user and time (not undoable;
+        the review UI uses :meth:`decide`)."""
         self.review[str(finding_key)] = {"state": str(state), "user": user or current_user(), "time": time or now_iso()}
         self.review_changed.emit(str(finding_key))
+        self.reviews_changed.emit((str(finding_key),))
+
+    def decide(self, changes: Mapping[str, Mapping | None], text: str = "review") -> None:
+        """Record review decisions (``{finding key: entry}``; an entry of None clears that key) as one undoable
+        command (Ctrl+Z / Ctrl+Y, the same stack as the measurements); see :mod:`.review`."""
+        new = {str(k): (None if v is None else dict(v)) for k, v in changes.items()}
+        old = {k: (dict(self.review[k]) if k in self.review else None) for k in new}
+        if new == old:
+            return
+        self.undo_stack.push(Command(text, lambda: self._put_reviews(new), lambda: self._put_reviews(old)))
+
+    def _put_reviews(self, entries: Mapping[str, dict | None]) -> None:
+        for key, entry in entries.items():
+            if entry is None:
+                self.review.pop(key, None)
+            else:
+                self.review[key] = dict(entry)
+        for key in entries:
+            self.review_changed.emit(key)
+        self.reviews_changed.emit(tuple(entries))
 
     # --- primitive changes (the commands' bodies) -----------------------------------------------------
     def _insert(self, a: Annotation, position: int | None = None) -> None:

@@ -72,8 +72,11 @@ class LabelLayer:
     volumes_ml: dict[int, float] = field(default_factory=dict)
     #: 3D surface opacity per label (0-1); containers (body, skin) start see-through
     surface_opacity: dict[int, float] = field(default_factory=dict)
-    #: where the layer came from, e.g. ``{"provenance": ai.api.Provenance}`` for an AI result
+    #: where the layer came from, e.g. ``{"provenance": ai.api.Provenance}`` for an AI result; an edited layer
+    #: (brush, eraser: :mod:`.label_edit`) has ``edited_by`` / ``edited_at`` and a new ``revision``
     meta: dict = field(default_factory=dict)
+    #: voxels per label (kept up to date by label edits, with ``volumes_ml``)
+    voxel_counts: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         counts = _label_counts(self.label_map.array)
@@ -87,6 +90,21 @@ class LabelLayer:
         voxel_ml = float(np.prod(self.label_map.geometry.spacing_zyx)) / 1000.0
         for label in present:
             n = counts[label] if counts is not None else int(np.count_nonzero(self.label_map.array == label))
+            self.voxel_counts[label] = int(n)
+            self.volumes_ml[label] = float(n) * voxel_ml
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.label_map.geometry.spacing_zyx)) / 1000.0
+
+    def count_changed(self, changes: dict[int, int]) -> None:
+        """Add ``{label: voxels}`` (negative: removed) to the counts and the volumes (after an edit)."""
+        voxel_ml = self.voxel_ml
+        for label, delta in changes.items():
+            if label == 0 or not delta:
+                continue
+            n = self.voxel_counts.get(label, 0) + int(delta)
+            self.voxel_counts[label] = n
             self.volumes_ml[label] = float(n) * voxel_ml
 
     @property

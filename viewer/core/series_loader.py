@@ -124,7 +124,7 @@ def load_series(entry: SeriesEntry, timepoint: int | None = 0, progress: Progres
 
 def load_path(path: str, series: str | None = None, index_progress=None, progress: ProgressFn | None = None,
               scaling: str = "display") -> Volume:
-    """The volume at ``path``: an image file (NIfTI/NRRD/MetaImage), or one series of a DICOM folder.
+    """The volume at ``path``: an image file (NIfTI/NRRD/MetaImage), a DICOM SEG file, or one series of a DICOM folder.
 
     ``series`` is a series key or SeriesInstanceUID (``KeyError`` naming the known ones when absent);
     None picks the largest loadable volume (``LoadError`` listing the refusals when there is none).
@@ -134,6 +134,11 @@ def load_path(path: str, series: str | None = None, index_progress=None, progres
 
     if is_image_file(path):
         return read_image(path)
+    if os.path.isfile(path):
+        from viewer.export.seg import is_seg_file, seg_volume
+
+        if is_seg_file(path):  # a DICOM SEG: its label map on its own grid (modality "SEG")
+            return seg_volume(path)
     index = scan(path, progress=index_progress)
     if series:
         entry = index.find(series)

@@ -25,6 +25,8 @@ class Session:
     layer_added = Signal(object)
     layer_removed = Signal(object)
     layer_changed = Signal(object)
+    labels_edited = Signal(object, bool)  # label layer whose voxels changed; True once a stroke (or its undo) is done
+    active_label_changed = Signal()  # the label that the brush paints (``active_label``)
 
     def __init__(self) -> None:
         self.volume: Volume | None = None
@@ -36,6 +38,7 @@ class Session:
         self.overlays_visible = True
         self.layers: list[LabelLayer | MarkerLayer] = []
         self.annotations = AnnotationSet()  # the study's measurements (kept on disk by annotation_store.Autosave)
+        self._active_label: tuple[LabelLayer, int] | None = None
 
     # --- volume -----------------------------------------------------------------
     def load_volume(self, volume: Volume, preset: str | None = None) -> None:
@@ -131,6 +134,34 @@ class Session:
         if layer in self.layers:
             self.layers.remove(layer)
             self.layer_removed.emit(layer)
+            if self._active_label is not None and self._active_label[0] is layer:
+                self._active_label = None
+                self.active_label_changed.emit()
+
+    def notify_labels_edited(self, layer: LabelLayer, finished: bool = True) -> None:
+        """A label layer's voxels changed (a brush stroke, live while ``finished`` is False; its undo or redo)."""
+        self.labels_edited.emit(layer, bool(finished))
+
+    @property
+    def active_label(self) -> tuple[LabelLayer, int] | None:
+        """``(label layer, label)`` the brush paints: the one chosen (legend, toolbar), else the first label of
+        the last label layer added; None without label layers."""
+        if self._active_label is not None and self._active_label[0] in self.layers:
+            return self._active_label
+        layers = self.label_layers()
+        if not layers:
+            return None
+        layer = layers[-1]
+        labels = sorted(label for label in (set(layer.colors) | set(layer.label_map.labels)) if label > 0)
+        return (layer, labels[0]) if labels else None
+
+    def set_active_label(self, layer: LabelLayer, label: int) -> None:
+        if layer not in self.layers or not isinstance(layer, LabelLayer):
+            raise ValueError("the active label must be of a label layer shown in the session")
+        choice = (layer, int(label))
+        if self._active_label != choice:
+            self._active_label = choice
+            self.active_label_changed.emit()
 
     def update_layer(self, layer, **changes) -> None:
         """Change a layer's display settings (opacity, outline, visible, hidden_labels, colors)."""

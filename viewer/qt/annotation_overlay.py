@@ -274,7 +274,8 @@ class AnnotationOverlay:
     def _on_annotations_changed(self, *_args) -> None:
         if self.tools.selected is not None and self.tools.selected not in self.annotations:
             self.tools.select(None)
-        if self._drag is not None and self._drag[0] != "draw" and self._drag[1].id not in self.annotations:
+        if self._drag is not None and self._drag[0] not in ("draw", "paint") and \
+                self._drag[1].id not in self.annotations:
             self._drag, self.preview = None, None  # undone under the mouse
         self.redraw()
 
@@ -287,6 +288,9 @@ class AnnotationOverlay:
         self.view.viewport().setCursor(Qt.CrossCursor if name else Qt.ArrowCursor)
 
     def cancel_draft(self) -> None:
+        painter = getattr(self.view, "label_painter", None)
+        if painter is not None and painter.stroke is not None:  # a stroke in progress ends (and can be undone)
+            painter._finish()
         self.draft, self.floating = [], None
         self._drag = None
         self.preview = None
@@ -318,6 +322,13 @@ class AnnotationOverlay:
         """A left drag starts; True if it is an annotation's (draw, move, reshape) rather than window/level."""
         if self.view.plane is None:
             return False
+        if self.tools.painting:  # brush / eraser: the view's label painter
+            painter = self.view.label_painter
+            if not painter.begin(press_scene_pos):
+                return False
+            self._drag = ("paint",)
+            painter.continue_stroke(scene_pos)
+            return True
         if self.tools.tool and self.draft:  # click-move-click drawing in progress: the release places the point
             self._drag = ("draw",)
             self.floating = self.to_world(scene_pos)
@@ -340,6 +351,9 @@ class AnnotationOverlay:
     def continue_drag(self, scene_pos) -> None:
         if self._drag is None:
             return
+        if self._drag[0] == "paint":
+            self.view.label_painter.continue_stroke(scene_pos)
+            return
         point = self.to_world(scene_pos)
         if self._drag[0] == "draw":
             self.floating = point
@@ -357,6 +371,10 @@ class AnnotationOverlay:
         if self._drag is None:
             return
         kind = self._drag[0]
+        if kind == "paint":
+            self._drag = None
+            self.view.label_painter.finish(scene_pos)
+            return
         self.continue_drag(scene_pos)
         self._drag = None
         if kind == "draw":
@@ -373,6 +391,8 @@ class AnnotationOverlay:
         """A left click; True if an annotation used it (a point placed, a selection)."""
         if self.view.plane is None:
             return False
+        if self.tools.painting:
+            return self.view.label_painter.click(scene_pos)
         if self.tools.tool and self.draft:
             self._place(self.to_world(scene_pos))
             return True
@@ -389,6 +409,9 @@ class AnnotationOverlay:
         return False
 
     def hover(self, scene_pos) -> None:
+        if self.tools.painting:
+            self.view.label_painter.hover(scene_pos)
+            return
         if self.tools.tool and self.draft and self._drag is None and self.view.plane is not None:
             self.floating = self.to_world(scene_pos)
             self.redraw()
@@ -440,6 +463,13 @@ class AnnotationOverlay:
             return True
         if mods & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
             return False
+        if key == Qt.Key_B and mods & Qt.ShiftModifier:  # Shift+B: the eraser (as X)
+            self.tools.set_tool("eraser")
+            return True
+        if key in (Qt.Key_BracketLeft, Qt.Key_BracketRight):  # brush / eraser radius
+            self.tools.step_brush(1 if key == Qt.Key_BracketRight else -1)
+            self.tools.message.emit(f"Brush radius {self.tools.brush_radius_mm:g} mm")
+            return True
         for name, tool_key in TOOL_KEYS.items():
             if key == tool_key:
                 self.tools.set_tool(name)

@@ -1,9 +1,12 @@
-"""The measuring tools of the 2D views: which one is chosen, the selection, and the Measure menu and toolbar.
+"""The tools of the 2D views: which one is chosen, the selection, and the Measure menu and toolbar.
 
 Tools (``shared/CONVENTIONS.md``): length (L), angle (A), ellipse ROI (E),
-rectangle ROI (R), text arrow (T); Esc back to navigation; Ctrl+Z / Ctrl+Y
-undo / redo. One :class:`ToolState` is shared by the views of a layout; each
-view draws and edits through its :class:`~viewer.qt.annotation_overlay.AnnotationOverlay`.
+rectangle ROI (R), text arrow (T); label map brush (B) and eraser (X, or
+Shift+B), whose radius ``[`` / ``]`` change (and the Radius box of the
+toolbar); Esc back to navigation; Ctrl+Z / Ctrl+Y undo / redo. One
+:class:`ToolState` is shared by the views of a layout; each view draws and
+edits through its :class:`~viewer.qt.annotation_overlay.AnnotationOverlay`
+(the brush and eraser through its :class:`~viewer.qt.label_brush.LabelPainter`).
 """
 from __future__ import annotations
 
@@ -12,11 +15,21 @@ from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QInputDialog, QMenu, QToolBar
 
 #: tool name → key; "" is navigation
-TOOL_KEYS = {"length": Qt.Key_L, "angle": Qt.Key_A, "ellipse": Qt.Key_E, "rectangle": Qt.Key_R, "arrow": Qt.Key_T}
+TOOL_KEYS = {"length": Qt.Key_L, "angle": Qt.Key_A, "ellipse": Qt.Key_E, "rectangle": Qt.Key_R, "arrow": Qt.Key_T,
+             "brush": Qt.Key_B, "eraser": Qt.Key_X}
 TOOL_TITLES = {"": "Navigate", "length": "Length", "angle": "Angle", "ellipse": "Ellipse ROI",
-               "rectangle": "Rectangle ROI", "arrow": "Text arrow"}
+               "rectangle": "Rectangle ROI", "arrow": "Text arrow", "brush": "Brush", "eraser": "Eraser"}
 #: clicks (or drag ends) a drawing needs: two corners for the ROIs
 CLICKS = {"length": 2, "angle": 3, "ellipse": 2, "rectangle": 2, "arrow": 2}
+#: tools that paint a label map instead of drawing an annotation
+PAINT_TOOLS = ("brush", "eraser")
+DEFAULT_BRUSH_MM = 5.0
+MIN_BRUSH_MM, MAX_BRUSH_MM = 0.5, 100.0
+
+
+def brush_step(radius_mm: float) -> float:
+    """How much ``[`` / ``]`` change the brush radius: 0.5 mm for small brushes, about 20 % for big ones."""
+    return max(0.5, round(radius_mm * 0.2 * 2) / 2)
 
 
 class ToolState(QObject):
@@ -24,12 +37,30 @@ class ToolState(QObject):
 
     tool_changed = Signal(str)
     selection_changed = Signal(object)  # annotation id or None
+    brush_changed = Signal(float)  # brush / eraser radius (mm)
+    message = Signal(str)  # something the user should read in the status bar
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.tool = ""
         self.selected: str | None = None
+        self.brush_radius_mm = DEFAULT_BRUSH_MM
         self.ask_text = ask_text_dialog  # (parent widget, callback(text)); tests replace it
+
+    @property
+    def painting(self) -> bool:
+        return self.tool in PAINT_TOOLS
+
+    def set_brush_radius(self, radius_mm: float) -> None:
+        radius = round(min(max(float(radius_mm), MIN_BRUSH_MM), MAX_BRUSH_MM), 2)
+        if radius != self.brush_radius_mm:
+            self.brush_radius_mm = radius
+            self.brush_changed.emit(radius)
+
+    def step_brush(self, direction: int) -> None:
+        """``]`` (+1) / ``[`` (-1)."""
+        r = self.brush_radius_mm
+        self.set_brush_radius(r + brush_step(r) if direction > 0 else r - brush_step(r))
 
     def set_tool(self, name: str) -> None:
         if name not in TOOL_TITLES:
@@ -63,11 +94,20 @@ def build_measure_ui(window, tools: ToolState, annotations) -> QMenu:
     group.setExclusive(True)
     actions = {}
     for name, title in TOOL_TITLES.items():
+        if name == PAINT_TOOLS[0]:
+            menu.addSeparator()
+            bar.addSeparator()
         key = QKeySequence(TOOL_KEYS[name]).toString() if name else "Esc"
+        if name == "eraser":
+            key = "X or Shift+B"
         action = menu.addAction(f"{title}\t{key}")
         action.setCheckable(True)
         action.setChecked(name == tools.tool)
-        action.setToolTip(f"{title} ({key})")
+        tip = f"{title} ({key})"
+        if name in PAINT_TOOLS:
+            tip = (f"{title} ({key}): {'paint the chosen label' if name == 'brush' else 'erase the chosen label'} "
+                   "of a label map on the slice you drag on; radius [ / ] or the Radius box; Ctrl+Z undoes a stroke")
+        action.setToolTip(tip)
         action.triggered.connect(lambda _=False, n=name: tools.set_tool(n))
         group.addAction(action)
         bar.addAction(action)
@@ -92,6 +132,14 @@ def build_measure_ui(window, tools: ToolState, annotations) -> QMenu:
 
     annotations.undo_stack.changed.connect(sync)
     sync()
+    session = getattr(window, "session", None)
+    if session is not None:
+        from viewer.qt.label_brush import build_paint_widgets
+
+        menu.paint_widgets = build_paint_widgets(bar, tools, session)
+    status = getattr(window, "status_label", None)
+    if status is not None:
+        tools.message.connect(status.setText)
     help_menu = next((a for a in window.menuBar().actions() if a.text().replace("&", "") == "Help"), None)
     if help_menu is not None:
         window.menuBar().insertMenu(help_menu, menu)

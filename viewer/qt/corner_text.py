@@ -2,7 +2,8 @@
 
 Plain strings built from the session and the view's state, so tests can read
 exactly what is painted. Patient data (top right) is left out when the
-session hides it.
+session hides it; exported screenshots ask for it explicitly (and, without
+patient data, also leave out the acquisition date and time).
 """
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ def _value_text(value, modality: str) -> str:
     return f"{text} HU" if modality == "CT" else f"Value {text}"
 
 
-def corner_lines(view) -> dict[str, list[str]]:
+def corner_lines(view, patient_data: bool | None = None, acquisition_date: bool = True) -> dict[str, list[str]]:
+    """The corner lines of ``view``. ``patient_data``: the top-right patient and study lines (None: as the session
+    shows them); ``acquisition_date``: the bottom-right acquisition date and time (exports without patient data
+    leave dates out)."""
     session, plane = view.session, view.plane
     volume = session.volume
     out = {"top_left": [], "top_right": [], "bottom_left": [], "bottom_right": []}
@@ -53,7 +57,7 @@ def corner_lines(view) -> dict[str, list[str]]:
     for warning in volume.warnings[:1]:
         tl.append("⚠ " + (warning if len(warning) < 60 else warning[:57] + "…"))
 
-    if session.show_patient_data:
+    if session.show_patient_data if patient_data is None else patient_data:
         patient, study = meta.get("patient") or {}, meta.get("study") or {}
         tr = out["top_right"]
         for line in (str(patient.get("name") or "").replace("^", " ").strip(), patient.get("id"),
@@ -76,7 +80,7 @@ def corner_lines(view) -> dict[str, list[str]]:
     series_info = meta.get("series_info") or {}
     date = _dicom_date(series_info.get("date", ""))
     time = _dicom_time(series_info.get("time", ""))
-    if date or time:
+    if (date or time) and acquisition_date:
         br.append(" ".join(s for s in (date, time) if s))
     if modality == "MR":
         mr = [f"TR {series_info['tr']:.0f}" if series_info.get("tr") else "",

@@ -1,9 +1,13 @@
 """The overlay panel: one block per label layer (legend with colours, names and volumes in mL,
-per-label visibility, fill opacity, outline mode) and the marker layers' visibility."""
+per-label visibility, fill opacity, outline mode) and the marker layers' visibility.
+
+Clicking a label in a legend makes it the label the brush paints (``Session.active_label``, shown
+bold); the volumes follow every brush or eraser stroke and its undo (``Session.labels_edited``), and
+an edited layer's title says so."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QGroupBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
@@ -75,8 +79,41 @@ class _LabelLayerBox(QGroupBox):
             self.surface_spins[label] = spin
         self.legend.resizeColumnToContents(0)
         self.legend.itemChanged.connect(self._on_item_changed)
+        self.legend.itemClicked.connect(self._on_item_clicked)
+        self.legend.setToolTip("Click a label to paint it with the brush (B)")
         _show_provenance(layer, self, *(self.legend.topLevelItem(i) for i in range(self.legend.topLevelItemCount())))
         box.addWidget(self.legend)
+
+    def items(self) -> dict[int, QTreeWidgetItem]:
+        """label → its legend row."""
+        return {self.legend.topLevelItem(i).data(0, Qt.UserRole): self.legend.topLevelItem(i)
+                for i in range(self.legend.topLevelItemCount())}
+
+    def volume_text(self, label: int) -> str:
+        return self.items()[label].text(1)
+
+    def update_volumes(self) -> None:
+        """The volumes (mL) after an edit, and the title (", edited by …")."""
+        self.legend.blockSignals(True)
+        for label, item in self.items().items():
+            ml = self.layer.volumes_ml.get(label)
+            item.setText(1, f"{ml:.1f} mL" if ml is not None else "—")
+        self.legend.blockSignals(False)
+        edited = self.layer.meta.get("edited_by")
+        self.setTitle(f"{self.layer.name} (edited by {edited})" if edited else self.layer.name)
+
+    def show_active(self, label: int | None) -> None:
+        self.legend.blockSignals(True)
+        for lab, item in self.items().items():
+            font = QFont(item.font(0))
+            font.setBold(lab == label)
+            item.setFont(0, font)
+        self.legend.blockSignals(False)
+
+    def _on_item_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        label = item.data(0, Qt.UserRole)
+        if label is not None and self.layer in self.session.layers:
+            self.session.set_active_label(self.layer, int(label))
 
     def _set_surface_opacity(self, label: int, opacity: float) -> None:
         self.session.update_layer(self.layer, surface_opacity={**self.layer.surface_opacity, label: opacity})
@@ -105,6 +142,22 @@ class LayerPanel(QWidget):
         self._blocks: dict[int, QWidget] = {}
         session.layer_added.connect(self._on_added)
         session.layer_removed.connect(self._on_removed)
+        session.labels_edited.connect(self._on_labels_edited)
+        session.active_label_changed.connect(self._show_active)
+
+    def _on_labels_edited(self, layer, finished: bool = True) -> None:
+        block = self._blocks.get(id(layer))
+        if finished and isinstance(block, _LabelLayerBox):
+            block.update_volumes()
+
+    def _show_active(self) -> None:
+        active = self.session.active_label
+        for block in self._blocks.values():
+            if isinstance(block, _LabelLayerBox):
+                block.show_active(active[1] if active is not None and active[0] is block.layer else None)
+
+    def block_of(self, layer):
+        return self._blocks.get(id(layer))
 
     def _on_added(self, layer) -> None:
         if isinstance(layer, LabelLayer):
@@ -119,6 +172,7 @@ class LayerPanel(QWidget):
         self._blocks[id(layer)] = block
         self._box.insertWidget(self._box.count() - 1, block)
         self._empty.hide()
+        self._show_active()
 
     def _on_removed(self, layer) -> None:
         block = self._blocks.pop(id(layer), None)
@@ -126,6 +180,7 @@ class LayerPanel(QWidget):
             block.setParent(None)
             block.deleteLater()
         self._empty.setVisible(not self._blocks)
+        self._show_active()
 
     def blocks(self) -> list[QWidget]:
         return list(self._blocks.values())

@@ -22,7 +22,6 @@ from viewer.core.window_presets import CT_PRESETS, FROM_FILE
 from viewer.qt.background import BackgroundTasks
 from viewer.qt.layer_panel import LayerPanel
 from viewer.qt.recent import RecentStudies
-from viewer.qt.screenshot import grab, save_image
 from viewer.qt.study_browser import StudyBrowser
 from viewer.qt.view_layout import LAYOUTS, ViewLayout
 
@@ -33,11 +32,16 @@ Shift+move or Shift+click move the linked cursor · double-click maximise.<br>
 I invert · C cine · F12 corner text · Shift+F12 hide patient data · G overlays.<br>
 <b>Measure</b>: L length · A angle · E ellipse ROI · R rectangle ROI · T text arrow · Esc back to navigation ·
 drag or click-click to draw · click to select, drag to move, drag an end point to reshape · Delete removes ·
-Ctrl+Z / Ctrl+Y undo / redo. Measurements are saved after every change."""
+Ctrl+Z / Ctrl+Y undo / redo. Measurements are saved after every change.<br>
+<b>Label maps</b>: B brush · X (or Shift+B) eraser · [ / ] brush radius · the label painted: toolbar Label box or a
+click in the Overlays legend · Ctrl+Z undoes a stroke.<br>
+<b>AI review</b> (Findings panel): Y accept · N reject · U not reviewed · Shift+Y / Shift+N accept / reject the
+result as a whole · right-click for more. Decisions are saved with the study and undone with Ctrl+Z."""
 
 
 class MainWindow(QMainWindow):
     annotation_save_failed = Signal(str)  # from the autosave thread, delivered on the GUI thread
+    exported = Signal(str)  # a screenshot or report was written (its path)
 
     def __init__(self, settings: QSettings | None = None, annotation_dir: str | None = None):
         super().__init__()
@@ -125,11 +129,13 @@ class MainWindow(QMainWindow):
         file_menu.addAction("Open &demo study", self.open_demo)
         file_menu.addSeparator()
         file_menu.addAction("Load &segmentation…", self.choose_segmentation)
-        export = file_menu.addMenu("&Export screenshot")
-        export.addAction("&Active view…", lambda: self.choose_screenshot("view"))
-        export.addAction("Whole &layout…", lambda: self.choose_screenshot("layout"))
-        export.addAction("&3D view…", lambda: self.choose_screenshot("3d"))
-        include = export.addAction("Include patient data")
+        export = self.export_menu = file_menu.addMenu("&Export")
+        export.addAction("Screenshot of &active view…", lambda: self.choose_screenshot("view"))
+        export.addAction("Screenshot of &layout…", lambda: self.choose_screenshot("layout"))
+        export.addAction("Screenshot of &3D view…", lambda: self.choose_screenshot("3d"))
+        export.addAction("&Report (PDF)…", self.choose_report)
+        export.addSeparator()
+        include = export.addAction("Include patient data (default for exports)")
         include.setCheckable(True)
         include.toggled.connect(lambda on: setattr(self, "include_patient_data_in_exports", on))
         file_menu.addSeparator()
@@ -330,33 +336,90 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"{os.path.basename(path)}: {len(layer.volumes_ml)} labels")
 
     def choose_screenshot(self, what: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export screenshot", f"radview-{what}.png",
-                                              "PNG (*.png);;JPEG (*.jpg *.jpeg)")
-        if path:
-            self.export_screenshot(path, what)
+        """File → Export → Screenshot…: file, size, JPEG quality and patient data, then written in the background."""
+        from viewer.qt.screenshot import ScreenshotDialog
 
-    def export_screenshot(self, path: str, what: str = "view") -> str | None:
-        """Save the active view (``what="view"``) or the whole layout as seen; patient data per the menu."""
-        widget = self.layout_widget.active if what == "view" else self.layout_widget
+        dialog = ScreenshotDialog(self, os.path.abspath(f"radview-{what}.png"), self.include_patient_data_in_exports,
+                                  title={"view": "Screenshot of the active view", "layout": "Screenshot of the layout",
+                                         "3d": "Screenshot of the 3D view"}.get(what, "Export screenshot"))
+        if dialog.exec() and dialog.path:
+            self.export_screenshot(dialog.path, what, dialog.options(), wait=False)
+
+    def export_screenshot(self, path: str, what: str = "view", options=None, wait: bool = True) -> str | None:
+        """Save the active view (``what="view"``), the whole layout or the 3D view as seen.
+
+        The picture is drawn on the GUI thread without changing anything on screen; encoding and the atomic write
+        run on a worker unless ``wait``. Returns the path (``wait=False``: the path it is being written to; the
+        ``exported`` signal follows), or None when it could not be made (reported).
+        """
+        from viewer.qt.screenshot import ScreenshotOptions, image_format, render, save_image
+
+        if options is None:
+            options = ScreenshotOptions(include_patient_data=self.include_patient_data_in_exports)
         try:
+            image_format(path)
             if what == "3d":
-                if self.view3d is None:
+                if self.view3d is None or not self.view3d.isVisible():
                     raise ValueError("the 3D view is not open (choose the 2×2 layout)")
-                image = self.view3d.capture_image()
-            elif what == "layout" and self.view3d is not None and self.view3d.isVisible():
-                from viewer.qt.screenshot import patient_data_shown
-                from viewer.qt.view3d import grab_widget
-
-                with patient_data_shown(self.session, self.include_patient_data_in_exports):
-                    image = grab_widget(widget)  # composes the VTK pane from its own render window
+                widget = self.view3d
             else:
-                image = grab(widget, self.session, self.include_patient_data_in_exports)
-            saved = save_image(image, path)
-        except (OSError, ValueError) as exc:
+                widget = self.layout_widget.active if what == "view" else self.layout_widget
+            image = render(widget, options)
+        except (OSError, ValueError, RuntimeError) as exc:
             self._report(f"Screenshot not saved: {exc}")
             return None
-        self.status_label.setText(f"Saved {saved}")
-        return saved
+        return self._write_export(lambda: save_image(image, path, options.quality), "Screenshot", path, wait)
+
+    def _write_export(self, write, what: str, path: str, wait: bool) -> str | None:
+        """Run ``write()`` (which returns the written path) now or on a worker; report the outcome."""
+        def done(result) -> None:
+            ok, value = result
+            if ok:
+                self.status_label.setText(f"Saved {value}")
+                self.exported.emit(value)
+            else:
+                self._report(f"{what} not saved: {value}")
+
+        def attempt(*_args):
+            try:
+                return True, write()
+            except (OSError, ValueError, RuntimeError) as exc:
+                return False, str(exc)
+
+        if wait:
+            result = attempt()
+            done(result)
+            return result[1] if result[0] else None
+        job = self.tasks.submit(attempt)
+        self._handlers[job] = done
+        self.status_label.setText(f"Writing {os.path.basename(path)}…")
+        return os.path.abspath(path)
+
+    def choose_report(self) -> None:
+        """File → Export → Report (PDF)…: a one-page report of the open series, its AI results and measurements."""
+        from viewer.qt.report import ReportDialog
+
+        if self.session.volume is None:
+            self._report("Open a series first: the report is about the series on screen.")
+            return
+        dialog = ReportDialog(self, os.path.abspath("radview-report.pdf"), self.include_patient_data_in_exports)
+        if dialog.exec() and dialog.path:
+            self.export_report(dialog.path, dialog.include_patient_data, wait=False)
+
+    def export_report(self, path: str, include_patient_data: bool | None = None, wait: bool = True) -> str | None:
+        """Write the one-page PDF report: the data and key images are gathered here, the PDF is painted and
+        written on a worker unless ``wait``. Returns the path (see :meth:`export_screenshot`) or None."""
+        from viewer.qt.report import report_from_window, write_report
+
+        include = self.include_patient_data_in_exports if include_patient_data is None else include_patient_data
+        try:
+            if not str(path).lower().endswith(".pdf"):
+                raise ValueError("the report is a PDF file: give a name ending in .pdf")
+            data = report_from_window(self, include)
+        except (OSError, ValueError, RuntimeError) as exc:
+            self._report(f"Report not saved: {exc}")
+            return None
+        return self._write_export(lambda: write_report(data, path), "Report", path, wait)
 
     def cancel_current(self) -> None:
         if self._current_job is not None:

@@ -6,7 +6,11 @@ or Ctrl+wheel zoom, Shift+move or Shift+click moves the linked cursor, keys
 0-8 window presets, Space reset, I invert, C cine, F12 corner text,
 Shift+F12 patient data, G overlays, double-click maximise. Measuring tools
 (L, A, E, R, T, Esc; Delete; Ctrl+Z / Ctrl+Y) are ``annotation_tools``: a left
-drag that starts on an annotation or with a tool chosen is theirs.
+drag that starts on an annotation or with a tool chosen is theirs; with the
+brush (B) or eraser (X, Shift+B) chosen it paints the active label
+(``label_brush``; ``[`` / ``]`` radius). AI markers show their review state:
+accepted ones with ✓, rejected ones grey and dashed with ✗; a rejected AI
+label map is drawn grey.
 
 Scene units are millimetres in the plane (the image item is scaled by the
 pixel spacing), so anisotropic voxels show with their true aspect and
@@ -24,6 +28,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
 
+from viewer.core import review
 from viewer.core.layers import render_labels
 from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
@@ -31,9 +36,20 @@ from viewer.core.window_presets import preset_for_key
 from viewer.qt.annotation_overlay import AnnotationOverlay
 from viewer.qt.annotation_tools import ToolState
 from viewer.qt.corner_text import corner_lines
+from viewer.qt.label_brush import LabelPainter
 
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
 _CURSOR_PEN = pg.mkPen((80, 200, 255, 150), width=1)
+REJECTED_COLOR = (150, 150, 150)
+
+
+def greyed_lut(lut: np.ndarray) -> np.ndarray:
+    """A rejected label map's colours: grey, at half the opacity."""
+    out = lut.copy()
+    grey = out[:, :3].mean(axis=1, keepdims=True).astype(np.uint16)
+    out[:, :3] = ((grey + np.array(REJECTED_COLOR, np.uint16)) // 2).astype(np.uint8)
+    out[:, 3] //= 2
+    return out
 
 
 class _SliceViewBox(pg.ViewBox):
@@ -126,6 +142,7 @@ class SliceView(pg.GraphicsView):
         self._font.setPixelSize(12)
         self.tools = tools if tools is not None else ToolState(self)
         self.annotation_overlay = AnnotationOverlay(self, self.tools)
+        self.label_painter = LabelPainter(self, self.tools)
         session.volume_loaded.connect(self._on_volume_loaded)
         session.volume_cleared.connect(self._on_volume_cleared)
         session.cursor_moved.connect(self._on_cursor_moved)
@@ -134,6 +151,9 @@ class SliceView(pg.GraphicsView):
         session.layer_added.connect(self._on_layers_changed)
         session.layer_removed.connect(self._on_layers_changed)
         session.layer_changed.connect(self._on_layers_changed)
+        session.labels_edited.connect(self._on_labels_edited)
+        session.annotations.reviews_changed.connect(self._on_layers_changed)
+        session.annotations.annotations_reset.connect(self._on_layers_changed)
         if session.volume is not None:
             self._on_volume_loaded(session.volume)
 
@@ -180,15 +200,32 @@ class SliceView(pg.GraphicsView):
             self.vb.removeItem(item)
         self._label_items.clear()
         if self.plane is not None:
+            rejected = self._rejected_layers()
             for layer in self.session.label_layers():
                 item = pg.ImageItem()
                 item.setZValue(10)
                 item.setTransform(self._pixel_transform)
                 self.vb.addItem(item)
                 self._label_items[id(layer)] = item
-                item._lut = layer.lut()
+                item._lut = greyed_lut(layer.lut()) if id(layer) in rejected else layer.lut()
         self._draw_overlays()
         self.viewport().update()
+
+    def _on_labels_edited(self, _layer, _finished: bool = True) -> None:
+        """A label layer's voxels changed (a brush stroke, its undo or redo): redraw the label images."""
+        self._draw_labels()
+        self.viewport().update()
+
+    def _rejected_layers(self) -> set[int]:
+        table = self.session.annotations.review
+        return {id(r.label_layer) for r in review.ai_results(self.session) if r.label_layer is not None
+                and (review.result_entry(table, r) or {}).get("state") == review.REJECTED}
+
+    def marker_states(self) -> dict[int, list]:
+        """``id(marker layer)`` → each marker's review state as drawn ("accepted", "rejected" or None)."""
+        table = self.session.annotations.review
+        return {id(r.marker_layer): review.shown_states(table, r) for r in review.ai_results(self.session)
+                if r.marker_layer is not None}
 
     # --- drawing -------------------------------------------------------------------------
     def _show_slice(self, k: int) -> None:
@@ -200,7 +237,7 @@ class SliceView(pg.GraphicsView):
         self.slice_changed.emit(self.k)
         self.viewport().update()
 
-    def _draw_overlays(self) -> None:
+    def _draw_labels(self) -> None:
         show = self.session.overlays_visible and self.plane is not None
         for layer in self.session.label_layers():
             item = self._label_items.get(id(layer))
@@ -212,17 +249,23 @@ class SliceView(pg.GraphicsView):
             labels = self.plane.extract(layer.label_map.array, self.k)
             item.setImage(render_labels(layer, labels, item._lut), autoLevels=False, levels=None)
             item.show()
+
+    def _draw_overlays(self) -> None:
+        show = self.session.overlays_visible and self.plane is not None
+        self._draw_labels()
         for gi in self._marker_items:
             self.vb.removeItem(gi)
         self._marker_items.clear()
         if show:
+            states = self.marker_states()
             for layer in self.session.marker_layers():
                 if layer.visible:
-                    for marker in layer.markers:
-                        self._draw_marker(marker)
+                    layer_states = states.get(id(layer), ())
+                    for i, marker in enumerate(layer.markers):
+                        self._draw_marker(marker, layer_states[i] if i < len(layer_states) else None)
         self.annotation_overlay.redraw()
 
-    def _draw_marker(self, marker) -> None:
+    def _draw_marker(self, marker, state: str | None = None) -> None:
         k, row, col = self.plane.from_world(marker.center_lps)
         dist = abs(k - self.k) * self.plane.slice_spacing
         right, down = self.plane.screen_vectors()
@@ -233,9 +276,12 @@ class SliceView(pg.GraphicsView):
             return
         row_mm, col_mm = self.plane.pixel_spacing
         cx, cy = (col + 0.5) * col_mm, (row + 0.5) * row_mm
-        pen = QPen(QColor(*marker.color))
+        color = REJECTED_COLOR if state == review.REJECTED else marker.color
+        pen = QPen(QColor(*color))
         pen.setCosmetic(True)
         pen.setWidthF(1.5)
+        if state == review.REJECTED:
+            pen.setStyle(Qt.DashLine)
         if marker.kind == "box":
             w, h = float(np.abs(right) @ size), float(np.abs(down) @ size)
             item = QGraphicsRectItem(QRectF(cx - w / 2, cy - h / 2, w, h))
@@ -250,8 +296,10 @@ class SliceView(pg.GraphicsView):
         self.vb.addItem(item, ignoreBounds=True)
         self._marker_items.append(item)
         label = marker.text + (f" {marker.score:.2f}" if marker.score is not None else "")
+        if state in review.STATES and label.strip():
+            label = ("✓ " if state == review.ACCEPTED else "✗ ") + label.strip()
         if label.strip():
-            text = pg.TextItem(label.strip(), color=marker.color, anchor=(0.5, 1.0))
+            text = pg.TextItem(label.strip(), color=color, anchor=(0.5, 1.0))
             text.setPos(cx, top)
             text.setZValue(16)
             self.vb.addItem(text, ignoreBounds=True)
@@ -363,6 +411,7 @@ class SliceView(pg.GraphicsView):
 
     def leaveEvent(self, ev):  # noqa: N802
         self.hover = None
+        self.label_painter.leave()
         self.viewport().update()
         super().leaveEvent(ev)
 

@@ -13,7 +13,8 @@ session like the 2D views do:
   one per label, in the layer's colours. Surfaces are built off the GUI thread
   (:func:`~viewer.render3d.label_surfaces.build_label_surfaces` through :class:`BackgroundTasks`) and
   attached on the GUI thread; a build superseded by a newer one (or by the layer's removal) is
-  cancelled and its result dropped.
+  cancelled and its result dropped. ``labels_edited`` (a finished brush stroke, its undo or redo)
+  rebuilds the edited layer's surfaces the same way.
 * ``cursor_moved`` → the 3D cursor (three plane outlines and a sphere) moves there.
 * A left click without a drag (Shift+click too) on a surface or on the rendered volume moves the
   session's cursor to the picked point, so the 2D views go there.
@@ -204,6 +205,7 @@ class View3D(QWidget):
                              (session.layer_added, self._on_layer_added),
                              (session.layer_removed, self._on_layer_removed),
                              (session.layer_changed, self._on_layer_changed),
+                             (session.labels_edited, self._on_labels_edited),
                              (session.display_changed, self._on_display_changed)]
         for signal, slot in self._connections:
             signal.connect(slot)
@@ -419,6 +421,10 @@ class View3D(QWidget):
         self._apply_layer_display(layer)
         if not self._job_of:
             self.status.setText("")
+        if layer in self._shown_layers:  # rebuilt after an edit: the camera stays where the user left it
+            self.request_render()
+            self.surfaces_ready.emit(layer)
+            return
         self._shown_layers.append(layer)
         if self.scene.volume is None and len(self._shown_layers) == 1:
             self.scene.set_camera("anterior")
@@ -463,6 +469,11 @@ class View3D(QWidget):
             self._shown_layers.remove(layer)
         self.scene.remove_label_layer(layer)
         self.request_render()
+
+    def _on_labels_edited(self, layer, finished: bool = True) -> None:
+        """A brush stroke (or its undo) changed the voxels: rebuild the layer's surfaces once it is done."""
+        if finished and isinstance(layer, LabelLayer) and layer in self.session.layers and not self._closed:
+            self.build_surfaces(layer)
 
     def _on_layer_changed(self, layer) -> None:
         if isinstance(layer, LabelLayer):
