@@ -331,7 +331,7 @@ class FindingsPanel(QWidget):
         self.structures_label.setVisible(bool(structures))
         self.empty_label.setText(NO_DETECTIONS_TEXT if provenances else EMPTY_TEXT)
         self.empty_label.setVisible(not rows and not structures)
-        self.review_bar.setVisible(bool(results))
+        self.review_bar.setEnabled(bool(results))  # always shown: showing it late would resize the views
         self._fill_result_box(results)
         self._sync_buttons()
         self._show_result_state()
