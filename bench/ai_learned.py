@@ -13,6 +13,9 @@ The networks are untrained (random weights, fixed seed); the U-Net's instance no
 window's output depend on where the window lies, and radview spreads its windows evenly while MONAI steps
 by a fixed interval, so the U-Net rows differ slightly between the two; the pointwise ``light`` net
 shows that the blending itself agrees.
+The runner stores the network channels-last (NDHWC, oneDNN's and cuDNN's fast 3D convolution layout), as any
+user model gets it; MONAI's call gets the network as a user would pass it. The ``sliding window`` row gives
+both sides the same plain network, so it compares the tiling and blending alone.
 Throughput is input voxels per second; ratio = MONAI time / radview time (target >= 1.0: not slower).
 The two label maps are compared too (they should agree on ~all voxels: same network, same blending).
 """
