@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow()
     window.show()
+    # The ~200k objects of the imported libraries live as long as the app: keep them out of the collector's
+    # full passes, each of which otherwise walks them all and freezes the GUI for 100-200 ms.
+    import gc
+
+    gc.freeze()
     if args.demo:
         window.open_demo()
     elif args.path:

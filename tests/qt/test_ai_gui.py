@@ -97,6 +97,10 @@ class StallProbe:
         self._last = 0.0
 
     def start(self) -> StallProbe:
+        import gc
+
+        gc.collect()
+        gc.freeze()  # as viewer.app.main does once the window is up: long-lived objects leave the collector's passes
         self._last = time.perf_counter()
         self.timer.start()
         return self
@@ -109,8 +113,11 @@ class StallProbe:
         self.ticks += 1
 
     def stop(self) -> float:
+        import gc
+
         self._tick()
         self.timer.stop()
+        gc.unfreeze()
         return self.max_gap
 
 
