@@ -16,9 +16,10 @@ def qapp_cls():
     return QApplication
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def annotations_in_a_temporary_folder(tmp_path_factory):
-    """Windows opened by tests autosave their measurements to a temporary folder, never the user's."""
+    """Windows opened by tests autosave their measurements (and their AI and edited label layers) to a temporary
+    folder, never the user's: a fresh one per test, so one test's saved layers never come back in another's window."""
     old = os.environ.get("RADVIEW_ANNOTATIONS_DIR")
     os.environ["RADVIEW_ANNOTATIONS_DIR"] = str(tmp_path_factory.mktemp("annotations"))
     yield

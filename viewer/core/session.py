@@ -38,6 +38,9 @@ class Session:
         self.overlays_visible = True
         self.layers: list[LabelLayer | MarkerLayer] = []
         self.annotations = AnnotationSet()  # the study's measurements (kept on disk by annotation_store.Autosave)
+        #: True while load_volume / clear drop the previous series' layers: a ``layer_removed`` then is no deletion
+        #: (the layer autosave keeps such layers on disk; see layer_store)
+        self.dropping_layers = False
         self._active_label: tuple[LabelLayer, int] | None = None
 
     # --- volume -----------------------------------------------------------------
@@ -46,8 +49,7 @@ class Session:
 
         The annotations stay while the volume is of the same study; another study starts an empty set.
         """
-        for layer in list(self.layers):
-            self.remove_layer(layer)
+        self._drop_layers()
         self.volume = volume
         self.annotations.volume = volume
         key = study_key(volume.meta)
@@ -64,11 +66,18 @@ class Session:
             self.window_changed.emit(self.width, self.level, self.preset_name)
 
     def clear(self) -> None:
-        for layer in list(self.layers):
-            self.remove_layer(layer)
+        self._drop_layers()
         self.volume = None
         self.annotations.volume = None
         self.volume_cleared.emit()
+
+    def _drop_layers(self) -> None:
+        self.dropping_layers = True
+        try:
+            for layer in list(self.layers):
+                self.remove_layer(layer)
+        finally:
+            self.dropping_layers = False
 
     @property
     def is_ct(self) -> bool:

@@ -37,7 +37,8 @@ def _show_provenance(layer, widget: QWidget, *items: QTreeWidgetItem) -> None:
 
 class _LabelLayerBox(QGroupBox):
     def __init__(self, session: Session, layer: LabelLayer):
-        super().__init__(layer.name)
+        edited = layer.meta.get("edited_by")  # a layer edited before (restored from the study's saved layers)
+        super().__init__(f"{layer.name} (edited by {edited})" if edited else layer.name)
         self.session, self.layer = session, layer
         self.setCheckable(True)
         self.setChecked(layer.visible)

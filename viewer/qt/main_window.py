@@ -86,6 +86,10 @@ class MainWindow(QMainWindow):
         self.autosave = Autosave(self.session.annotations, AnnotationStore(annotation_dir))
         self.autosave.save_failed.connect(lambda message: self.annotation_save_failed.emit(message))
         self.annotation_save_failed.connect(lambda message: self._report(message, dialog=False))
+        from viewer.core.layer_store import LayerAutosave, LayerStore  # AI and edited label layers, per study
+
+        self.layer_autosave = LayerAutosave(self.session, LayerStore(self.autosave.store.directory))
+        self.layer_autosave.save_failed.connect(lambda message: self.annotation_save_failed.emit(message))
         self.session.volume_loaded.connect(self._open_annotations)
         self.measure_menu = build_measure_ui(self, self.layout_widget.tools, self.session.annotations)
         self.session.window_changed.connect(self._sync_preset_box)
@@ -134,6 +138,10 @@ class MainWindow(QMainWindow):
         export.addAction("Screenshot of &layout…", lambda: self.choose_screenshot("layout"))
         export.addAction("Screenshot of &3D view…", lambda: self.choose_screenshot("3d"))
         export.addAction("&Report (PDF)…", self.choose_report)
+        export.addSeparator()
+        from viewer.qt.export_actions import ExportActions  # SEG, NIfTI, SR, JSON, de-identified copy
+
+        self.exports = ExportActions(self, export)
         export.addSeparator()
         include = export.addAction("Include patient data (default for exports)")
         include.setCheckable(True)
@@ -517,6 +525,34 @@ class MainWindow(QMainWindow):
             message = self.autosave.open_study(key)
             if message:
                 self._report(message)
+        if key:
+            self._restore_layers(volume, key)
+
+    def _restore_layers(self, volume, study: str) -> None:
+        """The layers saved for this series (AI results, edited label maps), read off the GUI thread and added
+        when the series is still the one shown; a layer that could not be read is reported."""
+        from viewer.core.geometry import GeometryMismatchError
+        from viewer.core.layer_store import series_of
+
+        if not self.layer_autosave.has_saved(study):
+            return
+        series = series_of(volume.meta)
+
+        def done(loaded) -> None:
+            if self.session.volume is not volume:
+                return
+            self.layer_autosave.adopt(loaded.layers, study)
+            for stored in loaded.layers:
+                try:
+                    self.session.add_layer(stored.layer)
+                except GeometryMismatchError as exc:
+                    loaded.messages.append(f"The saved layer {stored.layer.name} does not lie on this series' grid "
+                                           f"({exc}); it was not shown.")
+            if loaded.messages:
+                self._report(" ".join(loaded.messages))
+
+        job = self.tasks.submit(lambda progress, cancel: self.layer_autosave.load_series(study, series))
+        self._handlers[job] = done
 
     def _show_volume(self, volume) -> None:
         self.session.load_volume(volume)
@@ -550,4 +586,5 @@ class MainWindow(QMainWindow):
         self.comparison.shutdown()
         self.ai.shutdown()
         self.autosave.close()
+        self.layer_autosave.close()
         super().closeEvent(event)
