@@ -215,3 +215,24 @@ def test_cli_runs_a_model_folder_and_writes_labels_on_the_input_grid(tmp_path, c
     assert main(["ai", "run", str(tmp_path / "ct.nii.gz"), "--model-dir", str(tmp_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "not a model folder" in err and len(err.splitlines()) == 1
+
+
+def test_channel_argmax_equals_torch_argmax_with_ties():
+    from ai.runners.model_grid import channel_argmax
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 3, (4, 5, 6, 7), generator=g).float()  # many ties: the first maximum wins
+    assert torch.equal(channel_argmax(scores, 0).long(), scores.argmax(0))
+    assert torch.equal(channel_argmax(scores.permute(1, 0, 2, 3), 1).long(), scores.permute(1, 0, 2, 3).argmax(1))
+
+
+def test_labels_come_back_as_trilinear_resampling_then_argmax():
+    import torch.nn.functional as F
+
+    from ai.runners.model_grid import ModelGrid
+
+    scores = torch.randn(3, 20, 30, 40, generator=torch.Generator().manual_seed(1))
+    grid = ModelGrid.plan((47, 61, 83), (1.0, 1.0, 1.0), np.eye(3), "", (47 / 20, 61 / 30, 83 / 40))
+    assert grid.model_shape == (20, 30, 40)
+    full = F.interpolate(scores[None], size=(47, 61, 83), mode="trilinear", align_corners=False)[0].argmax(0)
+    assert np.array_equal(grid.labels_to_image(scores), full.numpy())
