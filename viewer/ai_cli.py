@@ -11,7 +11,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 
 from viewer.cli import UserError
@@ -102,44 +101,6 @@ class _Progress:
             self._open = False
 
 
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def _finite(value):
-    """NaN and infinities become null: strict JSON (other tools reject NaN)."""
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: str, data) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".radview-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_finite(data), fh, indent=2, default=_json_default, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _load_volume(args):
     from viewer.core.image_io import ImageFileError
     from viewer.core.series_loader import LoadError, load_path
@@ -199,6 +160,7 @@ def cmd_run(args) -> int:
 def _write_outputs(out: str, volume, result, source: str, note: str) -> list[str]:
     from viewer.core.image_io import ImageFileError, write_image
     from viewer.core.volume import LabelMap
+    from viewer.export.json_file import write_json
 
     written = []
     try:
@@ -206,7 +168,7 @@ def _write_outputs(out: str, volume, result, source: str, note: str) -> list[str
         if result.labels is not None:
             names = dict(result.label_names)
             write_image(LabelMap(result.labels, volume.geometry, names), os.path.join(out, "labels.nii.gz"))
-            write_json_atomic(os.path.join(out, "labels.json"), {str(k): v for k, v in sorted(names.items())})
+            write_json(os.path.join(out, "labels.json"), {str(k): v for k, v in sorted(names.items())})
             written += ["labels.nii.gz", "labels.json"]
         g = volume.geometry
         findings = {
@@ -218,7 +180,7 @@ def _write_outputs(out: str, volume, result, source: str, note: str) -> list[str
             "messages": list(result.messages),
             "note": note,
         }
-        write_json_atomic(os.path.join(out, "findings.json"), findings)
+        write_json(os.path.join(out, "findings.json"), findings)
     except (ImageFileError, RuntimeError, OSError) as exc:
         raise UserError(f"cannot write to {out}: {exc}") from exc
     return written + ["findings.json"]

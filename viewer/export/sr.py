@@ -38,7 +38,6 @@ atomically. Qt-free and torch-free.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -50,7 +49,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import AI_NOT_REVIEWED, ExportError
-from .atomic import atomic_write, atomic_write_bytes
+from .atomic import atomic_write
+from .json_file import json_safe, write_json
 from .seg import SourceSeries, _lo, algorithm_parameters, provenance_dict, segment_codes
 
 __all__ = ["SrError", "SrInfo", "write_sr", "write_findings_json", "findings_document", "review_note",
@@ -520,22 +520,6 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
 
 
 # ------------------------------------------------------------------------------------------------- JSON
-def _json_safe(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
 def findings_document(findings: Any = None, measurements: Any = None, review: Mapping | None = None,
                       source: SourceSeries | None = None) -> dict:
     """The JSON export's content: AI findings (each with its review note), structures, user measurements."""
@@ -567,11 +551,11 @@ def findings_document(findings: Any = None, measurements: Any = None, review: Ma
         "review": review,
         "messages": list(f.get("messages") or []),
     }
-    return _json_safe(doc)
+    return json_safe(doc)
 
 
 def write_findings_json(path: str, findings: Any = None, measurements: Any = None, review: Mapping | None = None,
                         source: SourceSeries | None = None) -> str:
     """Write :func:`findings_document` as JSON (strict: NaN becomes null) at ``path``, atomically."""
     doc = findings_document(findings, measurements, review, source)
-    return atomic_write_bytes(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return write_json(path, doc)

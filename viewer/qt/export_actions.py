@@ -42,6 +42,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QProgressBar, QPushButton
 
+from viewer.export.json_file import json_safe
+
 #: label map formats written in one file (and so atomically); ``.nhdr`` / ``.mhd`` keep their data apart
 NIFTI_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
 DEID_STEPS = 1000  # progress bar resolution of the de-identified copy
@@ -76,23 +78,6 @@ def _plain(obj) -> dict:
     if isinstance(obj, dict):
         return dict(obj)
     return dict(vars(obj))
-
-
-def _json_safe(value):
-    """Plain JSON values (NaN and infinities become null; numpy scalars and arrays become numbers and lists)."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
 
 
 def _within(path: str, root: str) -> bool:
@@ -480,7 +465,7 @@ class ExportActions(QObject):
         for key in ("edited_by", "edited_at", "revision", "review_state", "reviewed_by", "reviewed_at"):
             if layer.meta.get(key) not in (None, ""):
                 doc[key] = str(layer.meta[key])
-        return _json_safe(doc)
+        return json_safe(doc)
 
     @staticmethod
     def _structures(result) -> list:
