@@ -5,47 +5,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import queue
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-
-
-def _start(hook: str, tmp_path: Path, log_name: str) -> tuple[subprocess.Popen, "queue.Queue[str]"]:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", RADVIEW_STARTUP_HOOK=hook, PYTHONUNBUFFERED="1",
-               RADVIEW_ANNOTATIONS_DIR=str(tmp_path / "annotations"), XDG_CONFIG_HOME=str(tmp_path / "config"),
-               PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
-    proc = subprocess.Popen([sys.executable, "-m", "viewer.app", "--demo"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=open(tmp_path / log_name, "w"))
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        for line in proc.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put("<eof>")
-
-    threading.Thread(target=read, daemon=True).start()
-    return proc, lines
-
-
-def _next(lines, deadline: float, proc, log: Path) -> str:
-    try:
-        line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-    except queue.Empty:
-        proc.kill()
-        pytest.fail(f"the app said nothing in time; its log:\n{log.read_text()[-3000:]}")
-    if line == "<eof>":
-        pytest.fail(f"the app ended early (rc {proc.wait()}); its log:\n{log.read_text()[-3000:]}")
-    return line
+from app_process import next_line, start_app
 
 
 def _persisted(line: str, strokes: dict, revisions: list) -> None:
@@ -57,14 +21,14 @@ def _persisted(line: str, strokes: dict, revisions: list) -> None:
 
 def test_every_saved_stroke_survives_a_sigkill(tmp_path, demo_volume):
     study = demo_volume.meta["study_uid"]
-    proc, lines = _start("layer_driver:paint_strokes", tmp_path, "first.log")
+    proc, lines = start_app("layer_driver:paint_strokes", tmp_path, "first.log")
     strokes: dict[int, tuple[int, int]] = {}  # slice -> (stroke number, crc32 of the slice once saved)
     revisions: list[str] = []
     timings: list[tuple[float, float]] = []
     deadline = time.monotonic() + 180
     try:
         while len({n for n, _ in strokes.values()}) < 6:
-            line = _next(lines, deadline, proc, tmp_path / "first.log")
+            line = next_line(lines, deadline, proc, tmp_path / "first.log")
             if line.startswith("PERSISTED "):
                 _persisted(line, strokes, revisions)
             elif line.startswith("TIMING "):
@@ -93,12 +57,12 @@ def test_every_saved_stroke_survives_a_sigkill(tmp_path, demo_volume):
     assert manifest["revision"] not in ("", "0")  # edited
 
     # restart on the same study: the layer is back, every reported stroke in it
-    proc2, lines2 = _start("layer_driver:report_layers", tmp_path, "second.log")
+    proc2, lines2 = start_app("layer_driver:report_layers", tmp_path, "second.log")
     layers, slices, messages = [], {}, []
     deadline = time.monotonic() + 180
     try:
         while True:
-            line = _next(lines2, deadline, proc2, tmp_path / "second.log")
+            line = next_line(lines2, deadline, proc2, tmp_path / "second.log")
             if line.startswith("LOADED "):
                 assert line.split()[1] == study
             elif line.startswith("LAYER "):
