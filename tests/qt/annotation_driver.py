@@ -19,12 +19,12 @@ from PySide6.QtTest import QTest
 from input_events import drag
 
 
-def _ready(window) -> bool:
+def app_ready(window) -> bool:
     return (window.session.volume is not None and not window.tasks._running and window._after_load is None
             and bool(window.autosave.study_uid))
 
 
-def _every(ms: int, step) -> QTimer:
+def every(ms: int, step) -> QTimer:
     timer = QTimer()
     timer.setInterval(ms)
     timer.timeout.connect(step)
@@ -37,7 +37,7 @@ def draw_lengths(window) -> None:
     state = {"n": 0, "waiting": None}
 
     def step() -> None:
-        if not _ready(window):
+        if not app_ready(window):
             return
         axial = window.layout_widget.views["axial"]
         if state["waiting"] is not None:  # the last one drawn: on disk yet?
@@ -64,13 +64,13 @@ def draw_lengths(window) -> None:
         added = list(window.session.annotations)[-1]
         state["waiting"] = (added.id, added.value, window.autosave.generation)
 
-    timer = _every(30, step)
+    timer = every(30, step)
     window._driver_timer = timer
 
 
 def report(window) -> None:
     def step() -> None:
-        if not _ready(window):
+        if not app_ready(window):
             return
         timer.stop()
         print(f"LOADED {window.autosave.study_uid} {len(window.session.annotations)}", flush=True)
@@ -82,5 +82,5 @@ def report(window) -> None:
         print("END", flush=True)
         window.close()
 
-    timer = _every(50, step)
+    timer = every(50, step)
     window._driver_timer = timer

@@ -19,25 +19,13 @@ import time
 import zlib
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
+from annotation_driver import app_ready, every
 from input_events import drag
 
 PAINT_LABEL = 8  # nodule
-
-
-def _ready(window) -> bool:
-    return (window.session.volume is not None and not window.tasks._running and window._after_load is None
-            and bool(window.autosave.study_uid))
-
-
-def _every(ms: int, step) -> QTimer:
-    timer = QTimer()
-    timer.setInterval(ms)
-    timer.timeout.connect(step)
-    timer.start()
-    return timer
 
 
 def paint_strokes(window) -> None:
@@ -48,7 +36,7 @@ def paint_strokes(window) -> None:
     saver = window.layer_autosave
 
     def step() -> None:
-        if not _ready(window):
+        if not app_ready(window):
             return
         session = window.session
         axial = window.layout_widget.views["axial"]
@@ -93,7 +81,7 @@ def paint_strokes(window) -> None:
         slices = sorted({int(z) for z in np.unravel_index(edit.flat_index, layer.label_map.array.shape)[0]})
         state["waiting"] = (n, slices, saver.generation, layer.meta["revision"])
 
-    timer = _every(30, step)
+    timer = every(30, step)
     window._driver_timer = timer
 
 
@@ -101,7 +89,7 @@ def report_layers(window) -> None:
     state = {"since": None}
 
     def step() -> None:
-        if not _ready(window):
+        if not app_ready(window):
             return
         layers = window.session.label_layers()
         if not layers:  # the saved layers are read off the GUI thread: give them a moment
@@ -122,5 +110,5 @@ def report_layers(window) -> None:
         print("END", flush=True)
         window.close()
 
-    timer = _every(50, step)
+    timer = every(50, step)
     window._driver_timer = timer
