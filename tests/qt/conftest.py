@@ -60,3 +60,35 @@ def demo_labels(demo_paths):
     from viewer.core.image_io import read_label_map
 
     return read_label_map(str(demo_paths.labels_nii))
+
+
+@pytest.fixture
+def new_window(qtbot, tmp_path):
+    """``new_window(settings_name="settings.ini", size=(1500, 900))``: a shown main window with its own settings
+    file and annotation folder in the test's temporary folder (pytest-qt closes it after the test)."""
+    from PySide6.QtCore import QSettings
+
+    from viewer.qt.main_window import MainWindow
+
+    def make(settings_name: str = "settings.ini", size=(1500, 900)):
+        w = MainWindow(QSettings(str(tmp_path / settings_name), QSettings.IniFormat),
+                       annotation_dir=str(tmp_path / "annotations"))
+        qtbot.addWidget(w)
+        if size:
+            w.resize(*size)
+        w.show()
+        qtbot.waitExposed(w)
+        return w
+
+    return make
+
+
+@pytest.fixture
+def demo_series_window(qtbot, new_window, demo_paths):
+    """A main window with the demo's CT series opened from its DICOM folder, in the lung window."""
+    w = new_window(size=(1400, 800))
+    w.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
+    qtbot.waitUntil(lambda: w.session.volume is not None and not w.tasks._running, timeout=30000)
+    w.session.apply_preset("lung")
+    yield w
+    w.close()

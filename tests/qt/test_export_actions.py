@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
@@ -22,7 +22,6 @@ from viewer.core.layers import LabelLayer
 from viewer.core.volume import LabelMap, Volume
 from viewer.export.atomic import TEMP_PREFIX
 from viewer.qt import export_actions as ea
-from viewer.qt.main_window import MainWindow
 
 PROV = Provenance("test-nodules", "Test nodules", "0.9", "classical image analysis, not a learned network", "cpu",
                   "float32", 0.2, "2026-01-01T00:00:00Z", {"threshold": 0.5})
@@ -51,23 +50,9 @@ class StallProbe:
         return self.max_gap
 
 
-def _new_window(qtbot, tmp_path) -> MainWindow:
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat),
-                   annotation_dir=str(tmp_path / "annotations"))
-    qtbot.addWidget(w)
-    w.resize(1400, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
-
-
 @pytest.fixture
-def window(qtbot, tmp_path, demo_paths):
-    w = _new_window(qtbot, tmp_path)
-    w.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
-    qtbot.waitUntil(lambda: w.session.volume is not None and not w.tasks._running, timeout=30000)
-    yield w
-    w.close()
+def window(demo_series_window):
+    return demo_series_window
 
 
 def add_ai_result(session):
@@ -141,10 +126,10 @@ def link_subset(files, folder: Path) -> Path:
 
 
 # --- enabled state, an image that is not DICOM -------------------------------------------------------------------
-def test_actions_say_why_they_are_disabled_and_dicom_exports_refuse_a_nifti_image(qtbot, tmp_path):
+def test_actions_say_why_they_are_disabled_and_dicom_exports_refuse_a_nifti_image(qtbot, tmp_path, new_window):
     from viewer.core.image_io import write_image
 
-    w = _new_window(qtbot, tmp_path)
+    w = new_window(size=(1400, 800))
     try:
         ex = w.exports
         actions = [ex.seg_action, ex.nifti_action, ex.sr_action, ex.json_action, ex.deid_action]

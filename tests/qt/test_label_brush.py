@@ -7,14 +7,13 @@ import getpass
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from input_events import drag, mouse, move
 from viewer.core.geometry import Geometry
 from viewer.core.layers import LabelLayer
 from viewer.core.volume import LabelMap, Volume
-from viewer.qt.main_window import MainWindow
 
 # anisotropic voxels (slices 3 mm, rows 0.6 mm, columns 0.9 mm) and a flipped x axis
 GEOM = Geometry((24, 40, 50), (3.0, 0.6, 0.9), (-20.0, -10.0, 50.0), ((-1, 0, 0), (0, 1, 0), (0, 0, 1)))
@@ -29,13 +28,8 @@ def _labels():
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat),
-                   annotation_dir=str(tmp_path / "annotations"))
-    qtbot.addWidget(w)
-    w.resize(1500, 900)
-    w.show()
-    qtbot.waitExposed(w)
+def window(new_window):
+    w = new_window()
     rng = np.random.default_rng(3)
     image = rng.normal(-700, 30, GEOM.shape_zyx).astype(np.int16)
     w.session.load_volume(Volume(image, GEOM, meta={"modality": "CT", "study_uid": "9.8.7", "series_uid": "9.8.7.1"}),

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from scipy import ndimage
 
 from ai.api import InferenceResult, Provenance
@@ -14,18 +14,14 @@ from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.geometry import Geometry
 from viewer.core.image_io import write_image
 from viewer.core.volume import LabelMap, Volume
-from viewer.qt.main_window import MainWindow
 from viewer.qt.metrics_panel import NO_AI_TEXT, NO_REFERENCE_TEXT, NOT_VALIDATION, pair_labels
 
 TIMEOUT_MS = 60000
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, demo_volume):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.resize(1500, 900)
-    w.show()
+def window(new_window, demo_volume):
+    w = new_window()
     w.session.load_volume(demo_volume, preset="lung")
     yield w
     w.close()
@@ -151,10 +147,8 @@ def test_a_reference_on_another_grid_is_refused_and_the_viewer_goes_on(window, q
     assert window.comparison.panel.message_label.text() == NO_AI_TEXT  # no AI result yet
 
 
-def test_unnamed_labels_are_paired_by_id_and_a_late_ai_result_is_compared(qtbot, tmp_path):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
+def test_unnamed_labels_are_paired_by_id_and_a_late_ai_result_is_compared(qtbot, tmp_path, new_window):
+    w = new_window(size=None)
     geometry = Geometry((12, 20, 24), (2.5, 0.8, 0.6), (-5.0, 10.0, 3.0))
     w.session.load_volume(Volume(np.zeros(geometry.shape_zyx, np.int16), geometry, meta={"modality": "CT"}))
     ref = np.zeros(geometry.shape_zyx, np.uint8)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 pytest.importorskip("torch")
 
@@ -16,16 +15,12 @@ if str(AI_TESTS) not in sys.path:
 
 from learned_models import threshold_net, write_model  # noqa: E402
 
-from viewer.qt.main_window import MainWindow  # noqa: E402
 from viewer.qt.model_folders import FOLDERS_KEY  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, demo_volume):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
+def window(new_window, demo_volume):
+    w = new_window(size=(1400, 900))
     w.session.load_volume(demo_volume, preset="lung")
     yield w
     w.close()

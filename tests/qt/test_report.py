@@ -17,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.annotations import new_annotation
-from viewer.qt.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME, PATIENT_ID, BIRTH = "Demo Phantom", "RADVIEW-DEMO", "1970-01-01"
@@ -112,18 +110,8 @@ def check_pdf(path) -> str:
 
 # --- the window --------------------------------------------------------------------------------------------
 @pytest.fixture
-def window(qtbot, tmp_path, demo_paths):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat),
-                   annotation_dir=str(tmp_path / "annotations"))
-    qtbot.addWidget(w)
-    w.resize(1400, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    w.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
-    qtbot.waitUntil(lambda: w.session.volume is not None and not w.tasks._running, timeout=30000)
-    w.session.apply_preset("lung")
-    yield w
-    w.close()
+def window(demo_series_window):
+    return demo_series_window
 
 
 PROV = Provenance("test-nodules", "Test nodules", "0.9", "classical image analysis, not a learned network", "cpu",

@@ -11,13 +11,12 @@ import os
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, QSettings
+from PySide6.QtCore import QPointF
 from PySide6.QtGui import QImage
 
 from ai.api import Detection, InferenceResult, Provenance
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.annotations import new_annotation
-from viewer.qt.main_window import MainWindow
 from viewer.qt.screenshot import ScreenshotDialog, ScreenshotOptions, render
 
 NAME = "Demo Phantom"  # the demo's PatientName, as the corner text writes it
@@ -40,20 +39,10 @@ def read(path) -> np.ndarray:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, demo_paths):
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat),
-                   annotation_dir=str(tmp_path / "annotations"))
-    qtbot.addWidget(w)
-    w.resize(1400, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    w.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
-    qtbot.waitUntil(lambda: w.session.volume is not None and not w.tasks._running, timeout=30000)
-    w.session.apply_preset("lung")
-    w.set_layout("1x1")
+def window(qtbot, demo_series_window):
+    demo_series_window.set_layout("1x1")
     qtbot.wait(50)
-    yield w
-    w.close()
+    return demo_series_window
 
 
 def ai_layers(volume, k: int):
