@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt
 
+from stall_probe import StallProbe
 from viewer.core.ai_bridge import NOT_REVIEWED
 from viewer.qt.ai_service import AiService
 from viewer.qt.main_window import MainWindow
@@ -81,44 +82,6 @@ def warm(window, engine):
     """The window's AI service on the module's warm engine (not closed with the window)."""
     window.ai.service = AiService(window.ai, client=engine, own_client=False)
     return window
-
-
-class StallProbe:
-    """A 5 ms QTimer; the largest gap between its ticks is the longest the GUI event loop was stalled."""
-
-    def __init__(self, interval_ms: int = 5):
-        self.timer = QTimer()
-        self.timer.setTimerType(Qt.PreciseTimer)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self._tick)
-        self.max_gap = 0.0
-        self.gaps = []
-        self.ticks = 0
-        self._last = 0.0
-
-    def start(self) -> StallProbe:
-        import gc
-
-        gc.collect()
-        gc.freeze()  # as viewer.app.main does once the window is up: long-lived objects leave the collector's passes
-        self._last = time.perf_counter()
-        self.timer.start()
-        return self
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.gaps.append((now - self._last, now))
-        self.max_gap = max(self.max_gap, now - self._last)
-        self._last = now
-        self.ticks += 1
-
-    def stop(self) -> float:
-        import gc
-
-        self._tick()
-        self.timer.stop()
-        gc.unfreeze()
-        return self.max_gap
 
 
 def ai_layers(window, kind=None):

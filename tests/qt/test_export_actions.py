@@ -2,7 +2,6 @@
 each export runs on a worker (the GUI keeps running), reads back equal, and a failure leaves no file."""
 from __future__ import annotations
 
-import gc
 import json
 import os
 import time
@@ -11,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 
+from stall_probe import StallProbe
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.annotations import Plane, new_annotation
@@ -29,27 +29,6 @@ TIMEOUT_MS = 60000
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-class StallProbe:
-    """A 5 ms QTimer; the largest gap between its ticks is the longest the GUI event loop was stalled."""
-
-    def __init__(self):
-        self.timer = QTimer()
-        self.timer.setTimerType(Qt.PreciseTimer)
-        self.timer.setInterval(5)
-        self.timer.timeout.connect(self._tick)
-        self.max_gap, self._last = 0.0, time.perf_counter()
-        self.timer.start()
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.max_gap, self._last = max(self.max_gap, now - self._last), now
-
-    def stop(self) -> float:
-        self._tick()
-        self.timer.stop()
-        return self.max_gap
-
-
 @pytest.fixture
 def window(demo_series_window):
     return demo_series_window
@@ -243,10 +222,9 @@ def test_seg_and_nifti_of_an_ai_result_and_of_the_demo_labels(window, qtbot, tmp
     qtbot.wait(300)  # its overlays are drawn
     outcomes = []
     ex.finished.connect(lambda kind, value: outcomes.append((kind, value)))
-    # a full collection first: once pydicom and highdicom are loaded, a gen-2 collection (which any thread's
-    # allocations may trigger) holds the GIL ~0.1-0.2 s; that is the process's, not the export's, to measure here
-    gc.collect()
-    probe = StallProbe()
+    # the probe collects and freezes first, as the app does once its window is up: once pydicom and highdicom are
+    # loaded, a full collection over every object holds the GIL ~0.1-0.2 s, the process's cost, not the export's
+    probe = StallProbe().start()
     t0 = time.perf_counter()
     ex.export_seg(str(tmp_path / "truth-seg.dcm"), truth)
     ex.export_nifti(str(tmp_path / "truth" / "labels.nrrd"), truth)
@@ -381,8 +359,7 @@ def test_deidentified_copy_loads_with_the_same_geometry_and_reports_what_it_skip
     src = link_subset(files, tmp_path / "src")
     (src / "notes.txt").write_text("not DICOM")
     out = tmp_path / "copy"
-    gc.collect()  # (see the SEG test)
-    probe = StallProbe()
+    probe = StallProbe().start()
     kind, report = run_export(qtbot, window, lambda: ex.export_deid(str(out), source=str(src)))
     stall = probe.stop()
     assert kind == "finished" and not report.cancelled and report.n_written == 7

@@ -1,13 +1,13 @@
 """AI → Compare with reference segmentation…: the reference layer and the per-structure table in the main window."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from scipy import ndimage
 
+from stall_probe import StallProbe
 from ai.api import InferenceResult, Provenance
 from ai.metrics import segmentation_metrics
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
@@ -41,27 +41,6 @@ def wait_compared(qtbot, window):
                     timeout=TIMEOUT_MS)
 
 
-class StallProbe:
-    """A 5 ms timer; the longest gap between its ticks is the longest the GUI event loop was blocked."""
-
-    def __init__(self):
-        self.timer = QTimer()
-        self.timer.setTimerType(Qt.PreciseTimer)
-        self.timer.setInterval(5)
-        self.timer.timeout.connect(self._tick)
-        self.max_gap, self._last = 0.0, time.perf_counter()
-        self.timer.start()
-
-    def _tick(self):
-        now = time.perf_counter()
-        self.max_gap, self._last = max(self.max_gap, now - self._last), now
-
-    def stop(self) -> float:
-        self._tick()
-        self.timer.stop()
-        return self.max_gap
-
-
 def table_rows(panel):
     return [[panel.table.item(r, c).text() for c in range(panel.table.columnCount())]
             for r in range(panel.table.rowCount())]
@@ -78,7 +57,7 @@ def test_ai_lungs_against_the_demo_truth_paired_by_name(window, qtbot, demo_path
     assert comparison.action in window.ai.menu.actions()
     assert comparison.action.text() == "Compare with &reference segmentation…"
 
-    probe = StallProbe()
+    probe = StallProbe().start()
     job = comparison.load_reference(str(demo_paths.labels_nii))
     assert job is not None
     wait_compared(qtbot, window)
