@@ -176,3 +176,11 @@ def test_the_annotation_model_imports_no_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_autosave_file_is_private_to_the_user(tmp_path):
+    import stat
+
+    path = tmp_path / "study.json"
+    write_atomic(path, b"{}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and path.read_bytes() == b"{}"

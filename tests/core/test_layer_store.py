@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
+from viewer.core.atomic_file import TEMP_PREFIX
 from viewer.core import review
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.annotation_store import AnnotationStore, Autosave
@@ -200,7 +201,7 @@ def test_leftovers_of_an_interrupted_write_are_ignored_then_tidied(store):
     layer = LabelLayer(LabelMap(np.ones(GEOM.shape_zyx, np.uint8), GEOM, {1: "a"}), name="x", meta={"edited": True})
     store.write_labels(STUDY, label_manifest(layer, "l1", STUDY, SERIES, None, 1.0), layer.label_map.array)
     folder = store.folder(STUDY)
-    temp = folder / ".l1.json.tmp-abc"
+    temp = folder / f"{TEMP_PREFIX}abc-l1.json"
     temp.write_text('{"half": ')
     orphan = folder / f"l1.0123456789ab{DATA_SUFFIX}"  # data written, the kill came before its manifest
     orphan.write_bytes(b"NRRD0004\n")

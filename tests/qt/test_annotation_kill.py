@@ -8,7 +8,9 @@ import signal
 import time
 
 import pytest
+
 from app_process import next_line, start_app
+from viewer.core.atomic_file import TEMP_PREFIX
 
 
 def test_every_completed_annotation_survives_a_sigkill(tmp_path, demo_volume):
@@ -42,7 +44,7 @@ def test_every_completed_annotation_survives_a_sigkill(tmp_path, demo_volume):
         m = on_disk[ident]
         assert m["kind"] == "length" and m["unit"] == "mm" and m["value"] == pytest.approx(value, abs=1e-3)
         assert m["series_uid"] == demo_volume.meta["series_uid"] and m["created_by"]
-    assert not [p for p in path.parent.iterdir() if p.name != path.name and ".tmp-" not in p.name]
+    assert not [p for p in path.parent.iterdir() if p.name != path.name and not p.name.startswith(TEMP_PREFIX)]
 
     # restart on the same study: everything is back, and shown on its slice
     proc2, lines2 = start_app("annotation_driver:report", tmp_path, "second.log")

@@ -20,7 +20,6 @@ import json
 import os
 import queue
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from psygnal import Signal
 
 from .annotations import Annotation, AnnotationFormatError, AnnotationSet
+from .atomic_file import TEMP_PREFIX, atomic_path
 
 ENV_DIR = "RADVIEW_ANNOTATIONS_DIR"
 STALE_TEMP_SECONDS = 60.0
@@ -51,29 +51,8 @@ def file_name(study_uid: str) -> str:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old or the new content, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    with atomic_path(path, mode=0o600) as tmp, open(tmp, "wb") as fh:  # private: the user's reading
+        fh.write(data)
 
 
 def serialise(study_uid: str, annotations, review: dict, extra: dict | None = None) -> bytes:
@@ -160,7 +139,7 @@ class AnnotationStore:
     def _remove_stale_temps(self, path: Path) -> None:
         """Temporary files of a write that a crash interrupted (older than a minute)."""
         now = time.time()
-        for p in path.parent.glob(f".{path.name}.tmp-*"):
+        for p in path.parent.glob(f"{TEMP_PREFIX}*-{path.name}"):
             try:
                 if now - p.stat().st_mtime > STALE_TEMP_SECONDS:
                     p.unlink()

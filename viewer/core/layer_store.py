@@ -42,7 +42,6 @@ import functools
 import json
 import os
 import queue
-import tempfile
 import threading
 import time
 import uuid
@@ -56,6 +55,7 @@ import numpy as np
 from psygnal import Signal
 
 from .annotation_store import STALE_TEMP_SECONDS, file_name, write_atomic
+from .atomic_file import TEMP_PREFIX, atomic_path, fsync_folder
 from .geometry import Geometry
 from .layers import LabelLayer, Marker, MarkerLayer
 from .volume import LabelMap
@@ -308,7 +308,7 @@ class LayerStore:
         path = self.manifest_path(study_uid, layer_id)
         if path.exists():
             _unlink(path)
-            _fsync_dir(folder)
+            fsync_folder(folder)
         if folder.exists():
             for data in folder.glob(f"{layer_id}.*{DATA_SUFFIX}"):
                 _unlink(data)
@@ -436,7 +436,7 @@ class LayerStore:
             except (OSError, ValueError, KeyError, TypeError):
                 named.update(p.name for p in folder.glob(f"{path.stem}.*{DATA_SUFFIX}"))  # left for _keep_aside
         for path in folder.iterdir():
-            stale = path.name.startswith(".") and ".tmp-" in path.name
+            stale = path.name.startswith(TEMP_PREFIX)
             orphan = path.name.endswith(DATA_SUFFIX) and not path.name.startswith(".") and path.name not in named
             if stale or orphan:
                 try:
@@ -458,19 +458,6 @@ def _unlink(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- NRRD (gzip), streamed: no second copy of the array, the GIL released while each chunk compresses ------------
@@ -510,25 +497,15 @@ def write_nrrd_atomic(path: Path, array: np.ndarray, geometry: Geometry) -> int:
     array = np.ascontiguousarray(array, dtype=_little(array.dtype))
     header = nrrd_header(array.shape, array.dtype, geometry)
     flat = memoryview(array.reshape(-1)).cast("B")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     crc = 0
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            gz = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-            for start in range(0, flat.nbytes, CHUNK):
-                part = flat[start:start + CHUNK]
-                crc = zlib.crc32(part, crc)
-                fh.write(gz.compress(part))
-            fh.write(gz.flush())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path, mode=0o600) as tmp, open(tmp, "wb") as fh:
+        fh.write(header)
+        gz = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        for start in range(0, flat.nbytes, CHUNK):
+            part = flat[start:start + CHUNK]
+            crc = zlib.crc32(part, crc)
+            fh.write(gz.compress(part))
+        fh.write(gz.flush())
     return crc
 
 
