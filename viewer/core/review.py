@@ -192,7 +192,8 @@ class ResultStatus:
         return header_text(self)
 
 
-def _latest(entries: list[dict]) -> dict:
+def latest_entry(entries: list[dict]) -> dict:
+    """The most recent of some review entries (by their ISO time); ``{}`` for none."""
     def when(entry):
         try:
             return datetime.fromisoformat(str(entry.get("time", ""))).timestamp()
@@ -212,9 +213,9 @@ def result_status(review: Mapping, result: AiResult) -> ResultStatus:
     if state_whole == REJECTED:
         state, last = "rejected", whole
     elif state_whole == ACCEPTED and len(decided) == len(findings):
-        state, last = "reviewed", _latest([whole, *decided])
+        state, last = "reviewed", latest_entry([whole, *decided])
     elif whole or decided:
-        state, last = "in review", _latest([e for e in (whole, *decided) if e])
+        state, last = "in review", latest_entry([e for e in (whole, *decided) if e])
     else:
         state, last = "not reviewed", {}
     return ResultStatus(state, len(decided), len(findings), state_whole, str(last.get("user", "")),

@@ -35,9 +35,11 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPa
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
                                QPushButton)
 
+from viewer.core.review import latest_entry
+from viewer.export import AI_NOT_REVIEWED
+
 TITLE = "radview report — research use, not for clinical use"
 NOT_A_DIAGNOSIS = "Not a diagnosis."
-AI_NOT_REVIEWED = "AI result, not reviewed"  # = viewer.export.AI_NOT_REVIEWED
 DEIDENTIFIED = "de-identified (patient data not included in this report)"
 FOOTER = ("Not a diagnosis. radview is research software, not for clinical use. AI results are the output of a "
           "model and are marked \u201cAI result, not reviewed\u201d until a user has reviewed them.")
@@ -177,18 +179,8 @@ def ai_record(name: str, provenance, detections, structures, review: Mapping | N
                     for s in structs]
     overall = whole
     if whole is not None and whole.get("state") == "accepted" and len(decided) == len(dets):
-        overall = {**_latest([whole, *decided]), "state": "reviewed"}  # accepted, every finding decided
+        overall = {**latest_entry([whole, *decided]), "state": "reviewed"}  # accepted, every finding decided
     return AiResultRecord(name, prov, dets, structs, det_notes, struct_notes, review_note(overall))
-
-
-def _latest(entries: list[dict]) -> dict:
-    def when(entry):
-        try:
-            return datetime.fromisoformat(str(entry.get("time", ""))).timestamp()
-        except (TypeError, ValueError):
-            return float("-inf")
-
-    return dict(max(entries, key=when))
 
 
 # --- numbers -------------------------------------------------------------------------------------------
