@@ -13,15 +13,13 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
+from radview_base.cancel import Cancelled  # noqa: F401 - re-exported: the one Cancelled, for the engine
+
 #: ``progress(fraction in [0, 1], message)``
 ProgressFn = Callable[[float, str], None]
 
 CLASSICAL_NOTE = "classical image analysis, not a learned network"
 NOT_A_DIAGNOSIS = "AI result for research use: not a diagnosis, not for clinical use"
-
-
-class Cancelled(Exception):
-    """The user cancelled the run; nothing was produced."""
 
 
 class ModelError(Exception):

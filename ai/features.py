@@ -44,7 +44,7 @@ from typing import Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from .api import ImageGrid, StructureFeatures
+from ai.api import ImageGrid, StructureFeatures
 
 #: point sets up to this size are compared pair by pair; larger ones go through their convex hull first
 BRUTE_FORCE_POINTS = 64

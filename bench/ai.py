@@ -44,8 +44,8 @@ def _grid(geometry):
 
 
 def demo_case():
-    from viewer.core.demo import ensure_demo
-    from viewer.core.series_loader import load_path
+    from viewer.demo import ensure_demo
+    from viewer.io.series_loader import load_path
 
     p = ensure_demo()
     v = load_path(str(p.dicom_dir), p.ct_series_uid)
@@ -58,14 +58,14 @@ def ct300_case():
     import torch.nn.functional as F
 
     from ai.api import ImageGrid
-    from viewer.core.series_loader import load_path
+    from viewer.io.series_loader import load_path
 
     src = SHARED / "ct-pancreas-tcia"
     if src.exists():
         v = load_path(str(src))
         name = "TCIA CT resampled to 300x512x512"
     else:
-        from viewer.core.demo import ensure_demo
+        from viewer.demo import ensure_demo
 
         p = ensure_demo()
         v = load_path(str(p.dicom_dir), p.ct_series_uid)
@@ -111,9 +111,9 @@ def gui_stall(model: str = "ct-lungs") -> list[tuple[str, float, float]]:
     pg.setConfigOptions(imageAxisOrder="row-major")
     app = QApplication.instance() or QApplication([])
     from viewer.core.ai_bridge import request_from_volume
-    from viewer.core.demo import ensure_demo
-    from viewer.core.series_loader import load_path
-    from viewer.qt.ai_service import AiService
+    from viewer.demo import ensure_demo
+    from viewer.io.series_loader import load_path
+    from viewer.qt.controllers.ai_service import AiService
 
     p = ensure_demo()
     vol = load_path(str(p.dicom_dir), p.ct_series_uid)

@@ -5,9 +5,9 @@ Usage::
     python bench/demo.py [--repeats N] [--seed S] [--keep DIR]
 
 Times (median of N runs, each into a fresh temporary directory)
-    phantom      viewer.core.demo.phantom.make_phantom (rasterising, blur, noise)
-    DICOM        viewer.core.demo.dicom_writer.write_study (thin + slab + localizer files)
-    total        viewer.core.demo.generate_demo end to end (phantom + DICOM + truth files)
+    phantom      viewer.demo.phantom.make_phantom (rasterising, blur, noise)
+    DICOM        viewer.demo.dicom_writer.write_study (thin + slab + localizer files)
+    total        viewer.demo.generate_demo end to end (phantom + DICOM + truth files)
 
 The budget is 20 s for ``total`` on 2 CPU cores (target 10 s).
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from viewer.core.demo import DEFAULT_SEED, generate_demo  # noqa: E402
-from viewer.core.demo.dicom_writer import write_study  # noqa: E402
-from viewer.core.demo.phantom import make_phantom  # noqa: E402
+from viewer.demo import DEFAULT_SEED, generate_demo  # noqa: E402
+from viewer.demo.dicom_writer import write_study  # noqa: E402
+from viewer.demo.phantom import make_phantom  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -28,8 +28,8 @@ cache is warmed first by reading every file of the folder once)
                                preallocated int16 array with the rescale applied
     SimpleITK                  GetGDCMSeriesFileNames + ImageSeriesReader (int16 output)
                                + GetArrayFromImage
-    radview index              viewer.core.dicom_index.scan(folder) (also as files/s)
-    radview load (indexed)     viewer.core.series_loader.load_series(index.largest_volume())
+    radview index              viewer.io.dicom_index.scan(folder) (also as files/s)
+    radview load (indexed)     viewer.io.series_loader.load_series(index.largest_volume())
     radview index+load         both, end to end
 
 The target "load ≤ 2× I/O floor" is judged against the strict, single-threaded I/O floor (first row),
@@ -66,8 +66,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
 from _synthetic import ensure_ct_series  # noqa: E402
-from viewer.core.dicom_index import scan  # noqa: E402
-from viewer.core.series_loader import default_workers, load_series  # noqa: E402
+from viewer.io.dicom_index import scan  # noqa: E402
+from viewer.io.series_loader import default_workers, load_series  # noqa: E402
 
 PANCREAS = REPO.parent / "shared/data/ct-pancreas-tcia"
 DEFAULT_CACHE = Path("/tmp/radview-bench")

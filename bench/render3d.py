@@ -8,7 +8,7 @@ Usage::
 Runs without Qt: an offscreen ``vtkRenderWindow`` (EGL when there is no X display, else an
 offscreen X window; under ``xvfb-run`` it is GLX on Mesa). The GL renderer string is printed:
 ``llvmpipe`` is Mesa's software rasteriser (CPU cores do the ray casting), anything else a GPU.
-The data is the cached demo study (``viewer.core.demo.ensure_demo``): the thin CT series
+The data is the cached demo study (``viewer.demo.ensure_demo``): the thin CT series
 (160×512×512 int16, 0.75 × 0.75 × 2 mm) and its truth label map (same grid, 8 labels).
 
 Volume rendering (window W×H, default 512×512, the CT-bone transfer function, shaded)
@@ -21,13 +21,13 @@ Volume rendering (window W×H, default 512×512, the CT-bone transfer function, 
     radview interactive, adaptive
                           the same, with the ray spacing adapted after every frame as the 3D view
                           does while the user drags (View3D, when full frames take longer than 50 ms):
-                          viewer.qt.view3d.adapted_image_sample_distance aims at 80 ms per frame,
+                          viewer.qt.views.view3d.adapted_image_sample_distance aims at 80 ms per frame,
                           rays 2 to 4 pixels apart; 4 untimed frames let it settle
     radview full + surfaces, radview interactive, adaptive + coarse surfaces
                           (unless --skip-surfaces) the same two with the 8 label surfaces of the truth
                           label map in the scene (body see-through, as the 3D view shows them); at
                           interactive quality the big surfaces are drawn from their coarse copies
-                          (viewer.qt.view3d.coarse_surfaces), as the 3D view does while dragging
+                          (viewer.qt.views.view3d.coarse_surfaces), as the 3D view does while dragging
     plain VTK             vtkImageData (numpy_support, no copy) + vtkSmartVolumeMapper (defaults:
                           GPU path where supported, sample distance from the spacing) + a
                           vtkVolumeProperty with the same colour/opacity points, shading and linear
@@ -83,10 +83,10 @@ SLOW_FRAME_MS = 50.0  # View3D switches to interactive quality while dragging ab
 
 
 def load_demo():
-    from viewer.core.demo import ensure_demo
-    from viewer.core.dicom_index import scan
-    from viewer.core.image_io import read_label_map
-    from viewer.core.series_loader import load_series
+    from viewer.demo import ensure_demo
+    from viewer.io.dicom_index import scan
+    from viewer.io.image_io import read_label_map
+    from viewer.io.series_loader import load_series
 
     paths = ensure_demo()
     volume = load_series(scan(str(paths.dicom_dir)).find(paths.ct_series_uid))

@@ -9,13 +9,13 @@ Usage::
 Runs offscreen: the Qt platform is ``--platform``, else ``QT_QPA_PLATFORM`` if the caller
 set it, else ``offscreen`` (under ``xvfb-run`` pass ``--platform xcb`` to paint through
 the X server; the frame then includes the flush of the backing store to it). The data is the cached demo
-study (``viewer.core.demo.ensure_demo``): the thin CT series (160×512×512
+study (``viewer.demo.ensure_demo``): the thin CT series (160×512×512
 int16, read with ``dicom_index.scan`` + ``series_loader.load_series``) and its
 truth label map (``truth/labels.nii.gz``, same grid, 8 labels), window "lung".
 
 Methods (each a top-level widget whose image viewport is resized to exactly
 W×H, shown, the image fitted to the viewport)
-    radview + overlay      viewer.qt.slice_view.SliceView(session, "axial") with the label map as a
+    radview + overlay      viewer.qt.views.slice_view.SliceView(session, "axial") with the label map as a
                            LabelLayer (fill, opacity 0.4); a frame is ``view.set_slice(k)`` (what
                            the mouse wheel calls: new slice + label overlay + linked cursor +
                            crosshair; corner text, orientation letters and scale bar are painted)
@@ -70,7 +70,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from viewer.app import create_app  # noqa: E402
+from viewer.qt.application import create_app  # noqa: E402
 from _report import parse_size, verdict  # noqa: E402  (bench/ is on sys.path[0])
 
 # targets
@@ -109,7 +109,7 @@ class RadviewMethod(Method):
     def build(self, size):
         from viewer.core.layers import LabelLayer
         from viewer.core.session import Session
-        from viewer.qt.slice_view import SliceView
+        from viewer.qt.views.slice_view import SliceView
 
         session = Session()
         session.load_volume(self.data.volume, preset="lung")
@@ -275,10 +275,10 @@ def run_frames(app, method, seq, mode: str, counter: PaintCounter) -> tuple[list
 
 class Data:
     def __init__(self):
-        from viewer.core.demo import ensure_demo
-        from viewer.core.dicom_index import scan
-        from viewer.core.image_io import read_label_map
-        from viewer.core.series_loader import load_series
+        from viewer.demo import ensure_demo
+        from viewer.io.dicom_index import scan
+        from viewer.io.image_io import read_label_map
+        from viewer.io.series_loader import load_series
         from viewer.core.window_presets import find_preset
 
         paths = ensure_demo()
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", help="Qt platform (default: $QT_QPA_PLATFORM or offscreen)")
     args = parser.parse_args(argv)
     w, h = args.size
-    # before any Qt import (viewer.app imports Qt inside create_app)
+    # before any Qt import (viewer.qt.app imports Qt inside create_app)
     os.environ["QT_QPA_PLATFORM"] = args.platform or os.environ.get("QT_QPA_PLATFORM") or "offscreen"
 
     app = create_app()

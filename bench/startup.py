@@ -7,7 +7,7 @@ Usage::
 
 The Qt platform of the child processes is ``--platform``, else ``QT_QPA_PLATFORM`` if set,
 else ``offscreen`` (so under ``xvfb-run`` pass ``--platform xcb`` to use the X server).
-The demo study must be cached (``viewer.core.demo.ensure_demo``): the parent makes sure it is,
+The demo study must be cached (``viewer.demo.ensure_demo``): the parent makes sure it is,
 outside any timing, and reads every file of it once so the page cache is warm.
 
 Methods (each a fresh ``python`` process; t = 0 is ``time.time()`` in the parent just before
@@ -19,10 +19,10 @@ Methods (each a fresh ``python`` process; t = 0 is ``time.time()`` in the parent
                             a forced ``viewport().repaint()`` of its image view (the same forced paint
                             radview gets); the time is taken after the repaint returns
     radview --demo          ``python bench/startup.py --child``: the real entry point
-                            ``viewer.app.main(["--demo"])`` (window, background demo check, index,
+                            ``viewer.qt.app.main(["--demo"])`` (window, background demo check, index,
                             series load, lung window, cursor at a nodule), with hooks installed
                             before it runs; milestones:
-        imports             viewer.app and viewer.qt.main_window imported (PySide6, pyqtgraph, numpy,
+        imports             viewer.qt.app and viewer.qt.main_window imported (PySide6, pyqtgraph, numpy,
                             pydicom ...; main() would import them itself, this only records when)
         window shown        MainWindow.show() returned
         window painted      the axial view's viewport receives its first paint event (empty view)
@@ -93,7 +93,7 @@ def child() -> int:
         marks.setdefault(name, time.time() - t0)
 
     sys.path.insert(0, str(REPO))
-    import viewer.app as app_mod
+    import viewer.qt.app as app_mod
     from viewer.qt import main_window as mw_mod
 
     mark("imports")
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return child()
 
     sys.path.insert(0, str(REPO))
-    from viewer.core.demo import ensure_demo
+    from viewer.demo import ensure_demo
 
     qpa = args.platform or os.environ.get("QT_QPA_PLATFORM") or "offscreen"
     env = {**os.environ, "QT_QPA_PLATFORM": qpa}

@@ -22,7 +22,7 @@ def sitk_geometry_arrays(path):
     """Reference image read with SimpleITK: list of 3D arrays (one per volume) and its Geometry."""
     import SimpleITK as sitk
 
-    from viewer.core.image_io import geometry_from_sitk
+    from viewer.io.image_io import geometry_from_sitk
 
     img = sitk.ReadImage(str(path))
     arr = sitk.GetArrayFromImage(img)

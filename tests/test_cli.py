@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args, timeout=300):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "viewer.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "viewer.cli.main", *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=timeout)
 
 
@@ -48,7 +48,7 @@ def test_convert_writes_nifti_matching_simpleitk(tmp_path):
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
     reader.SetOutputPixelType(sitk.sitkInt16)
     ref = reader.Execute()
-    from viewer.core.image_io import geometry_from_sitk
+    from viewer.io.image_io import geometry_from_sitk
 
     ours, our_geom = sitk_geometry_arrays(out_file)
     pos_err, max_diff, n = compare_in_physical_space(ours[0], our_geom, sitk.GetArrayFromImage(ref),
@@ -101,9 +101,9 @@ def test_convert_image_file_round_trip(tmp_path):
 
 
 def test_demo_command_writes_a_study_the_loader_places_on_the_truth_grid(tmp_path):
-    from viewer.core.dicom_index import scan
-    from viewer.core.image_io import read_label_map
-    from viewer.core.series_loader import load_series
+    from viewer.io.dicom_index import scan
+    from viewer.io.image_io import read_label_map
+    from viewer.io.series_loader import load_series
 
     out = run_cli("demo", tmp_path / "demo")
     assert out.returncode == 0, out.stderr

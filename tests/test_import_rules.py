@@ -20,10 +20,10 @@ def _modules_after(code: str) -> set[str]:
 
 def test_starting_the_viewer_imports_no_torch_and_no_ai_runner():
     mods = _modules_after(
-        "from viewer.app import create_app\n"
+        "from viewer.qt.application import create_app\n"
         "app = create_app()\n"
         "from viewer.qt.main_window import MainWindow\n"
-        "from viewer.core.demo import ensure_demo\n"
+        "from viewer.demo import ensure_demo\n"
         "import time\n"
         "w = MainWindow(); w.show(); w.open_demo()\n"
         "t0 = time.time()\n"
@@ -32,16 +32,16 @@ def test_starting_the_viewer_imports_no_torch_and_no_ai_runner():
         "while not w.session.layers and time.time() - t0 < 60: app.processEvents()\n"
         "assert w.session.volume is not None and w.session.layers, 'the demo did not open'\n"
         "w.close()\n")
-    assert "PySide6.QtWidgets" in mods and "viewer.qt.slice_view" in mods  # the reading window really ran
+    assert "PySide6.QtWidgets" in mods and "viewer.qt.views.slice_view" in mods  # the reading window really ran
     assert "torch" not in mods
     assert not any(m.startswith("ai.runners") for m in mods)
 
 
 def test_core_imports_neither_qt_nor_torch():
     mods = _modules_after(
-        "import viewer.core.dicom_index, viewer.core.series_loader, viewer.core.image_io, viewer.core.demo, viewer.cli\n"
+        "import viewer.io.dicom_index, viewer.io.series_loader, viewer.io.image_io, viewer.demo, viewer.cli.main\n"
         "import viewer.core.session, viewer.core.slicing, viewer.core.layers, viewer.core.window_presets\n"
-        "import viewer.core.thumbnail, viewer.core.label_table")
+        "import viewer.io.thumbnail, radview_base.label_table")
     assert not any(m.startswith(("PySide6", "pyqtgraph", "torch", "vtk")) for m in mods)
 
 

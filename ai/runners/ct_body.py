@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import ct_ops as ops
+from ai.runners import ct_ops as ops
 
 TISSUE_HU = -500.0  # skin/fat/muscle/bone are above, air and table foam below
 TABLE_OPEN_MM = 3.5  # in-plane opening radius: the table's thin shells vanish, the torso stays

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import ct_ops as ops
+from ai.runners import ct_ops as ops
 
 SEED_HU = 320.0
 GROW_HU = 180.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import ct_ops as ops
+from ai.runners import ct_ops as ops
 
 AIR_HU = -400.0  # lung parenchyma, airway and gas are below
 PURE_GAS_HU = -950.0

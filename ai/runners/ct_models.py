@@ -12,12 +12,12 @@ import torch
 
 from ai.api import Detection, InferenceRequest
 
-from . import ct_ops as ops
-from .base import RunContext, RunOutput
-from .ct_body import body_mask
-from .ct_bone import bone_mask
-from .ct_lungs import AIR_HU, lungs
-from . import ct_nodules as nod
+from ai.runners import ct_ops as ops
+from ai.runners.base import RunContext, RunOutput
+from ai.runners.ct_body import body_mask
+from ai.runners.ct_bone import bone_mask
+from ai.runners.ct_lungs import AIR_HU, lungs
+from ai.runners import ct_nodules as nod
 
 BODY, LUNG_LEFT, LUNG_RIGHT, AIRWAY, BONE, NODULE = 1, 2, 3, 4, 7, 8
 
@@ -125,7 +125,7 @@ class BoneModel(_Model):
 
 class NoduleModel(_Model):
     def _run(self, an, ctx):
-        from .sliding_window import sliding_window
+        from ai.runners.sliding_window import sliding_window
 
         lr = an.lungs(ctx.sub(0.02, 0.35))
         region = lr.left | lr.right

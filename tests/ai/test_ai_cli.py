@@ -39,7 +39,7 @@ def ct_file(tmp_path_factory) -> Path:
 
 
 def cli(models_dir, *args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "viewer.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "viewer.cli.main", *map(str, args)], capture_output=True, text=True,
                           env=fake_models.subprocess_env(models_dir), cwd=ROOT, timeout=timeout)
 
 

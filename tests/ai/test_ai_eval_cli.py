@@ -11,10 +11,10 @@ import pytest
 from scipy import ndimage
 
 from ai.metrics import detection_metrics, segmentation_metrics
-from viewer.cli import main
-from viewer.core.geometry import Geometry
-from viewer.core.image_io import read_label_map, write_image
-from viewer.core.volume import LabelMap
+from viewer.cli.main import main
+from radview_base.geometry import Geometry
+from viewer.io.image_io import read_label_map, write_image
+from viewer.io.volume import LabelMap
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTE = "These are agreement figures against the given reference, not a clinical validation."
@@ -22,7 +22,7 @@ NOTE = "These are agreement figures against the given reference, not a clinical 
 
 @pytest.fixture(scope="module")
 def demo():
-    from viewer.core.demo import ensure_demo
+    from viewer.demo import ensure_demo
 
     return ensure_demo()
 
@@ -177,7 +177,7 @@ def test_the_installed_command_exits_non_zero_with_one_line(tmp_path):
     a = np.zeros((3, 4, 4), np.uint8)
     pred = _write(tmp_path / "pred.nii.gz", a)
     ref = _write(tmp_path / "ref.nii.gz", a, spacing=(3.0, 1.0, 1.0))
-    out = subprocess.run([sys.executable, "-m", "viewer.cli", "ai", "eval", "--pred", str(pred), "--ref", str(ref)],
+    out = subprocess.run([sys.executable, "-m", "viewer.cli.main", "ai", "eval", "--pred", str(pred), "--ref", str(ref)],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [

@@ -35,9 +35,9 @@ def engine():
 
 @pytest.fixture(scope="module")
 def demo():
-    from viewer.core.demo import ensure_demo
-    from viewer.core.image_io import read_label_map
-    from viewer.core.series_loader import load_path
+    from viewer.demo import ensure_demo
+    from viewer.io.image_io import read_label_map
+    from viewer.io.series_loader import load_path
 
     paths = ensure_demo()
     vol = load_path(str(paths.dicom_dir), paths.ct_series_uid)
@@ -132,7 +132,7 @@ def test_ct_lungs_in_another_orientation(engine, demo, demo_lungs):
 # ------------------------------------------------------------ real abdominal CT
 @pytest.fixture(scope="module")
 def pancreas(engine):
-    from viewer.core.series_loader import load_path
+    from viewer.io.series_loader import load_path
 
     vol = load_path(str(data_path("ct-pancreas-tcia")))
     grid = _grid(vol.geometry)

@@ -185,7 +185,7 @@ def test_cancel_stops_between_window_batches(tmp_path):
 def test_cli_runs_a_model_folder_and_writes_labels_on_the_input_grid(tmp_path, capsys):
     import SimpleITK as sitk
 
-    from viewer.cli import main
+    from viewer.cli.main import main
 
     folder = write_model(tmp_path / "models", "thr", threshold_net(), "torchscript")
     image, truth = sphere_image()

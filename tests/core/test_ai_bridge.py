@@ -7,8 +7,8 @@ import pytest
 from ai.api import CLASSICAL_NOTE, Detection, ImageGrid, InferenceResult, Provenance, StructureFeatures
 from viewer.core.ai_bridge import (geometry_from_grid, grid_from_geometry, layers_from_result, method_in_plain_words,
                                    modality_mismatch, provenance_text, request_from_volume)
-from viewer.core.geometry import Geometry, GeometryMismatchError
-from viewer.core.volume import Volume
+from radview_base.geometry import Geometry, GeometryMismatchError
+from viewer.io.volume import Volume
 
 GEOM = Geometry((6, 8, 10), (2.0, 0.8, 0.7), (-10.0, 20.0, 30.0), ((0, 0, 1), (1, 0, 0), (0, -1, 0)))
 

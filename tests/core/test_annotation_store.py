@@ -1,4 +1,4 @@
-"""Annotations on disk (viewer/core/annotation_store.py): after every change, atomic, nothing lost."""
+"""Annotations on disk (viewer/store/annotation_store.py): after every change, atomic, nothing lost."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,10 @@ import statistics
 import numpy as np
 import pytest
 
-from viewer.core.annotation_store import ENV_DIR, AnnotationStore, Autosave, default_directory, write_atomic
+from viewer.store.annotation_store import ENV_DIR, AnnotationStore, Autosave, default_directory, write_atomic
 from viewer.core.annotations import AnnotationSet, Plane, new_annotation
-from viewer.core.geometry import Geometry
-from viewer.core.volume import Volume
+from radview_base.geometry import Geometry
+from viewer.io.volume import Volume
 
 GEOM = Geometry((10, 40, 50), (2.0, 0.7, 0.7), (0.0, 0.0, 0.0))
 AXIAL = Plane((0, 0, 1), (0, 0, 8.0))
@@ -170,7 +170,7 @@ def test_the_annotation_model_imports_no_qt():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    code = ("import sys, viewer.core.annotations, viewer.core.annotation_store, viewer.core.measurements, "
+    code = ("import sys, viewer.core.annotations, viewer.store.annotation_store, viewer.core.measurements, "
             "viewer.core.undo, viewer.core.session\n"
             "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'vtk', 'torch'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60)

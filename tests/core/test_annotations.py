@@ -10,9 +10,9 @@ import pytest
 from viewer.core import measurements as m
 from viewer.core.annotations import (STATS_KEYS, Annotation, AnnotationFormatError, AnnotationSet, Plane, display_text,
                                      measured, new_annotation, study_key)
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.session import Session
-from viewer.core.volume import Volume
+from viewer.io.volume import Volume
 
 # anisotropic on purpose: slices 2.0 mm, rows 0.6 mm, columns 0.8 mm
 GEOM = Geometry((20, 60, 80), (2.0, 0.6, 0.8), (-30.0, 12.0, 100.0))

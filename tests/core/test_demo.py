@@ -18,9 +18,9 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-import viewer.core.demo as demo
-from viewer.core.demo import LABELS, DemoPaths, ensure_demo
-from viewer.core.demo.phantom import make_phantom
+import viewer.demo as demo
+from viewer.demo import LABELS, DemoPaths, ensure_demo
+from viewer.demo.phantom import make_phantom
 
 LABEL_ID = {name: i for i, name in LABELS.items()}
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -140,7 +140,7 @@ def test_main_series_attributes(thin, paths):
 
 
 def test_uids_are_deterministic_from_seed():
-    from viewer.core.demo.dicom_writer import study_uids
+    from viewer.demo.dicom_writer import study_uids
 
     a, b, c = study_uids(7), study_uids(7), study_uids(8)
     assert a == b and a != c
@@ -434,7 +434,7 @@ def test_default_cache_location():
 
 
 def test_demo_package_imports_no_qt_or_torch():
-    code = ("import sys, viewer.core.demo, viewer.core.demo.phantom, viewer.core.demo.dicom_writer; "
+    code = ("import sys, viewer.demo, viewer.demo.phantom, viewer.demo.dicom_writer; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'torch', 'pyqtgraph')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

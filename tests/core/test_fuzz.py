@@ -41,9 +41,9 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
-from viewer.core.dicom_header import ImageFile, Skipped, read_header
-from viewer.core.dicom_index import scan
-from viewer.core.series_loader import LoadError, load_series
+from viewer.io.dicom_header import ImageFile, Skipped, read_header
+from viewer.io.dicom_index import scan
+from viewer.io.series_loader import LoadError, load_series
 
 #: pydicom warns (rightly) about every oddity of the mutated files, NumPy about overflows in absurd values;
 #: the tests look at results, not warnings.
@@ -776,8 +776,8 @@ def test_corrupt_jpeg2000_does_not_abort_the_process(workdir):
     (folder / "frame-flip.dcm").write_bytes(bytes(raw))
     code = (
         "import sys, warnings; warnings.simplefilter('ignore')\n"
-        "from viewer.core.dicom_index import scan\n"
-        "from viewer.core.series_loader import LoadError, load_series\n"
+        "from viewer.io.dicom_index import scan\n"
+        "from viewer.io.series_loader import LoadError, load_series\n"
         "(entry,) = scan(sys.argv[1]).series\n"
         "try:\n"
         "    print('loaded', load_series(entry, workers=1).array.shape)\n"

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.label_edit import BrushStroke, capsule_pixels, plane_indices, record_edit
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
-from viewer.core.volume import LabelMap, Volume
+from viewer.io.volume import LabelMap, Volume
 
 # flipped x axis (radiological display flips it back) and anisotropic voxels
 GEOM = Geometry((24, 36, 44), (2.5, 0.7, 0.9), (10.0, -20.0, 30.0), ((-1, 0, 0), (0, 1, 0), (0, 0, 1)))

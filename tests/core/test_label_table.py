@@ -1,4 +1,4 @@
-"""Label names for label maps (viewer/core/label_table.py and image_io.read_label_map).
+"""Label names for label maps (radview_base/label_table.py and image_io.read_label_map).
 
 Names come from a JSON sidecar (``<stem>.json``, then ``labels.json``) or from
 the ``SegmentN_Name`` / ``SegmentN_LabelValue`` header fields of a 3D Slicer
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from viewer.core.image_io import read_label_map
-from viewer.core.label_table import read_label_names
+from viewer.io.image_io import read_label_map
+from radview_base.label_table import read_label_names
 
 
 def _label_array() -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Label and marker layers on disk (viewer/core/layer_store.py): written after every stroke, atomically, latest wins;
+"""Label and marker layers on disk (viewer/store/layer_store.py): written after every stroke, atomically, latest wins;
 restored with geometry, provenance, edit marks and revision exactly; damaged files kept aside. Qt-free."""
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
-from viewer.core.atomic_file import TEMP_PREFIX
+from radview_base.atomic_file import TEMP_PREFIX
 from viewer.core import review
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
-from viewer.core.annotation_store import AnnotationStore, Autosave
-from viewer.core.geometry import Geometry
+from viewer.store.annotation_store import AnnotationStore, Autosave
+from radview_base.geometry import Geometry
 from viewer.core.label_edit import BrushStroke, record_edit
-from viewer.core.layer_store import (DATA_SUFFIX, SETTLE_ADDED_S, LayerAutosave, LayerStore, decode_value, encode_value,
+from viewer.store.layer_store import (DATA_SUFFIX, SETTLE_ADDED_S, LayerAutosave, LayerStore, decode_value, encode_value,
                                      label_manifest, marker_manifest)
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
-from viewer.core.volume import LabelMap, Volume
+from viewer.io.volume import LabelMap, Volume
 
 # oblique, anisotropic, with digits a float32 would lose
 _A = 0.3
@@ -137,7 +137,7 @@ def test_a_label_layer_round_trips_with_exact_geometry_provenance_and_edit_marks
     # the files: a manifest per layer and one NRRD, readable by other tools with the same grid
     data_files = [n for n in _files(store) if n.endswith(DATA_SUFFIX)]
     assert sorted(_files(store)) == sorted(["lab1.json", "mark1.json", *data_files]) and len(data_files) == 1
-    from viewer.core.image_io import read_label_map
+    from viewer.io.image_io import read_label_map
 
     other = read_label_map(str(store.folder(STUDY) / loaded.layers[0].manifest["data"]["file"]))
     assert other.geometry.is_close(GEOM, 1e-9) and np.array_equal(other.array, labels.label_map.array)
@@ -181,7 +181,7 @@ def test_a_damaged_layer_is_kept_aside_and_reported_and_the_others_still_load(st
     elif damage == "missing data":
         data.unlink()
     elif damage == "altered data":
-        from viewer.core.image_io import write_image
+        from viewer.io.image_io import write_image
 
         write_image(LabelMap(np.full(GEOM.shape_zyx, 3, np.uint8), GEOM), str(data))
     elif damage == "truncated data":

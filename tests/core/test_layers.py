@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.layers import NAMED_COLORS, PALETTE, LabelLayer, Marker, default_color, outline_mask, render_labels
-from viewer.core.volume import LabelMap
+from viewer.io.volume import LabelMap
 
 
 def _layer(array, labels=None, spacing=(1.0, 1.0, 1.0), **kw) -> LabelLayer:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from reference import DATA, compare_in_physical_space, data_path, sitk_geometry_arrays
-from viewer.core.dicom_index import scan
-from viewer.core.series_loader import load_series
+from viewer.io.dicom_index import scan
+from viewer.io.series_loader import load_series
 
 ODD = DATA / "odd-dicom"
 # dicom2nifti's reference for this Philips DTI holds one copy of the 4th direction and three all-zero

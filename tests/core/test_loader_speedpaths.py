@@ -20,9 +20,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from reference import DATA
-from viewer.core import pixel_reader, series_loader
-from viewer.core.dicom_index import Cancelled, scan
-from viewer.core.series_loader import LoadError, load_series
+from viewer.io import pixel_reader, series_loader
+from viewer.io.dicom_index import Cancelled, scan
+from viewer.io.series_loader import LoadError, load_series
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -7,8 +7,8 @@ import pytest
 from scipy.ndimage import map_coordinates
 
 from reference import data_path
-from viewer.core.dicom_index import scan
-from viewer.core.series_loader import LoadError, load_series
+from viewer.io.dicom_index import scan
+from viewer.io.series_loader import LoadError, load_series
 
 
 def _originals(folder):

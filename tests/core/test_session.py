@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.core.geometry import Geometry, GeometryMismatchError
+from radview_base.geometry import Geometry, GeometryMismatchError
 from viewer.core.layers import LabelLayer, Marker, MarkerLayer
 from viewer.core.session import Session
-from viewer.core.volume import LabelMap, Volume
+from viewer.io.volume import LabelMap, Volume
 from viewer.core.window_presets import FROM_FILE
 
 SHAPE = (5, 6, 7)

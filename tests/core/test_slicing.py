@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 import pytest
 
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.slicing import VIEWS, SlicePlane, orientation_letters, patient_axis_of_array_axes
 
 L_, P_, S_ = np.eye(3)  # LPS unit vectors: +x patient left, +y posterior, +z superior

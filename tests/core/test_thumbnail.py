@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from viewer.core.demo import ensure_demo
-from viewer.core.dicom_index import SeriesEntry, scan
-from viewer.core.thumbnail import (ThumbnailError, area_resize, middle_frame, series_thumbnail, thumbnail_shape)
+from viewer.demo import ensure_demo
+from viewer.io.dicom_index import SeriesEntry, scan
+from viewer.io.thumbnail import (ThumbnailError, area_resize, middle_frame, series_thumbnail, thumbnail_shape)
 
 
 @pytest.fixture(scope="module")

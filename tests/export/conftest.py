@@ -13,21 +13,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def demo_paths():
-    from viewer.core.demo import ensure_demo
+    from viewer.demo import ensure_demo
 
     return ensure_demo()
 
 
 @pytest.fixture(scope="session")
 def demo_entry(demo_paths):
-    from viewer.core.dicom_index import scan
+    from viewer.io.dicom_index import scan
 
     return scan(str(demo_paths.dicom_dir)).find(demo_paths.ct_series_uid)
 
 
 @pytest.fixture(scope="session")
 def demo_volume(demo_entry):
-    from viewer.core.series_loader import load_series
+    from viewer.io.series_loader import load_series
 
     return load_series(demo_entry)
 
@@ -41,7 +41,7 @@ def demo_source(demo_entry):
 
 @pytest.fixture(scope="session")
 def demo_labels(demo_paths):
-    from viewer.core.image_io import read_label_map
+    from viewer.io.image_io import read_label_map
 
     return read_label_map(str(demo_paths.labels_nii))
 
@@ -50,7 +50,7 @@ def demo_labels(demo_paths):
 def ai_run(demo_paths, tmp_path_factory) -> Path:
     """``radview-cli ai run --model ct-lung-nodules`` on the demo CT: real labels.nii.gz, labels.json, findings.json."""
     out = tmp_path_factory.mktemp("ai-run")
-    done = subprocess.run([sys.executable, "-m", "viewer.cli", "ai", "run", str(demo_paths.dicom_dir), "--series",
+    done = subprocess.run([sys.executable, "-m", "viewer.cli.main", "ai", "run", str(demo_paths.dicom_dir), "--series",
                            demo_paths.ct_series_uid, "--model", "ct-lung-nodules", "--device", "cpu", "--out",
                            str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -20,9 +20,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
 
 from reference import data_path
-from viewer.core.dicom_index import scan
-from viewer.core.series_loader import load_path, load_series
-from viewer.export.atomic import TEMP_PREFIX
+from viewer.io.dicom_index import scan
+from viewer.io.series_loader import load_path, load_series
+from radview_base.atomic_file import TEMP_PREFIX
 from viewer.export.deid import (BURNED_IN_REASON, DEID_CODE, DEID_METHOD, DUMMY_VALUES, DeidError, DeidOptions,
                                 deidentify_study)
 from viewer.export.deid_profile import ACTION_CODES, BASIC_PROFILE, action_for
@@ -185,7 +185,7 @@ def _link_subset(files, folder: Path) -> Path:
 # ---------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def demo():
-    from viewer.core.demo import ensure_demo
+    from viewer.demo import ensure_demo
 
     return ensure_demo()
 
@@ -496,11 +496,11 @@ def test_refuses_an_output_inside_the_source_and_a_missing_source(demo, tmp_path
 def test_cli_export_deid(demo, tmp_path):
     src = _thin_subset(demo, tmp_path / "src", 2)
     env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
-    cmd = [sys.executable, "-m", "viewer.cli", "export", "deid", str(src), "--out", str(tmp_path / "out")]
+    cmd = [sys.executable, "-m", "viewer.cli.main", "export", "deid", str(src), "--out", str(tmp_path / "out")]
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     if run.returncode != 0 and ("invalid choice" in run.stderr or "unrecognized arguments" in run.stderr):
         reason = run.stderr.strip().splitlines()[-1][-160:]
-        pytest.skip(f"`radview-cli export deid` is not wired into viewer/cli.py yet: {reason}")
+        pytest.skip(f"`radview-cli export deid` is not wired into viewer/cli/main.py yet: {reason}")
     assert run.returncode == 0, run.stderr
     out = sorted((tmp_path / "out").rglob("*.dcm"))
     assert len(out) == 2 and all(pydicom.dcmread(p).PatientIdentityRemoved == "YES" for p in out)

@@ -13,17 +13,17 @@ import pydicom
 import pytest
 
 from reference import data_path
-from viewer.core.geometry import Geometry
-from viewer.core.image_io import read_label_map, write_image
-from viewer.core.volume import LabelMap
+from radview_base.geometry import Geometry
+from viewer.io.image_io import read_label_map, write_image
+from viewer.io.volume import LabelMap
 from viewer.export import AI_NOT_REVIEWED
-from viewer.export.seg import read_seg
+from viewer.io.seg_file import read_seg
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "viewer.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "viewer.cli.main", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, timeout=timeout)
 
 

@@ -14,13 +14,13 @@ import pytest
 from pydicom.sr.codedict import codes
 
 from reference import compare_in_physical_space, data_path, sitk_geometry_arrays
-from viewer.core.geometry import Geometry
-from viewer.core.series_loader import load_path
-from viewer.core.volume import LabelMap
+from radview_base.geometry import Geometry
+from viewer.io.series_loader import load_path
+from viewer.io.volume import LabelMap
 from viewer.export import AI_NOT_REVIEWED
-from viewer.export.atomic import TEMP_PREFIX, atomic_path, atomic_write, atomic_write_bytes
-from viewer.export.seg import (SegError, SegmentStack, SourceSeries, is_seg_file, load_seg, read_seg,
-                               read_seg_segments, seg_geometry, segment_codes, write_seg)
+from radview_base.atomic_file import TEMP_PREFIX, atomic_path, atomic_write, atomic_write_bytes
+from viewer.export.seg import SourceSeries, segment_codes, write_seg
+from viewer.io.seg_file import SegError, SegmentStack, is_seg_file, load_seg, read_seg, read_seg_segments, seg_geometry
 
 PROVENANCE = {"model_id": "demo-ct", "model_name": "Demo CT segmenter", "model_version": "2.1",
               "method": "learned network (TorchScript)", "device": "cpu", "precision": "float32",

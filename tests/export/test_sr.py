@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from viewer.core.image_io import read_label_map
+from viewer.io.image_io import read_label_map
 from viewer.core.review import detection_key, result_key
 from viewer.export import AI_NOT_REVIEWED
 from viewer.export.seg import write_seg

@@ -19,7 +19,7 @@ def start_app(hook: str, tmp_path: Path, log_name: str) -> tuple[subprocess.Pope
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", RADVIEW_STARTUP_HOOK=hook, PYTHONUNBUFFERED="1",
                RADVIEW_ANNOTATIONS_DIR=str(tmp_path / "annotations"), XDG_CONFIG_HOME=str(tmp_path / "config"),
                PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
-    proc = subprocess.Popen([sys.executable, "-m", "viewer.app", "--demo"], cwd=ROOT, env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "viewer.qt.app", "--demo"], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=open(tmp_path / log_name, "w"))
     lines: queue.Queue[str] = queue.Queue()
 

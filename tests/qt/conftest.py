@@ -42,22 +42,22 @@ def no_qthread_left_running(qapp):
 
 @pytest.fixture(scope="session")
 def demo_paths():
-    from viewer.core.demo import ensure_demo
+    from viewer.demo import ensure_demo
 
     return ensure_demo()
 
 
 @pytest.fixture(scope="session")
 def demo_volume(demo_paths):
-    from viewer.core.dicom_index import scan
-    from viewer.core.series_loader import load_series
+    from viewer.io.dicom_index import scan
+    from viewer.io.series_loader import load_series
 
     return load_series(scan(str(demo_paths.dicom_dir)).find(demo_paths.ct_series_uid))
 
 
 @pytest.fixture(scope="session")
 def demo_labels(demo_paths):
-    from viewer.core.image_io import read_label_map
+    from viewer.io.image_io import read_label_map
 
     return read_label_map(str(demo_paths.labels_nii))
 

@@ -1,5 +1,5 @@
 """Drives a real radview process from inside (``RADVIEW_STARTUP_HOOK=layer_driver:<function>``), for the label
-layer autosave (viewer/core/layer_store.py).
+layer autosave (viewer/store/layer_store.py).
 
 ``paint_strokes``: once the demo study is open, loads its segmentation (as File → Load segmentation… does),
 chooses the brush (B) and paints strokes on the axial view with real mouse events (the user's code path),
@@ -29,7 +29,7 @@ PAINT_LABEL = 8  # nodule
 
 
 def paint_strokes(window) -> None:
-    from viewer.core.demo import ensure_demo
+    from viewer.demo import ensure_demo
 
     limit = int(os.environ.get("RADVIEW_DRIVER_COUNT", "100000"))
     state = {"n": 0, "waiting": None, "layer": None, "requested": False}

@@ -23,7 +23,7 @@ class StallProbe:
         import gc
 
         gc.collect()
-        gc.freeze()  # as viewer.app.main does once the window is up: long-lived objects leave the collector's passes
+        gc.freeze()  # as viewer.qt.app.main does once the window is up: long-lived objects leave the collector's passes
         self._last = time.perf_counter()
         self.timer.start()
         return self

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox
 
 from ai import totalseg
 from ai.registry import parse_manifest
-from viewer.qt.ai_dialog import RunAiDialog
+from viewer.qt.dialogs.ai_dialog import RunAiDialog
 
 
 @pytest.fixture

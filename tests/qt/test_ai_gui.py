@@ -18,7 +18,7 @@ from PySide6.QtCore import QSettings, Qt
 
 from stall_probe import StallProbe
 from viewer.core.ai_bridge import NOT_REVIEWED
-from viewer.qt.ai_service import AiService
+from viewer.qt.controllers.ai_service import AiService
 from viewer.qt.main_window import MainWindow
 
 HERE = Path(__file__).resolve().parent
@@ -307,8 +307,8 @@ def test_a_result_that_arrives_after_a_newer_run_started_is_dropped(warm, qtbot)
 
 
 def test_opening_another_series_drops_the_running_job(warm, qtbot, demo_volume):
-    from viewer.core.geometry import Geometry
-    from viewer.core.volume import Volume
+    from radview_base.geometry import Geometry
+    from viewer.io.volume import Volume
 
     window = warm
     seen = record_statuses(window)

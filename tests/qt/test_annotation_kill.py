@@ -10,7 +10,7 @@ import time
 import pytest
 
 from app_process import next_line, start_app
-from viewer.core.atomic_file import TEMP_PREFIX
+from radview_base.atomic_file import TEMP_PREFIX
 
 
 def test_every_completed_annotation_survives_a_sigkill(tmp_path, demo_volume):

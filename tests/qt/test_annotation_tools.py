@@ -1,4 +1,4 @@
-"""Measuring on the 2D views with real mouse and key events (viewer/qt/annotation_tools.py)."""
+"""Measuring on the 2D views with real mouse and key events (viewer/qt/overlays/annotation_tools.py)."""
 from __future__ import annotations
 
 import math
@@ -9,10 +9,10 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 
 from input_events import drag, mouse, move
 from viewer.core import measurements as m
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.session import Session
-from viewer.core.volume import Volume
-from viewer.qt.view_layout import ViewLayout
+from viewer.io.volume import Volume
+from viewer.qt.views.view_layout import ViewLayout
 
 # anisotropic everywhere: slices 3.0 mm, rows 0.5 mm, columns 0.8 mm
 GEOM = Geometry((30, 40, 50), (3.0, 0.5, 0.8), (-20.0, -10.0, 50.0))

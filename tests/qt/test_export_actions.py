@@ -16,12 +16,12 @@ from stall_probe import StallProbe
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.annotations import Plane, new_annotation
-from viewer.core.geometry import Geometry
-from viewer.core.image_io import read_label_map
+from radview_base.geometry import Geometry
+from viewer.io.image_io import read_label_map
 from viewer.core.layers import LabelLayer
-from viewer.core.volume import LabelMap, Volume
-from viewer.export.atomic import TEMP_PREFIX
-from viewer.qt import export_actions as ea
+from viewer.io.volume import LabelMap, Volume
+from radview_base.atomic_file import TEMP_PREFIX
+from viewer.qt.controllers import export_actions as ea
 
 PROV = Provenance("test-nodules", "Test nodules", "0.9", "classical image analysis, not a learned network", "cpu",
                   "float32", 0.2, "2026-01-01T00:00:00Z", {"threshold": 0.5})
@@ -106,7 +106,7 @@ def link_subset(files, folder: Path) -> Path:
 
 # --- enabled state, an image that is not DICOM -------------------------------------------------------------------
 def test_actions_say_why_they_are_disabled_and_dicom_exports_refuse_a_nifti_image(qtbot, tmp_path, new_window):
-    from viewer.core.image_io import write_image
+    from viewer.io.image_io import write_image
 
     w = new_window(size=(1400, 800))
     try:
@@ -174,7 +174,7 @@ def test_actions_say_why_they_are_disabled_and_dicom_exports_refuse_a_nifti_imag
 def test_seg_and_nifti_of_an_ai_result_and_of_the_demo_labels(window, qtbot, tmp_path, demo_labels):
     import highdicom as hd
 
-    from viewer.export.seg import read_seg
+    from viewer.io.seg_file import read_seg
 
     ex = window.exports
     volume = window.session.volume
@@ -349,8 +349,8 @@ def test_a_failed_export_is_reported_and_leaves_no_file(window, qtbot, tmp_path,
 # --- de-identified copy --------------------------------------------------------------------------------------------
 def test_deidentified_copy_loads_with_the_same_geometry_and_reports_what_it_skipped(window, qtbot, tmp_path,
                                                                                       demo_paths):
-    from viewer.core.dicom_index import scan
-    from viewer.core.series_loader import load_series
+    from viewer.io.dicom_index import scan
+    from viewer.io.series_loader import load_series
 
     ex = window.exports
     assert ex.study_source() == window.index.root == os.path.abspath(str(demo_paths.dicom_dir))

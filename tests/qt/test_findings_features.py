@@ -10,10 +10,10 @@ from PySide6.QtCore import QPoint, Qt
 from ai.api import Detection, InferenceResult, Provenance
 from ai.features import detection_features, label_features
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.session import Session
-from viewer.core.volume import Volume
-from viewer.qt.findings_panel import STRUCTURE_COLUMNS, FindingsPanel
+from viewer.io.volume import Volume
+from viewer.qt.panels.findings_panel import STRUCTURE_COLUMNS, FindingsPanel
 
 GEOM = Geometry((30, 40, 50), (2.0, 0.8, 0.8), (-20.0, -16.0, -30.0), ((-1, 0, 0), (0, 1, 0), (0, 0, 1)))
 BALL_A = ((20, 25, 35), 6.0)  # (z, y, x) index of the centre, radius (mm)

@@ -11,9 +11,9 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from input_events import drag, mouse, move
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.layers import LabelLayer
-from viewer.core.volume import LabelMap, Volume
+from viewer.io.volume import LabelMap, Volume
 
 # anisotropic voxels (slices 3 mm, rows 0.6 mm, columns 0.9 mm) and a flipped x axis
 GEOM = Geometry((24, 40, 50), (3.0, 0.6, 0.9), (-20.0, -10.0, 50.0), ((-1, 0, 0), (0, 1, 0), (0, 0, 1)))

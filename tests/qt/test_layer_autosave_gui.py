@@ -1,5 +1,5 @@
 """Label layers survive the window: an AI result, painted with real mouse events and accepted, is saved after the
-stroke (viewer/core/layer_store.py) and comes back in a new window on the same study with identical voxels, its
+stroke (viewer/store/layer_store.py) and comes back in a new window on the same study with identical voxels, its
 edit marks, revision, provenance and review; series changes keep the layers; a damaged file is reported; the GUI
 thread's share of a stroke on a 160×512×512 label map."""
 from __future__ import annotations
@@ -17,9 +17,9 @@ from ai.api import Detection, InferenceResult, Provenance
 from input_events import drag
 from viewer.core import review
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.layers import LabelLayer, MarkerLayer
-from viewer.core.volume import LabelMap, Volume
+from viewer.io.volume import LabelMap, Volume
 from viewer.qt.main_window import MainWindow
 
 GEOM = Geometry((30, 48, 56), (2.0, 0.8, 0.8), (-20.0, -16.0, -30.0), ((-1, 0, 0), (0, 1, 0), (0, 0, 1)))

@@ -81,7 +81,7 @@ def test_closing_during_a_load_neither_hangs_nor_crashes(qtbot, tmp_path, demo_p
 
 
 def test_load_segmentation_overlays_and_refuses_another_grid(window, qtbot, demo_paths, tmp_path):
-    from viewer.core.image_io import read_label_map, write_image
+    from viewer.io.image_io import read_label_map, write_image
 
     window.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
     wait_loaded(qtbot, window)
@@ -93,8 +93,8 @@ def test_load_segmentation_overlays_and_refuses_another_grid(window, qtbot, demo
     # a label map of the 5 mm slab series does not fit the thin series: refused with a message, nothing lost
     lm = read_label_map(str(demo_paths.labels_nii))
     small = lm.array[::2]
-    from viewer.core.geometry import Geometry
-    from viewer.core.volume import LabelMap
+    from radview_base.geometry import Geometry
+    from viewer.io.volume import LabelMap
     g = lm.geometry
     other = write_image(LabelMap(small, Geometry(small.shape, (4.0, *g.spacing_zyx[1:]), g.origin_lps, g.direction)),
                         str(tmp_path / "other.nii.gz"))
@@ -140,7 +140,7 @@ def test_cancel_stops_the_worker(window, qtbot):
     started = threading.Event()
 
     def slow(progress, cancel):
-        from viewer.core.dicom_index import Cancelled
+        from viewer.io.dicom_index import Cancelled
 
         started.set()
         for i in range(1000):
@@ -159,9 +159,9 @@ def test_cancel_stops_the_worker(window, qtbot):
 
 
 def test_open_nifti_file(window, qtbot, tmp_path):
-    from viewer.core.geometry import Geometry
-    from viewer.core.image_io import write_image
-    from viewer.core.volume import Volume
+    from radview_base.geometry import Geometry
+    from viewer.io.image_io import write_image
+    from viewer.io.volume import Volume
 
     arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
     path = write_image(Volume(arr, Geometry((4, 5, 6), (2.0, 1.0, 0.5), (1, 2, 3))), str(tmp_path / "v.nii.gz"))
@@ -180,7 +180,7 @@ def test_missing_path_is_reported(window):
 def test_2x2_layout_opens_the_3d_view_and_exports_it(window, qtbot, demo_paths, tmp_path):
     from PySide6.QtGui import QImage
 
-    from viewer.qt.view3d import vtk_widget_supported
+    from viewer.qt.views.view3d import vtk_widget_supported
 
     if not vtk_widget_supported():
         pytest.skip("VTK cannot draw in a widget under Qt's offscreen platform (run under Xvfb)")

@@ -11,10 +11,10 @@ from stall_probe import StallProbe
 from ai.api import InferenceResult, Provenance
 from ai.metrics import segmentation_metrics
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
-from viewer.core.geometry import Geometry
-from viewer.core.image_io import write_image
-from viewer.core.volume import LabelMap, Volume
-from viewer.qt.metrics_panel import NO_AI_TEXT, NO_REFERENCE_TEXT, NOT_VALIDATION, pair_labels
+from radview_base.geometry import Geometry
+from viewer.io.image_io import write_image
+from viewer.io.volume import LabelMap, Volume
+from viewer.qt.panels.metrics_panel import NO_AI_TEXT, NO_REFERENCE_TEXT, NOT_VALIDATION, pair_labels
 
 TIMEOUT_MS = 60000
 

@@ -196,7 +196,7 @@ def test_patient_data_on_request_and_the_review_state(window, qtbot, tmp_path):
 def test_review_state_from_the_layers_meta_alone(demo_volume):
     """Exporters read ``reviewed_by`` / ``reviewed_at`` / ``detection_review`` from the layers' meta."""
     from viewer.core.layers import MarkerLayer
-    from viewer.qt.report import AI_NOT_REVIEWED, ai_results_from_layers, detection_table, provenance_lines
+    from viewer.qt.capture.report import AI_NOT_REVIEWED, ai_results_from_layers, detection_table, provenance_lines
 
     det = Detection((1.0, 2.0, 3.0), 8.0, 0.3, 20.0, "solid", 0.7, "nodule", "lung_right")
     layer = MarkerLayer([], name="AI: X findings", meta={"provenance": PROV, "detections": (det, det),
@@ -222,7 +222,7 @@ def test_a_failed_report_leaves_no_file(window, qtbot, tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert window.export_report(str(blocker / "r.pdf")) is None and "Report not saved" in window.last_message
-    monkeypatch.setattr("viewer.qt.report.paint_report", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr("viewer.qt.capture.report.paint_report", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
     with qtbot.waitSignal(window.tasks.finished, timeout=20000):
         window.export_report(str(tmp_path / "r.pdf"), wait=False)
     assert "boom" in window.last_message and "Report not saved" in window.last_message
@@ -234,7 +234,7 @@ def test_a_failed_report_leaves_no_file(window, qtbot, tmp_path, monkeypatch):
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY")}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "viewer.cli", "export", "report", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "viewer.cli.main", "export", "report", *args], capture_output=True,
                           text=True, env=env, timeout=180)
 
 

@@ -15,8 +15,8 @@ from ai.api import Detection, InferenceResult, Provenance
 from input_events import drag
 from viewer.core import review
 from viewer.core.ai_bridge import NOT_REVIEWED, grid_from_geometry, layers_from_result
-from viewer.core.geometry import Geometry
-from viewer.core.volume import Volume
+from radview_base.geometry import Geometry
+from viewer.io.volume import Volume
 from viewer.qt.main_window import MainWindow
 
 GEOM = Geometry((30, 48, 56), (2.0, 0.8, 0.8), (-20.0, -16.0, -30.0), ((-1, 0, 0), (0, 1, 0), (0, 0, 1)))

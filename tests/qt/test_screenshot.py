@@ -33,7 +33,7 @@ CASES = {
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "viewer.cli", "screenshot", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "viewer.cli.main", "screenshot", *args], capture_output=True, text=True,
                           env=env, timeout=120)
 
 

@@ -17,7 +17,7 @@ from PySide6.QtGui import QImage
 from ai.api import Detection, InferenceResult, Provenance
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.annotations import new_annotation
-from viewer.qt.screenshot import ScreenshotDialog, ScreenshotOptions, render
+from viewer.qt.capture.screenshot import ScreenshotDialog, ScreenshotOptions, render
 
 NAME = "Demo Phantom"  # the demo's PatientName, as the corner text writes it
 IDENTIFYING = (NAME, "RADVIEW-DEMO", "1970-01-01", "radview demo")  # name, ID, birth date, institution
@@ -174,13 +174,13 @@ def test_a_failed_export_leaves_no_file_and_the_screen_as_it_was(window, qtbot, 
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("")
     assert window.export_screenshot(str(blocker / "x.png"), "view") is None
-    from viewer.qt.screenshot import save_image
+    from viewer.qt.capture.screenshot import save_image
 
     image = render(view)
     def disk_full(*_args, **_kw):
         raise OSError("disk full")
 
-    monkeypatch.setattr("viewer.qt.screenshot.encode_image", disk_full)
+    monkeypatch.setattr("viewer.qt.capture.screenshot.encode_image", disk_full)
     with pytest.raises(OSError):
         save_image(image, str(tmp_path / "y.png"))
     assert [n for n in os.listdir(tmp_path) if n.endswith(".png") or n.startswith(".radview-tmp")] == []
@@ -227,7 +227,7 @@ def test_layout_export_composes_every_pane(window, qtbot, tmp_path):
 
 
 def test_the_3d_pane_is_read_back_from_vtk_and_composited(window, qtbot, tmp_path):
-    from viewer.qt.view3d import vtk_widget_supported
+    from viewer.qt.views.view3d import vtk_widget_supported
 
     if not vtk_widget_supported():
         pytest.skip("VTK cannot draw in a widget under Qt's offscreen platform (run under xvfb-run)")

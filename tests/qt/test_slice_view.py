@@ -9,7 +9,7 @@ from input_events import drag, move, wheel
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.core.window_presets import CT_PRESETS
-from viewer.qt.view_layout import ViewLayout
+from viewer.qt.views.view_layout import ViewLayout
 
 
 @pytest.fixture
@@ -214,8 +214,8 @@ def test_label_map_shows_at_the_right_place(layout, demo_labels):
 
 
 def test_label_map_on_another_grid_is_refused(layout, demo_labels):
-    from viewer.core.geometry import Geometry, GeometryMismatchError
-    from viewer.core.volume import LabelMap
+    from radview_base.geometry import Geometry, GeometryMismatchError
+    from viewer.io.volume import LabelMap
 
     g = demo_labels.geometry
     shifted = LabelMap(demo_labels.array, Geometry(g.shape_zyx, g.spacing_zyx, np.add(g.origin_lps, (0, 0, 2.0)),
@@ -284,8 +284,8 @@ def test_orientation_letters_and_value_readout(layout):
 
 
 def test_colour_and_single_slice_volumes_show(qtbot):
-    from viewer.core.geometry import Geometry
-    from viewer.core.volume import Volume
+    from radview_base.geometry import Geometry
+    from viewer.io.volume import Volume
 
     session = Session()
     widget = ViewLayout(session)

@@ -9,11 +9,11 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMenu
 
-from viewer.core.demo import ensure_demo
-from viewer.core.dicom_header import read_header
-from viewer.core.dicom_index import build_index, scan
+from viewer.demo import ensure_demo
+from viewer.io.dicom_header import read_header
+from viewer.io.dicom_index import build_index, scan
 from viewer.qt.recent import RecentStudies
-from viewer.qt.study_browser import COL_SERIES, COL_WARN, KEY_ROLE, StudyBrowser
+from viewer.qt.panels.study_browser import COL_SERIES, COL_WARN, KEY_ROLE, StudyBrowser
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 from scipy import ndimage
 
 from input_events import drag, mouse, move
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.layers import NAMED_COLORS, LabelLayer
 from viewer.core.session import Session
-from viewer.core.volume import LabelMap, Volume
-from viewer.qt.slice_view import SliceView
-from viewer.qt.view3d import View3D, adapted_image_sample_distance, vtk_widget_supported
+from viewer.io.volume import LabelMap, Volume
+from viewer.qt.views.slice_view import SliceView
+from viewer.qt.views.view3d import View3D, adapted_image_sample_distance, vtk_widget_supported
 
 HAVE_X = bool(os.environ.get("DISPLAY")) and os.environ.get("QT_QPA_PLATFORM", "xcb") == "xcb"
 NO_X = "VTK in a Qt widget needs an X display: run under xvfb-run -a -s '-screen 0 1600x1000x24'"

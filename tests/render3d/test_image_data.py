@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.render3d.image_data import downsampled, interactive_step, local_bounds, lps_matrix, to_vtk_image
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.layers import LabelLayer
-from viewer.core.volume import LabelMap, Volume
+from viewer.io.volume import LabelMap, Volume
 
 
 # --- synthetic data ------------------------------------------------------------------------------

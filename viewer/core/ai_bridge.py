@@ -14,9 +14,9 @@ import numpy as np
 
 from ai.api import CLASSICAL_NOTE, Detection, ImageGrid, InferenceRequest, InferenceResult, Provenance
 
-from .geometry import Geometry, require_same_grid
-from .layers import LabelLayer, Marker, MarkerLayer
-from .volume import LabelMap, Volume
+from radview_base.geometry import Geometry, require_same_grid
+from viewer.core.layers import LabelLayer, Marker, MarkerLayer
+from viewer.io.volume import LabelMap, Volume
 
 #: shown next to every AI result until a user reviews it
 NOT_REVIEWED = "AI result, not reviewed — not a diagnosis"

@@ -29,8 +29,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 from psygnal import Signal
 
-from . import measurements as m
-from .undo import Command, UndoStack
+from viewer.core import measurements as m
+from viewer.core.undo import Command, UndoStack
 
 KNOWN_KEYS = ("id", "kind", "points_lps", "series_uid", "label", "value", "unit", "stats", "plane", "created_by",
               "created_at")

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .annotations import current_user
-from .undo import Command
+from viewer.core.annotations import current_user
+from viewer.core.undo import Command
 
 EDIT_META_KEYS = ("edited", "edited_by", "edited_at", "revision")
 _MISSING = object()
@@ -76,7 +76,7 @@ def _set_meta(meta: dict, values: dict) -> None:
 
 
 def local_now_iso() -> str:
-    from .review import local_now_iso as now
+    from viewer.core.review import local_now_iso as now
 
     return now()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .volume import LabelMap
+from viewer.io.volume import LabelMap
 
 #: Colours for well-known structure names (RGB 0-255), close to 3D Slicer's generic anatomy colours.
 NAMED_COLORS = {

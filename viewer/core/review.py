@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
 
-from .ai_bridge import NOT_REVIEWED
-from .annotations import current_user
+from viewer.core.ai_bridge import NOT_REVIEWED
+from viewer.core.annotations import current_user
 
 ACCEPTED, REJECTED = "accepted", "rejected"
 STATES = (ACCEPTED, REJECTED)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import Geometry
+from radview_base.geometry import Geometry
 
 VIEWS = ("axial", "coronal", "sagittal")
 

@@ -3,7 +3,7 @@
 ``deidentify_study(src, out_dir)`` reads every DICOM file under ``src`` and writes a de-identified
 copy of each into ``out_dir`` (``<patient pseudonym>/study-<h>/<modality><series number>-<h>/<instance
 number>-<h>.dcm``, names made only from de-identified values), one file per instance, each written
-atomically (``viewer.export.atomic``: temporary file in the destination folder, then one rename), so
+atomically (``radview_base.atomic_file``: temporary file in the destination folder, then one rename), so
 a cancelled or failed run never leaves a half-written file. The source is never modified.
 
 What is done to each instance (the Basic Profile without options, see ``deid_profile`` for the table
@@ -75,9 +75,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import (PYDICOM_IMPLEMENTATION_UID, PYDICOM_ROOT_UID, UID, UID_dictionary, ExplicitVRBigEndian,
                          ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid)
 
-from . import ExportError
-from .atomic import atomic_write
-from .deid_profile import BASIC_PROFILE, TABLE_SOURCE
+from viewer.export import ExportError
+from radview_base.atomic_file import atomic_write
+from viewer.export.deid_profile import BASIC_PROFILE, TABLE_SOURCE
 
 __all__ = ["DeidOptions", "DeidReport", "DeidError", "WrittenFile", "SkippedFile", "deidentify_study",
            "BURNED_IN_REASON", "DEID_METHOD", "DEID_CODE", "DUMMY_VALUES", "BASIC_PROFILE", "TABLE_SOURCE"]

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from radview_base.atomic_file import atomic_write_bytes
 
 
 def json_safe(value: Any) -> Any:

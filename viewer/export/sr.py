@@ -48,10 +48,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import AI_NOT_REVIEWED, ExportError
-from .atomic import atomic_write
-from .json_file import json_safe, write_json
-from .seg import SourceSeries, _lo, algorithm_parameters, provenance_dict, segment_codes
+from viewer.export import AI_NOT_REVIEWED, ExportError
+from radview_base.atomic_file import atomic_write
+from viewer.export.json_file import json_safe, write_json
+from viewer.export.seg import SourceSeries, _lo, algorithm_parameters, provenance_dict, segment_codes
 
 __all__ = ["SrError", "SrInfo", "write_sr", "write_findings_json", "findings_document", "review_note",
            "load_measurements"]
@@ -399,7 +399,7 @@ class _Builder:
 
 def _segment_number(seg, structure: Mapping) -> int | None:
     """The segment of ``seg`` for a structure: by the label id radview recorded in the SEG, else by name."""
-    from .seg import PRIVATE_CREATOR, PRIVATE_GROUP, PRIVATE_LABEL_ELEMENT
+    from viewer.io.seg_file import PRIVATE_CREATOR, PRIVATE_GROUP, PRIVATE_LABEL_ELEMENT
 
     name, label = str(structure.get("name") or ""), structure.get("label")
     by_name = None

@@ -19,11 +19,11 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMai
 from viewer import ABOUT_TEXT
 from viewer.core.session import Session
 from viewer.core.window_presets import CT_PRESETS, FROM_FILE
-from viewer.qt.background import BackgroundTasks
-from viewer.qt.layer_panel import LayerPanel
+from viewer.qt.jobs import BackgroundTasks
+from viewer.qt.panels.layer_panel import LayerPanel
 from viewer.qt.recent import RecentStudies
-from viewer.qt.study_browser import StudyBrowser
-from viewer.qt.view_layout import LAYOUTS, ViewLayout
+from viewer.qt.panels.study_browser import StudyBrowser
+from viewer.qt.views.view_layout import LAYOUTS, ViewLayout
 
 KEYS_HELP = """<b>Mouse</b>: wheel scroll · left-drag window/level · middle-drag pan · right-drag or Ctrl+wheel zoom ·
 Shift+move or Shift+click move the linked cursor · double-click maximise.<br>
@@ -80,23 +80,23 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._build_toolbar()
-        from viewer.core.annotation_store import AnnotationStore, Autosave
-        from viewer.qt.annotation_tools import build_measure_ui
+        from viewer.store.annotation_store import AnnotationStore, Autosave
+        from viewer.qt.overlays.annotation_tools import build_measure_ui
 
         self.autosave = Autosave(self.session.annotations, AnnotationStore(annotation_dir))
         self.autosave.save_failed.connect(lambda message: self.annotation_save_failed.emit(message))
         self.annotation_save_failed.connect(lambda message: self._report(message, dialog=False))
-        from viewer.core.layer_store import LayerAutosave, LayerStore  # AI and edited label layers, per study
+        from viewer.store.layer_store import LayerAutosave, LayerStore  # AI and edited label layers, per study
 
         self.layer_autosave = LayerAutosave(self.session, LayerStore(self.autosave.store.directory))
         self.layer_autosave.save_failed.connect(lambda message: self.annotation_save_failed.emit(message))
         self.session.volume_loaded.connect(self._open_annotations)
         self.measure_menu = build_measure_ui(self, self.layout_widget.tools, self.session.annotations)
         self.session.window_changed.connect(self._sync_preset_box)
-        from viewer.qt.ai_controller import AiController  # AI menu, findings dock; the AI thread starts on use
+        from viewer.qt.controllers.ai_controller import AiController  # AI menu, findings dock; the AI thread starts on use
 
         self.ai = AiController(self)
-        from viewer.qt.metrics_panel import ReferenceComparison  # AI → Compare with reference segmentation…
+        from viewer.qt.panels.metrics_panel import ReferenceComparison  # AI → Compare with reference segmentation…
 
         self.comparison = ReferenceComparison(self)
 
@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
         export.addAction("Screenshot of &3D view…", lambda: self.choose_screenshot("3d"))
         export.addAction("&Report (PDF)…", self.choose_report)
         export.addSeparator()
-        from viewer.qt.export_actions import ExportActions  # SEG, NIfTI, SR, JSON, de-identified copy
+        from viewer.qt.controllers.export_actions import ExportActions  # SEG, NIfTI, SR, JSON, de-identified copy
 
         self.exports = ExportActions(self, export)
         export.addSeparator()
@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
     def ensure_3d_view(self):
         """The 3D pane, built on first use (VTK is not imported at start-up); None where VTK cannot draw."""
         if self.view3d is None:
-            from viewer.qt.view3d import View3D, vtk_widget_supported
+            from viewer.qt.views.view3d import View3D, vtk_widget_supported
 
             if not vtk_widget_supported():
                 return None
@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
 
     def open_demo(self) -> None:
         """The demo study, ready to read: lung window, axial view at a nodule."""
-        from viewer.core.demo import ensure_demo
+        from viewer.demo import ensure_demo
 
         def work(progress, cancel):
             return ensure_demo(progress=lambda f, msg: progress(int(f * 100), 100, msg))
@@ -259,8 +259,8 @@ class MainWindow(QMainWindow):
         self._start(work, opened, "Preparing the demo study…")
 
     def open_path(self, path: str, series: str | None = None) -> None:
-        from viewer.core.dicom_index import scan
-        from viewer.core.image_io import is_image_file, read_image
+        from viewer.io.dicom_index import scan
+        from viewer.io.image_io import is_image_file, read_image
 
         path = str(path)
         if not os.path.exists(path):
@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
         self._start(work, lambda index: self._show_index(index, path, series), f"Indexing {path}…")
 
     def load_series(self, key: str) -> None:
-        from viewer.core.series_loader import load_series
+        from viewer.io.series_loader import load_series
 
         if self.index is None:
             return
@@ -321,7 +321,7 @@ class MainWindow(QMainWindow):
             self.load_segmentation(path)
 
     def load_segmentation(self, path: str) -> None:
-        from viewer.core.image_io import read_label_map
+        from viewer.io.image_io import read_label_map
         from viewer.core.layers import LabelLayer
 
         def work(progress, cancel):  # reading and the per-label volumes (a pass over every voxel) stay off the GUI
@@ -330,7 +330,7 @@ class MainWindow(QMainWindow):
         self._start(work, lambda layer: self._add_label_layer(layer, path), f"Reading {os.path.basename(path)}…")
 
     def _add_label_layer(self, layer, path: str) -> None:
-        from viewer.core.geometry import GeometryMismatchError
+        from radview_base.geometry import GeometryMismatchError
 
         try:
             self.session.add_layer(layer)
@@ -345,7 +345,7 @@ class MainWindow(QMainWindow):
 
     def choose_screenshot(self, what: str) -> None:
         """File → Export → Screenshot…: file, size, JPEG quality and patient data, then written in the background."""
-        from viewer.qt.screenshot import ScreenshotDialog
+        from viewer.qt.capture.screenshot import ScreenshotDialog
 
         dialog = ScreenshotDialog(self, os.path.abspath(f"radview-{what}.png"), self.include_patient_data_in_exports,
                                   title={"view": "Screenshot of the active view", "layout": "Screenshot of the layout",
@@ -360,7 +360,7 @@ class MainWindow(QMainWindow):
         run on a worker unless ``wait``. Returns the path (``wait=False``: the path it is being written to; the
         ``exported`` signal follows), or None when it could not be made (reported).
         """
-        from viewer.qt.screenshot import ScreenshotOptions, image_format, render, save_image
+        from viewer.qt.capture.screenshot import ScreenshotOptions, image_format, render, save_image
 
         if options is None:
             options = ScreenshotOptions(include_patient_data=self.include_patient_data_in_exports)
@@ -405,7 +405,7 @@ class MainWindow(QMainWindow):
 
     def choose_report(self) -> None:
         """File → Export → Report (PDF)…: a one-page report of the open series, its AI results and measurements."""
-        from viewer.qt.report import ReportDialog
+        from viewer.qt.capture.report import ReportDialog
 
         if self.session.volume is None:
             self._report("Open a series first: the report is about the series on screen.")
@@ -417,7 +417,7 @@ class MainWindow(QMainWindow):
     def export_report(self, path: str, include_patient_data: bool | None = None, wait: bool = True) -> str | None:
         """Write the one-page PDF report: the data and key images are gathered here, the PDF is painted and
         written on a worker unless ``wait``. Returns the path (see :meth:`export_screenshot`) or None."""
-        from viewer.qt.report import report_from_window, write_report
+        from viewer.qt.capture.report import report_from_window, write_report
 
         include = self.include_patient_data_in_exports if include_patient_data is None else include_patient_data
         try:
@@ -531,8 +531,8 @@ class MainWindow(QMainWindow):
     def _restore_layers(self, volume, study: str) -> None:
         """The layers saved for this series (AI results, edited label maps), read off the GUI thread and added
         when the series is still the one shown; a layer that could not be read is reported."""
-        from viewer.core.geometry import GeometryMismatchError
-        from viewer.core.layer_store import series_of
+        from radview_base.geometry import GeometryMismatchError
+        from viewer.store.layer_store import series_of
 
         if not self.layer_autosave.has_saved(study):
             return

@@ -12,7 +12,7 @@ from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkFiltersSources import vtkSphereSource
 from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 from viewer.core.slicing import patient_axis_of_array_axes
 
 #: plane → RGB (0-1), as in 3D Slicer's slice views.

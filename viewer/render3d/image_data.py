@@ -31,7 +31,7 @@ from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 
-from viewer.core.geometry import Geometry
+from radview_base.geometry import Geometry
 
 #: dtypes VTK volume mappers and filters take as they are; anything else becomes float32.
 _NATIVE = {np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.float32)}

@@ -4,7 +4,7 @@
 for big label maps and hand the result to :meth:`Scene3D.set_label_layer
 <viewer.render3d.scene.Scene3D.set_label_layer>` on the GUI thread. It matches the background-task
 signature: ``progress(done, total, message)`` and a ``threading.Event`` ``cancel`` that stops it with
-:class:`viewer.core.dicom_index.Cancelled`.
+:class:`viewer.io.dicom_index.Cancelled`.
 
 Each label is cut out with a one-voxel margin around its bounding box (one pass over the array
 finds every label's box), binarised, and meshed with ``vtkSurfaceNets3D``, whose constrained
@@ -22,11 +22,11 @@ from scipy import ndimage
 from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkSurfaceNets3D
 
-from viewer.core.dicom_index import Cancelled
-from viewer.core.geometry import Geometry
-from viewer.core.volume import LabelMap
+from viewer.io.dicom_index import Cancelled
+from radview_base.geometry import Geometry
+from viewer.io.volume import LabelMap
 
-from .image_data import downsampled, to_vtk_image
+from viewer.render3d.image_data import downsampled, to_vtk_image
 
 ProgressFn = Callable[[int, int, str], None]
 

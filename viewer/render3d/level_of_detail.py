@@ -10,7 +10,7 @@ import math
 from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkQuadricClustering
 
-from viewer.core.dicom_index import Cancelled
+from viewer.io.dicom_index import Cancelled
 from viewer.render3d.scene import INTERACTIVE_IMAGE_SAMPLE_DISTANCE
 
 #: interactive frames aim at this time: the interactive volume's rays get sparser (up to

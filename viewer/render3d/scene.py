@@ -32,14 +32,14 @@ import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (the OpenGL GPU ray c
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text of the orientation cube)
 
 from viewer.core.layers import LabelLayer
-from viewer.core.volume import Volume
+from viewer.io.volume import Volume
 
-from .camera_views import VIEWS, apply_camera_view
-from .cursor import SliceCursor
-from .image_data import VtkImage, interactive_step, local_bounds, to_vtk_image
-from .label_surfaces import build_label_surfaces
-from .orientation_marker import CornerMarker
-from .transfer_presets import (TransferPreset, blend_mode_id, build_volume_property, default_preset_name,
+from viewer.render3d.camera_views import VIEWS, apply_camera_view
+from viewer.render3d.cursor import SliceCursor
+from viewer.render3d.image_data import VtkImage, interactive_step, local_bounds, to_vtk_image
+from viewer.render3d.label_surfaces import build_label_surfaces
+from viewer.render3d.orientation_marker import CornerMarker
+from viewer.render3d.transfer_presets import (TransferPreset, blend_mode_id, build_volume_property, default_preset_name,
                                get_preset, robust_range)
 
 QUALITIES = ("full", "interactive")

@@ -1,0 +1,79 @@
+"""``radview-cli screenshot``: render the real reading widgets offscreen and save what a user would see.
+
+No window is needed: Qt's offscreen platform is used unless a QApplication
+already exists. The same ``SliceView`` / ``ViewLayout`` classes as the GUI
+draw the image, overlays, corner text, orientation letters and scale bar.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScreenshotRequest:
+    path: str
+    out: str
+    view: str = "axial"  # axial | coronal | sagittal | layout
+    series: str | None = None
+    slice_index: int | None = None
+    preset: str | None = None
+    labels: str | None = None
+    size: tuple[int, int] = (768, 768)
+    show_patient_data: bool = False
+    layout: str = "1x3"
+    camera: str = "anterior"
+
+
+def render_screenshot(req: ScreenshotRequest) -> str:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("DISPLAY"):  # VTK: render through EGL directly instead of failing on X first
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    from viewer.qt.application import create_app
+
+    app = create_app()
+    from viewer.io.image_io import read_label_map
+    from viewer.core.layers import LabelLayer
+    from viewer.io.series_loader import load_path
+    from viewer.core.session import Session
+    from viewer.qt.capture.screenshot import grab, save_image
+    from viewer.qt.views.slice_view import SliceView
+    from viewer.qt.views.view_layout import ViewLayout
+
+    volume = load_path(req.path, req.series)
+    session = Session()
+    session.load_volume(volume, preset=None if req.view == "3d" else req.preset)
+    if req.labels:
+        session.add_layer(LabelLayer(read_label_map(req.labels), name=os.path.basename(req.labels)))
+    if req.view == "3d":
+        from PySide6.QtGui import QImage
+
+        from viewer.render3d.session_render import render_session_offscreen
+        from viewer.render3d.transfer_presets import find_preset_name
+
+        preset = find_preset_name(req.preset, volume.modality or "CT") if req.preset else None
+        rgb = render_session_offscreen(session, req.size, camera=req.camera, preset=preset)
+        h, w, _ = rgb.shape
+        return save_image(QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy(), req.out)
+    if req.view == "layout":
+        widget = ViewLayout(session)
+        widget.set_layout(req.layout)
+        target = widget.views["axial"]
+    else:
+        widget = target = SliceView(session, req.view)
+    widget.resize(*req.size)
+    widget.show()
+    app.processEvents()
+    for view in ([target] if req.view != "layout" else widget.views.values()):
+        view.reset_view()
+    if req.slice_index is not None:
+        if not 0 <= req.slice_index < target.plane.n_slices:
+            raise ValueError(f"--slice {req.slice_index} out of range (0..{target.plane.n_slices - 1})")
+        target.set_slice(req.slice_index)
+    app.processEvents()
+    try:
+        return save_image(grab(widget, session, req.show_patient_data), req.out)
+    finally:
+        widget.close()
+        widget.deleteLater()
+        app.processEvents()

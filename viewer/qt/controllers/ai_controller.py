@@ -1,0 +1,373 @@
+"""The main window's AI: the AI menu (Run AI…, Ctrl+R), its toolbar button, progress and Cancel in the status
+bar, the findings dock, and the path of a result into the session.
+
+A run is built from the session's current volume and handed to the one AI
+thread (``AiService``). Its label map and markers are built on that thread
+(counting per-label volumes passes over every voxel); the GUI thread only adds
+them to the session, so the overlays, the legend (with mL) and the 3D surfaces
+follow through their session subscriptions. A result whose job is no longer
+current (a newer run started, another series was opened, the user cancelled) is
+dropped, and the status bar says so.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QProgressBar, QPushButton, QToolBar
+
+from ai.registry import ManifestError  # manifests only: no torch, no runner is imported
+from viewer.core.ai_bridge import layers_from_result, modality_mismatch, request_from_volume
+from viewer.qt.dialogs.ai_dialog import RunAiDialog
+from viewer.qt.panels.findings_panel import FindingsPanel
+from viewer.qt.model_folders import ModelFolders
+
+
+@dataclass
+class _Job:
+    model_id: str
+    name: str
+    volume: object
+    manifest: object
+    submitted: float
+    dropped: str = ""  # why its result no longer counts ("" while it is current)
+
+
+class AiController(QObject):
+    """``window``: the MainWindow (session, status bar, ``_report``). The AI thread starts on first use."""
+
+    def __init__(self, window, settings: QSettings | None = None, registry_factory=None, service_factory=None):
+        super().__init__(window)
+        self.window = window
+        self.session = window.session
+        self.settings = settings if settings is not None else getattr(getattr(window, "recent", None), "settings",
+                                                                      None)
+        self._registry_factory = registry_factory
+        self.model_folders = ModelFolders(self.settings)
+        self._service_factory = service_factory
+        self._service = None
+        self.jobs: dict[int, _Job] = {}
+        self.current_job: int | None = None
+        self.dialog = None
+        self.last_status = ""
+        self._docks_widened = False
+
+        self.run_action = QAction("&Run AI…", window)
+        self.run_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.run_action.setStatusTip("Run a segmentation or detection model on the open series")
+        self.run_action.setToolTip("Run AI on the open series (Ctrl+R)")
+        self.run_action.triggered.connect(self.open_dialog)
+        self.cancel_action = QAction("&Cancel AI run", window)
+        self.cancel_action.triggered.connect(self.cancel_current)
+        self.add_folder_action = QAction("Add &model folder…", window)
+        self.add_folder_action.setStatusTip("Add your own model: a folder with model.toml and TorchScript, "
+                                            "safetensors or ONNX weights, or an nnU-Net v2 results folder")
+        self.add_folder_action.triggered.connect(lambda: self.add_model_folder())
+        self._build_menu()
+        self._build_toolbar()
+        self._build_status_bar()
+        self.findings = FindingsPanel(self.session)
+        self.findings_dock = QDockWidget("Findings", window)
+        self.findings_dock.setObjectName("Findings")
+        self.findings_dock.setWidget(self.findings)
+        self.findings_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        window.addDockWidget(Qt.RightDockWidgetArea, self.findings_dock)
+        self.session.volume_loaded.connect(self._on_volume_changed)
+        self.session.volume_cleared.connect(self._on_volume_changed)
+        self._sync_actions()
+
+    # --- construction ----------------------------------------------------------------------------
+    def _build_menu(self) -> None:
+        bar = self.window.menuBar()
+        help_action = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
+        self.menu = bar.addMenu("&AI") if help_action is None else None
+        if self.menu is None:
+            from PySide6.QtWidgets import QMenu
+
+            self.menu = QMenu("&AI", bar)
+            bar.insertMenu(help_action, self.menu)
+        self.menu.addAction(self.run_action)
+        self.menu.addAction(self.cancel_action)
+        self.menu.addSeparator()
+        self.menu.addAction(self.add_folder_action)
+
+    def _build_toolbar(self) -> None:
+        bar = self.window.findChild(QToolBar, "reading")
+        if bar is None:
+            bar = QToolBar("AI")
+            bar.setObjectName("ai")
+            self.window.addToolBar(bar)
+        else:
+            bar.addSeparator()
+        bar.addAction(self.run_action)
+        self.toolbar = bar
+
+    def _build_status_bar(self) -> None:
+        self.progress_label = QLabel("")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumWidth(200)
+        self.progress_bar.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel AI")
+        self.cancel_button.setToolTip("Stop the AI run (nothing is added)")
+        self.cancel_button.clicked.connect(self.cancel_current)
+        status = self.window.statusBar()
+        for w in (self.progress_label, self.progress_bar, self.cancel_button):
+            w.hide()
+            status.addPermanentWidget(w)
+
+    # --- the service (AI thread), created on first use -----------------------------------------------
+    @property
+    def service(self):
+        if self._service is None:
+            if self._service_factory is not None:
+                self.service = self._service_factory()
+            else:
+                from viewer.qt.controllers.ai_service import AiService
+
+                self.service = AiService(self)
+        return self._service
+
+    @service.setter
+    def service(self, service) -> None:
+        if self._service is service:
+            return
+        if self._service is not None:
+            self._service.shutdown()
+        self._service = service
+        service.started.connect(self._on_started)
+        service.progressed.connect(self._on_progressed)
+        service.finished.connect(self._on_finished)
+        service.failed.connect(self._on_failed)
+        service.cancelled.connect(self._on_cancelled)
+
+    @property
+    def has_service(self) -> bool:
+        return self._service is not None
+
+    def registry(self):
+        if self._registry_factory is not None:
+            return self._registry_factory()
+        return self.model_folders.registry()
+
+    def add_model_folder(self, path: str | None = None):
+        """Check and remember a model folder (asks for one when ``path`` is None); return its manifest or None."""
+        path = path or self.model_folders.ask_folder(self.window)
+        if not path:
+            return None
+        try:
+            manifest = self.model_folders.add_folder(path)
+        except ManifestError as exc:
+            self._report(f"Not added: {exc}")
+            return None
+        self._set_status(f"Added model '{manifest.name}' ({manifest.method}); AI → Run AI… runs it")
+        if self.session.volume is not None and self._registry_factory is None:
+            dialog = self.open_dialog()
+            if dialog is not None:
+                dialog.select_model(manifest.id)
+        return manifest
+
+    def warm_up(self) -> None:
+        """Start the engine's child process in the background, so the first run starts quickly."""
+        self.service.warm_up()
+
+    def shutdown(self) -> None:
+        """Cancel any run, stop the AI thread and close the engine (the window is closing)."""
+        if self.dialog is not None:
+            self.dialog.close()
+        self.current_job = None
+        self._hide_progress()
+        if self._service is not None:
+            self._service.shutdown()
+
+    # --- running ---------------------------------------------------------------------------------------
+    def _sync_actions(self) -> None:
+        has_volume = self.session.volume is not None
+        self.run_action.setEnabled(has_volume)
+        self.cancel_action.setEnabled(self.current_job is not None)
+
+    def open_dialog(self):
+        """The Run AI dialog (window-modal, not blocking); accepting it runs the chosen model."""
+        if self.session.volume is None:
+            self._report("Open a series first: AI runs on the open series.")
+            return None
+        registry = self.registry()
+        if self.dialog is not None:
+            self.dialog.close()
+        dialog = RunAiDialog(registry.models(), self.session.volume, self.settings, self.window,
+                             problems=list(getattr(registry, "problems", [])))
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda d=dialog: self.run_model(d.model_id, d.device, d.options or None))
+        dialog.destroyed.connect(lambda *_: setattr(self, "dialog", None) if self.dialog is dialog else None)
+        self.dialog = dialog
+        dialog.open()
+        QTimer.singleShot(0, self.warm_up)  # the engine starts while the user chooses (after the dialog shows)
+        return dialog
+
+    def run_model(self, model_id: str, device: str = "auto", options=None) -> int | None:
+        """Run ``model_id`` on the current volume; return the job id (None if it could not start)."""
+        volume = self.session.volume
+        if volume is None:
+            self._report("Open a series first: AI runs on the open series.")
+            return None
+        try:
+            manifest = self.registry().get(model_id)
+        except Exception as exc:  # noqa: BLE001 - an unknown model: the message names the known ones
+            self._report(f"AI: {exc}")
+            return None
+        reason = modality_mismatch(manifest, volume)
+        if reason:
+            self._report(f"{manifest.name} cannot run on this series: {reason}.")
+            return None
+        if ModelFolders.is_user_model(manifest) and manifest.path:  # the engine process learns the folder
+            options = {**(options or {}), "model_folder": manifest.path}
+        try:
+            request = request_from_volume(volume, model_id, device, options)
+        except ValueError as exc:
+            self._report(f"{manifest.name} cannot run on this series: {exc}")
+            return None
+        if self.current_job is not None:  # a newer run supersedes the running one
+            self._drop(self.current_job, "a newer AI run was started")
+        geometry = volume.geometry
+
+        def build_layers(result, geometry=geometry, manifest=manifest):  # on the AI thread
+            return (result, *layers_from_result(result, geometry, manifest))
+
+        job = self.service.submit(request, build_layers)
+        self.jobs[job] = _Job(model_id, manifest.name, volume, manifest, time.monotonic())
+        self.current_job = job
+        self._show_progress(f"{manifest.name}: starting…", 0.0)
+        self._sync_actions()
+        return job
+
+    def cancel_current(self) -> None:
+        """The Cancel button: stop the current run; control returns at once (nothing will be added)."""
+        job = self.current_job
+        if job is None:
+            return
+        self._drop(job, "cancelled")
+        self._set_status(f"{self.jobs[job].name}: cancelling…" if job in self.jobs else "Cancelling…")
+
+    def _drop(self, job: int, why: str) -> None:
+        info = self.jobs.get(job)
+        if info is not None and not info.dropped:
+            info.dropped = why
+        if job == self.current_job:
+            self.current_job = None
+            self._hide_progress()
+            self._sync_actions()
+        if self._service is not None:
+            self._service.cancel(job)
+
+    def _on_volume_changed(self, *_args) -> None:
+        job = self.current_job
+        if job is not None and self.jobs.get(job) is not None and self.jobs[job].volume is not self.session.volume:
+            name = self.jobs[job].name
+            self._drop(job, "another series was opened")
+            self._set_status(f"{name}: AI run stopped and its result dropped (another series was opened)")
+        self._sync_actions()
+
+    # --- results (GUI thread) -----------------------------------------------------------------------------
+    def _on_started(self, job: int) -> None:
+        if job == self.current_job:
+            self._show_progress(f"{self.jobs[job].name}: running…", 0.0)
+
+    def _on_progressed(self, job: int, fraction: float, message: str) -> None:
+        if job != self.current_job:
+            return
+        name = self.jobs[job].name
+        self._show_progress(f"{name}: {message}" if message else f"{name}: running…", fraction)
+
+    def _finish(self, job: int) -> _Job | None:
+        info = self.jobs.pop(job, None)
+        if job == self.current_job:
+            self.current_job = None
+            self._hide_progress()
+            self._sync_actions()
+        return info
+
+    def _on_finished(self, job: int, payload) -> None:
+        current = job == self.current_job
+        info = self._finish(job)
+        if info is None:
+            return
+        why = info.dropped or ("" if current else "a newer AI run was started")
+        if not why and self.session.volume is not info.volume:
+            why = "another series was opened"
+        if why:
+            self._set_status(f"{info.name}: result dropped ({why})")
+            return
+        result, label_layer, marker_layer = payload
+        added = []
+        try:
+            for layer in (label_layer, marker_layer):
+                if layer is not None:
+                    self.session.add_layer(layer)
+                    added.append(layer)
+        except Exception as exc:  # noqa: BLE001 - e.g. a label map on another grid: refused, never misaligned
+            for layer in added:
+                self.session.remove_layer(layer)
+            self._report(f"{info.name}: the result was not shown: {exc}")
+            return
+        prov = result.provenance
+        parts = [f"{info.name}: done in {prov.run_time_s:.1f} s on {prov.device}"]
+        if label_layer is not None:
+            parts.append(f"{len(label_layer.volumes_ml)} structure(s)")
+        n = len(result.detections)
+        if marker_layer is not None or "detections" in getattr(info.manifest, "outputs", ()):
+            parts.append(f"{n} finding(s)")
+        text = ", ".join(parts)
+        if result.messages:
+            text += " — " + "; ".join(result.messages)
+        self._set_status(text)
+        if not self._docks_widened:  # room for the findings' columns and the legend (once; the user may resize)
+            self._docks_widened = True
+            if self.findings_dock.width() < 430:
+                self.window.resizeDocks([self.findings_dock], [430], Qt.Horizontal)
+        if n or result.structures:
+            self.findings_dock.show()
+            self.findings_dock.raise_()
+
+    def _on_failed(self, job: int, message: str) -> None:
+        current = job == self.current_job
+        info = self._finish(job)
+        name = info.name if info is not None else "AI"
+        if current and info is not None and not info.dropped:
+            self._report(f"{name} failed: {message}")
+        else:
+            self._set_status(f"{name}: stopped ({info.dropped if info and info.dropped else message})")
+
+    def _on_cancelled(self, job: int) -> None:
+        info = self._finish(job)
+        if info is None:
+            return
+        if info.dropped in ("", "cancelled"):
+            self._set_status(f"{info.name}: AI run cancelled")
+        else:
+            self._set_status(f"{info.name}: AI run stopped, result dropped ({info.dropped})")
+
+    # --- status bar -------------------------------------------------------------------------------------
+    def _show_progress(self, text: str, fraction: float) -> None:
+        self.progress_label.setText(text)
+        self.progress_label.setToolTip(text)
+        self.progress_bar.setValue(round(1000 * min(max(fraction, 0.0), 1.0)))
+        for w in (self.progress_label, self.progress_bar, self.cancel_button):
+            w.show()
+
+    def _hide_progress(self) -> None:
+        for w in (self.progress_label, self.progress_bar, self.cancel_button):
+            w.hide()
+
+    @property
+    def running(self) -> bool:
+        return self.progress_bar.isVisible() or self.current_job is not None
+
+    def _set_status(self, text: str) -> None:
+        self.last_status = text
+        self.window.status_label.setText(text)
+
+    def _report(self, text: str) -> None:
+        self.last_status = text
+        self.window._report(text)

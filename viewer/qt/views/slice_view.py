@@ -1,0 +1,561 @@
+"""One 2D reading view (axial, coronal or sagittal) of the session's volume, drawn with pyqtgraph.
+
+Mouse and keys follow ``shared/CONVENTIONS.md``: wheel / Up / Down scroll
+(Shift ×10, Home / End), left-drag window/level, middle-drag pan, right-drag
+or Ctrl+wheel zoom, Shift+move or Shift+click moves the linked cursor, keys
+0-8 window presets, Space reset, I invert, C cine, F12 corner text,
+Shift+F12 patient data, G overlays, double-click maximise. Measuring tools
+(L, A, E, R, T, Esc; Delete; Ctrl+Z / Ctrl+Y) are ``annotation_tools``: a left
+drag that starts on an annotation or with a tool chosen is theirs; with the
+brush (B) or eraser (X, Shift+B) chosen it paints the active label
+(``label_brush``; ``[`` / ``]`` radius). AI markers show their review state:
+accepted ones with ✓, rejected ones grey and dashed with ✗; a rejected AI
+label map is drawn grey.
+
+Scene units are millimetres in the plane (the image item is scaled by the
+pixel spacing), so anisotropic voxels show with their true aspect and
+markers are placed in mm. Corner text, orientation letters and the scale
+bar are painted in the viewport's own coordinates (``drawForeground``), so
+they are in every screenshot.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
+
+from viewer.core import review
+from viewer.core.layers import render_labels
+from viewer.core.session import Session
+from viewer.core.slicing import SlicePlane
+from viewer.core.window_presets import preset_for_key
+from viewer.qt.overlays.annotation_overlay import AnnotationOverlay
+from viewer.qt.overlays.annotation_tools import ToolState
+from viewer.qt.views.corner_text import corner_lines
+from viewer.qt.overlays.label_brush import LabelPainter
+
+_INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
+_CURSOR_PEN = pg.mkPen((80, 200, 255, 150), width=1)
+REJECTED_COLOR = (150, 150, 150)
+
+
+def greyed_lut(lut: np.ndarray) -> np.ndarray:
+    """A rejected label map's colours: grey, at half the opacity."""
+    out = lut.copy()
+    grey = out[:, :3].mean(axis=1, keepdims=True).astype(np.uint16)
+    out[:, :3] = ((grey + np.array(REJECTED_COLOR, np.uint16)) // 2).astype(np.uint8)
+    out[:, 3] //= 2
+    return out
+
+
+class _SliceViewBox(pg.ViewBox):
+    """Mouse bindings of a reading view (instead of pyqtgraph's plot-style defaults)."""
+
+    def __init__(self, view: "SliceView"):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self._view = view
+        self._annotating = False  # the current left drag draws, moves or reshapes an annotation
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+        ev.accept()
+        button = ev.button()
+        delta = ev.pos() - ev.lastPos()
+        if button == Qt.LeftButton and not (ev.modifiers() & Qt.ShiftModifier):
+            overlay = self._view.annotation_overlay
+            if ev.isStart():
+                self._annotating = overlay.begin_drag(ev.buttonDownScenePos(), ev.scenePos())
+            if self._annotating:
+                if ev.isFinish():
+                    self._annotating = False
+                    overlay.finish_drag(ev.scenePos())
+                else:
+                    overlay.continue_drag(ev.scenePos())
+                return
+            self._view.drag_window(delta.x(), delta.y())
+        elif button == Qt.MiddleButton:
+            self._view.fitted = False
+            shift = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
+            self.translateBy(x=shift.x(), y=shift.y())
+        elif button == Qt.RightButton:
+            self._view.fitted = False
+            factor = math.exp(delta.y() * 0.01)
+            self.scaleBy((factor, factor), center=self.mapToView(ev.buttonDownPos()))
+            self._view.viewport().update()
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        if ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ShiftModifier:
+            ev.accept()
+            self._view.move_cursor_to_scene(ev.scenePos())
+        elif ev.button() == Qt.LeftButton and self._view.annotation_overlay.click(ev.scenePos()):
+            ev.accept()
+        else:
+            ev.ignore()
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802
+        ev.accept()
+        steps = ev.delta() / 120.0 if hasattr(ev, "delta") else ev.angleDelta().y() / 120.0
+        if ev.modifiers() & Qt.ControlModifier:
+            self._view.fitted = False
+            factor = 0.85 ** steps
+            self.scaleBy((factor, factor), center=self.mapToView(ev.pos()))
+            self._view.viewport().update()
+        elif steps:  # wheel towards the user = next slice; one slice per notch (fine-grained wheels: at least 1)
+            clicks = int(round(steps)) or (1 if steps > 0 else -1)
+            self._view.step_slice(-clicks)
+
+
+class SliceView(pg.GraphicsView):
+    activated = Signal(object)  # this view, on any click
+    maximise_requested = Signal(object)
+    series_step_requested = Signal(int)  # PgUp / PgDn: -1 / +1
+    slice_changed = Signal(int)
+
+    def __init__(self, session: Session, view: str, parent=None, tools: ToolState | None = None):
+        super().__init__(parent, background="k")
+        self.session, self.view = session, view
+        self.plane: SlicePlane | None = None
+        self.k = 0
+        self.hover: tuple[np.ndarray, object] | None = None  # (LPS, value) under the mouse
+        self.active = False
+        self.fitted = True  # the image fills the view (until the user zooms or pans); kept on resize
+        self.vb = _SliceViewBox(self)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem()
+        self.vb.addItem(self.image_item)
+        self._label_items: dict[int, pg.ImageItem] = {}
+        self._marker_items: list = []
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=_CURSOR_PEN)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=_CURSOR_PEN)
+        for line in (self.hline, self.vline):
+            line.setZValue(20)
+            self.vb.addItem(line, ignoreBounds=True)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMinimumSize(120, 120)
+        self._cine = QTimer(self)
+        self._cine.setInterval(66)
+        self._cine.timeout.connect(lambda: self.step_slice(1, wrap=True))
+        self._font = QFont()
+        self._font.setPixelSize(12)
+        self.tools = tools if tools is not None else ToolState(self)
+        self.annotation_overlay = AnnotationOverlay(self, self.tools)
+        self.label_painter = LabelPainter(self, self.tools)
+        session.volume_loaded.connect(self._on_volume_loaded)
+        session.volume_cleared.connect(self._on_volume_cleared)
+        session.cursor_moved.connect(self._on_cursor_moved)
+        session.window_changed.connect(self._on_window_changed)
+        session.display_changed.connect(self._on_display_changed)
+        session.layer_added.connect(self._on_layers_changed)
+        session.layer_removed.connect(self._on_layers_changed)
+        session.layer_changed.connect(self._on_layers_changed)
+        session.labels_edited.connect(self._on_labels_edited)
+        session.annotations.reviews_changed.connect(self._on_layers_changed)
+        session.annotations.annotations_reset.connect(self._on_layers_changed)
+        if session.volume is not None:
+            self._on_volume_loaded(session.volume)
+
+    # --- session events ------------------------------------------------------------
+    def _on_volume_loaded(self, volume) -> None:
+        self._previewing = False
+        self.image_item.setLookupTable(_INVERT_LUT if self.session.invert else None)
+        self.plane = SlicePlane.for_view(self.view, volume.geometry)
+        row_mm, col_mm = self.plane.pixel_spacing
+        self._pixel_transform = QTransform.fromScale(col_mm, row_mm)
+        self.image_item.setTransform(self._pixel_transform)
+        self.k = -1
+        self._on_layers_changed()
+        self._show_slice(self.plane.slice_of(self.session.cursor_lps))
+        self._place_crosshair()
+        self.reset_view()
+
+    def _on_volume_cleared(self) -> None:
+        self.plane = None
+        self._previewing = False
+        self.image_item.clear()
+        self._on_layers_changed()
+        self.viewport().update()
+
+    def _on_cursor_moved(self, point) -> None:
+        if self.plane is None:
+            return
+        k = self.plane.slice_of(point)
+        if k != self.k:
+            self._show_slice(k)
+        self._place_crosshair()
+
+    def _on_window_changed(self, *_args) -> None:
+        if self.plane is not None:
+            self.image_item.setLevels(self.session.levels)
+            self.viewport().update()
+
+    def _on_display_changed(self) -> None:
+        self.image_item.setLookupTable(_INVERT_LUT if self.session.invert else None)
+        self._on_layers_changed()
+
+    def _on_layers_changed(self, *_args) -> None:
+        for item in self._label_items.values():
+            self.vb.removeItem(item)
+        self._label_items.clear()
+        if self.plane is not None:
+            rejected = self._rejected_layers()
+            for layer in self.session.label_layers():
+                item = pg.ImageItem()
+                item.setZValue(10)
+                item.setTransform(self._pixel_transform)
+                self.vb.addItem(item)
+                self._label_items[id(layer)] = item
+                item._lut = greyed_lut(layer.lut()) if id(layer) in rejected else layer.lut()
+        self._draw_overlays()
+        self.viewport().update()
+
+    def _on_labels_edited(self, _layer, _finished: bool = True) -> None:
+        """A label layer's voxels changed (a brush stroke, its undo or redo): redraw the label images."""
+        self._draw_labels()
+        self.viewport().update()
+
+    def _rejected_layers(self) -> set[int]:
+        table = self.session.annotations.review
+        return {id(r.label_layer) for r in review.ai_results(self.session) if r.label_layer is not None
+                and (review.result_entry(table, r) or {}).get("state") == review.REJECTED}
+
+    def marker_states(self) -> dict[int, list]:
+        """``id(marker layer)`` → each marker's review state as drawn ("accepted", "rejected" or None)."""
+        table = self.session.annotations.review
+        return {id(r.marker_layer): review.shown_states(table, r) for r in review.ai_results(self.session)
+                if r.marker_layer is not None}
+
+    # --- drawing -------------------------------------------------------------------------
+    def _show_slice(self, k: int) -> None:
+        volume = self.session.volume
+        self.k = int(np.clip(k, 0, self.plane.n_slices - 1))
+        img = self.plane.extract(volume.array, self.k)
+        self.image_item.setImage(img, autoLevels=False, levels=self.session.levels)
+        self._draw_overlays()
+        self.slice_changed.emit(self.k)
+        self.viewport().update()
+
+    def _draw_labels(self) -> None:
+        show = self.session.overlays_visible and self.plane is not None
+        for layer in self.session.label_layers():
+            item = self._label_items.get(id(layer))
+            if item is None:
+                continue
+            if not (show and layer.visible):
+                item.hide()
+                continue
+            labels = self.plane.extract(layer.label_map.array, self.k)
+            item.setImage(render_labels(layer, labels, item._lut), autoLevels=False, levels=None)
+            item.show()
+
+    def _draw_overlays(self) -> None:
+        show = self.session.overlays_visible and self.plane is not None
+        self._draw_labels()
+        for gi in self._marker_items:
+            self.vb.removeItem(gi)
+        self._marker_items.clear()
+        if show:
+            states = self.marker_states()
+            for layer in self.session.marker_layers():
+                if layer.visible:
+                    layer_states = states.get(id(layer), ())
+                    for i, marker in enumerate(layer.markers):
+                        self._draw_marker(marker, layer_states[i] if i < len(layer_states) else None)
+        self.annotation_overlay.redraw()
+
+    def _draw_marker(self, marker, state: str | None = None) -> None:
+        k, row, col = self.plane.from_world(marker.center_lps)
+        dist = abs(k - self.k) * self.plane.slice_spacing
+        right, down = self.plane.screen_vectors()
+        size = np.asarray(marker.size_mm, dtype=float)
+        normal = np.cross(right, down)
+        half_depth = float(np.abs(normal) @ size) / 2
+        if dist > half_depth + 1e-6:
+            return
+        row_mm, col_mm = self.plane.pixel_spacing
+        cx, cy = (col + 0.5) * col_mm, (row + 0.5) * row_mm
+        color = REJECTED_COLOR if state == review.REJECTED else marker.color
+        pen = QPen(QColor(*color))
+        pen.setCosmetic(True)
+        pen.setWidthF(1.5)
+        if state == review.REJECTED:
+            pen.setStyle(Qt.DashLine)
+        if marker.kind == "box":
+            w, h = float(np.abs(right) @ size), float(np.abs(down) @ size)
+            item = QGraphicsRectItem(QRectF(cx - w / 2, cy - h / 2, w, h))
+            top = cy - h / 2
+        else:
+            radius = math.sqrt(max(half_depth ** 2 - dist ** 2, 0.0))
+            radius = max(radius, 1.5 * max(row_mm, col_mm))
+            item = QGraphicsEllipseItem(QRectF(cx - radius, cy - radius, 2 * radius, 2 * radius))
+            top = cy - radius
+        item.setPen(pen)
+        item.setZValue(15)
+        self.vb.addItem(item, ignoreBounds=True)
+        self._marker_items.append(item)
+        label = marker.text + (f" {marker.score:.2f}" if marker.score is not None else "")
+        if state in review.STATES and label.strip():
+            label = ("✓ " if state == review.ACCEPTED else "✗ ") + label.strip()
+        if label.strip():
+            text = pg.TextItem(label.strip(), color=color, anchor=(0.5, 1.0))
+            text.setPos(cx, top)
+            text.setZValue(16)
+            self.vb.addItem(text, ignoreBounds=True)
+            self._marker_items.append(text)
+
+    def _place_crosshair(self) -> None:
+        _k, row, col = self.plane.from_world(self.session.cursor_lps)
+        row_mm, col_mm = self.plane.pixel_spacing
+        self.vline.setValue((col + 0.5) * col_mm)
+        self.hline.setValue((row + 0.5) * row_mm)
+
+    # --- actions (called by input handlers and by the window) -------------------------------
+    def set_slice(self, k: int) -> None:
+        """Show slice ``k``; the linked cursor follows (so the other views' cursor lines move)."""
+        if self.plane is None:
+            return
+        k = int(np.clip(k, 0, self.plane.n_slices - 1))
+        if k == self.k:
+            return
+        _k, row, col = self.plane.from_world(self.session.cursor_lps)
+        self._show_slice(k)
+        self.session.move_cursor(self.plane.to_world(k, row, col))
+
+    def step_slice(self, step: int, wrap: bool = False) -> None:
+        if self.plane is None:
+            return
+        k = self.k + step
+        if wrap:
+            k %= self.plane.n_slices
+        self.set_slice(k)
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        """Left-drag: horizontal changes the width, vertical the level (down = higher level)."""
+        if self.plane is None:
+            return
+        sensitivity = max(self.session.width, 50.0) / 250.0
+        self.session.set_window(self.session.width + dx * sensitivity, self.session.level + dy * sensitivity, "")
+
+    def reset_view(self) -> None:
+        if self.plane is None:
+            return
+        rows, cols = self.plane.shape
+        row_mm, col_mm = self.plane.pixel_spacing
+        self.vb.setRange(QRectF(0, 0, cols * col_mm, rows * row_mm), padding=0.0)
+        self.fitted = True
+        self.viewport().update()
+
+    def toggle_cine(self) -> None:
+        if self._cine.isActive():
+            self._cine.stop()
+        elif self.plane is not None:
+            self._cine.start()
+
+    @property
+    def cine_running(self) -> bool:
+        return self._cine.isActive()
+
+    def move_cursor_to_scene(self, scene_pos) -> None:
+        point = self._scene_to_world(scene_pos)
+        if point is not None:
+            self.session.move_cursor(point[0])
+
+    def _scene_to_world(self, scene_pos):
+        if self.plane is None:
+            return None
+        p = self.vb.mapSceneToView(scene_pos)
+        row_mm, col_mm = self.plane.pixel_spacing
+        row, col = p.y() / row_mm - 0.5, p.x() / col_mm - 0.5
+        n_rows, n_cols = self.plane.shape
+        inside = -0.5 <= row < n_rows - 0.5 and -0.5 <= col < n_cols - 0.5
+        return self.plane.to_world(self.k, row, col), (int(round(row)), int(round(col))), inside
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel along the columns."""
+        if self.plane is None:
+            return 1.0
+        mm_per_screen_px = self.vb.viewPixelSize()[0]
+        return self.plane.pixel_spacing[1] / mm_per_screen_px if mm_per_screen_px else 1.0
+
+    # --- Qt events ------------------------------------------------------------------------------
+    def mousePressEvent(self, ev):  # noqa: N802
+        self.activated.emit(self)
+        super().mousePressEvent(ev)
+
+    def mouseDoubleClickEvent(self, ev):  # noqa: N802
+        if self.tools.tool and ev.button() == Qt.LeftButton:  # drawing: a quick second click is a click
+            self.annotation_overlay.click(self.mapToScene(ev.position().toPoint()))
+        else:
+            self.maximise_requested.emit(self)
+        ev.accept()
+
+    def mouseMoveEvent(self, ev):  # noqa: N802
+        super().mouseMoveEvent(ev)
+        scene_pos = self.mapToScene(ev.position().toPoint())
+        found = self._scene_to_world(scene_pos)
+        if found is None:
+            return
+        world, (row, col), inside = found
+        if inside:
+            idx = np.rint(self.plane.to_index(self.k, row, col)).astype(int)
+            self.hover = (world, self.session.volume.array[tuple(idx)])
+        else:
+            self.hover = None
+        if ev.modifiers() & Qt.ShiftModifier and not ev.buttons():
+            self.session.move_cursor(world)
+        elif not ev.buttons():
+            self.annotation_overlay.hover(scene_pos)
+        self.viewport().update()
+
+    def leaveEvent(self, ev):  # noqa: N802
+        self.hover = None
+        self.label_painter.leave()
+        self.viewport().update()
+        super().leaveEvent(ev)
+
+    def keyPressEvent(self, ev):  # noqa: N802
+        key, mods = ev.key(), ev.modifiers()
+        shift = bool(mods & Qt.ShiftModifier)
+        if self.annotation_overlay.handle_key(ev):
+            pass
+        elif key in (Qt.Key_Up, Qt.Key_Down):
+            self.step_slice((10 if shift else 1) * (-1 if key == Qt.Key_Up else 1))
+        elif key == Qt.Key_Home:
+            self.set_slice(0)
+        elif key == Qt.Key_End:
+            self.set_slice(self.plane.n_slices - 1 if self.plane else 0)
+        elif key in (Qt.Key_PageUp, Qt.Key_PageDown):
+            self.series_step_requested.emit(-1 if key == Qt.Key_PageUp else 1)
+        elif Qt.Key_0 <= key <= Qt.Key_9 and not (mods & Qt.ControlModifier):
+            preset = preset_for_key(chr(key))
+            if preset is not None:
+                self.session.apply_preset(preset)
+        elif key == Qt.Key_Space:
+            self.reset_view()
+        elif key == Qt.Key_I:
+            self.session.set_display(invert=not self.session.invert)
+        elif key == Qt.Key_C:
+            self.toggle_cine()
+        elif key == Qt.Key_F12 and shift:
+            self.session.set_display(show_patient_data=not self.session.show_patient_data)
+        elif key == Qt.Key_F12:
+            self.session.set_display(show_corner_text=not self.session.show_corner_text)
+        elif key == Qt.Key_G:
+            self.session.set_display(overlays_visible=not self.session.overlays_visible)
+        else:
+            super().keyPressEvent(ev)
+            return
+        ev.accept()
+
+    def resizeEvent(self, ev):  # noqa: N802
+        super().resizeEvent(ev)
+        if getattr(self, "fitted", False):
+            QTimer.singleShot(0, self._refit)
+        self.viewport().update()
+
+    def _refit(self) -> None:
+        if self.fitted:
+            self.reset_view()
+
+    # --- foreground: corner text, orientation letters, scale bar ------------------------------
+    def corner_texts(self) -> dict[str, list[str]]:
+        """The lines painted in each corner (top_left, top_right, bottom_left, bottom_right)."""
+        return corner_lines(self)
+
+    def show_preview(self, image: np.ndarray) -> None:
+        """Show a raw slice while the series is still loading (before the volume, and its geometry, exist)."""
+        self._previewing = True
+        self.image_item.setTransform(QTransform())
+        self.image_item.setLookupTable(None)
+        self.image_item.setImage(image, autoLevels=True)
+        self.vb.setRange(QRectF(0, 0, image.shape[1], image.shape[0]), padding=0.0)
+        self.viewport().update()
+
+    @property
+    def previewing(self) -> bool:
+        return getattr(self, "_previewing", False)
+
+    def clear_preview(self) -> None:
+        """Drop a preview whose series did not load (a loaded volume replaces it by itself)."""
+        if self.previewing:
+            self._previewing = False
+            if self.plane is None:
+                self.image_item.clear()
+            self.viewport().update()
+
+    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+        if self.plane is None:
+            if self.previewing:
+                painter.save()
+                painter.resetTransform()
+                painter.setFont(self._font)
+                self._shadow_text(painter, 6, 18, "Loading…", QColor(235, 235, 235))
+                painter.restore()
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setFont(self._font)
+        w, h = self.viewport().width(), self.viewport().height()
+        fm = painter.fontMetrics()
+        line_h = fm.height()
+        margin = 6
+        if self.session.show_corner_text:
+            texts = self.corner_texts()
+            for corner, lines in texts.items():
+                for i, line in enumerate(lines):
+                    tw = fm.horizontalAdvance(line)
+                    x = margin if corner.endswith("left") else w - margin - tw
+                    y = margin + (i + 1) * line_h - fm.descent() if corner.startswith("top") \
+                        else h - margin - (len(lines) - 1 - i) * line_h - fm.descent() - 14
+                    self._shadow_text(painter, x, y, line, QColor(235, 235, 235))
+        letters = self.plane.edge_letters()
+        orange = QColor(255, 190, 80)
+        for edge, text in letters.items():
+            tw = fm.horizontalAdvance(text)
+            if edge == "left":
+                x, y = margin, h / 2 + line_h / 2
+            elif edge == "right":
+                x, y = w - margin - tw, h / 2 + line_h / 2
+            elif edge == "top":
+                x, y = (w - tw) / 2, margin + line_h
+            else:
+                x, y = (w - tw) / 2, h - margin - 16
+            self._shadow_text(painter, x, y, text, orange)
+        self._draw_scale_bar(painter, w, h)
+        if self.active:
+            pen = QPen(QColor(80, 200, 255))
+            pen.setWidth(2)
+            painter.setPen(pen)
+            painter.drawRect(1, 1, w - 2, h - 2)
+        painter.restore()
+
+    def _shadow_text(self, painter, x, y, text, color) -> None:
+        painter.setPen(QColor(0, 0, 0))
+        painter.drawText(QPointF(x + 1, y + 1), text)
+        painter.setPen(color)
+        painter.drawText(QPointF(x, y), text)
+
+    def _draw_scale_bar(self, painter, w, h) -> None:
+        mm_per_px = self.vb.viewPixelSize()[0]
+        if not mm_per_px or not math.isfinite(mm_per_px):
+            return
+        target_mm = w * 0.25 * mm_per_px
+        length_mm = max((n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500) if n <= target_mm), default=None)
+        if length_mm is None:
+            return
+        length_px = length_mm / mm_per_px
+        x0, y0 = (w - length_px) / 2, h - 8
+        pen = QPen(QColor(235, 235, 235))
+        pen.setWidth(1)
+        painter.setPen(pen)
+        painter.drawLine(QPointF(x0, y0), QPointF(x0 + length_px, y0))
+        tick_mm = 10 if length_mm >= 20 else (1 if length_mm <= 10 else 5)
+        n_ticks = int(length_mm / tick_mm)
+        for i in range(n_ticks + 1):
+            x = x0 + i * tick_mm / mm_per_px
+            tall = 5 if i in (0, n_ticks) else 3
+            painter.drawLine(QPointF(x, y0), QPointF(x, y0 - tall))
+        label = f"{length_mm // 10} cm" if length_mm >= 10 else f"{length_mm} mm"
+        painter.drawText(QPointF(x0 + length_px + 4, y0 + 3), label)

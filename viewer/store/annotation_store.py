@@ -1,0 +1,257 @@
+"""Annotations on disk: one JSON file per study, written after every change, atomically.
+
+Files live in ``platformdirs.user_data_dir("radview")/annotations/<StudyInstanceUID>.json``
+(or ``$RADVIEW_ANNOTATIONS_DIR``, or the ``directory`` given). A write goes
+to a temporary file in the same folder, is flushed and fsync'ed, then
+renamed over the old file (``os.replace``) and the folder is fsync'ed, so a
+crash at any moment leaves either the previous or the new file, never a
+torn one.
+
+:class:`Autosave` keeps an :class:`~viewer.core.annotations.AnnotationSet`
+on disk. Writes run on one background thread in the order of the changes
+(a newer snapshot of the same file supersedes an older one still waiting),
+so the GUI thread only takes an immutable snapshot. A file that cannot be
+read is never dropped: it is renamed to ``<name>.corrupt-<time>`` and the
+caller gets a message saying so (and which entries, if any, were recovered).
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psygnal import Signal
+
+from viewer.core.annotations import Annotation, AnnotationFormatError, AnnotationSet
+from radview_base.atomic_file import TEMP_PREFIX, atomic_path
+
+ENV_DIR = "RADVIEW_ANNOTATIONS_DIR"
+STALE_TEMP_SECONDS = 60.0
+
+
+def default_directory() -> Path:
+    env = os.environ.get(ENV_DIR)
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("radview")) / "annotations"
+
+
+def file_name(study_uid: str) -> str:
+    """``<StudyInstanceUID>.json``; characters a UID never holds are replaced, so any key is a safe name."""
+    safe = re.sub(r"[^0-9A-Za-z._-]", "_", study_uid).lstrip(".") or "unknown"
+    return f"{safe}.json"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old or the new content, never a mix."""
+    with atomic_path(path, mode=0o600) as tmp, open(tmp, "wb") as fh:  # private: the user's reading
+        fh.write(data)
+
+
+def serialise(study_uid: str, annotations, review: dict, extra: dict | None = None) -> bytes:
+    doc = dict(extra or {})
+    doc.update({"study_uid": study_uid, "measurements": [a.as_dict() for a in annotations], "review": review})
+    return (json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+@dataclass
+class StoredStudy:
+    """What a study's file held. ``message`` is set when the file could not be read in full."""
+
+    study_uid: str
+    annotations: list[Annotation] = field(default_factory=list)
+    review: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    message: str | None = None
+    kept_as: Path | None = None
+
+
+class AnnotationStore:
+    def __init__(self, directory: str | os.PathLike | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_directory()
+
+    def path_for(self, study_uid: str) -> Path:
+        return self.directory / file_name(study_uid)
+
+    def write(self, study_uid: str, data: bytes) -> None:
+        write_atomic(self.path_for(study_uid), data)
+
+    def load(self, study_uid: str) -> StoredStudy:
+        """The study's annotations; a damaged file is renamed aside and reported, with what could be recovered."""
+        path = self.path_for(study_uid)
+        self._remove_stale_temps(path)
+        if not path.exists():
+            return StoredStudy(study_uid)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            return StoredStudy(study_uid, message=f"The annotations of this study could not be read ({exc}); "
+                                                  f"{path} was left untouched, and changes will not be saved over it.")
+        problems: list[str] = []
+        out = StoredStudy(study_uid)
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            if not isinstance(doc, dict):
+                raise ValueError(f"the file holds a JSON {type(doc).__name__}, not an object")
+            entries = doc.get("measurements", [])
+            if not isinstance(entries, list):
+                raise ValueError("'measurements' is not a list")
+            review = doc.get("review", {})
+            if isinstance(review, dict) and all(isinstance(v, dict) for v in review.values()):
+                out.review = review
+            else:
+                problems.append("the review section is not a table of findings")
+            for i, entry in enumerate(entries):
+                try:
+                    out.annotations.append(Annotation.from_dict(entry))
+                except AnnotationFormatError as exc:
+                    problems.append(f"measurement {i + 1}: {exc}")
+            out.extra = {k: v for k, v in doc.items() if k not in ("study_uid", "measurements", "review")}
+        except (UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"{type(exc).__name__}: {exc}")
+        if problems:
+            kept = self._keep_aside(path)
+            recovered = f"{len(out.annotations)} measurement(s) were recovered" if out.annotations else \
+                "no measurements could be recovered"
+            out.message = (f"The saved annotations of this study were damaged ({problems[0]}"
+                           f"{f' and {len(problems) - 1} more problem(s)' if len(problems) > 1 else ''}). "
+                           f"The file was kept as {kept}; {recovered}.")
+            out.kept_as = kept
+        return out
+
+    def _keep_aside(self, path: Path) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        os.replace(path, target)
+        return target
+
+    def _remove_stale_temps(self, path: Path) -> None:
+        """Temporary files of a write that a crash interrupted (older than a minute)."""
+        now = time.time()
+        for p in path.parent.glob(f"{TEMP_PREFIX}*-{path.name}"):
+            try:
+                if now - p.stat().st_mtime > STALE_TEMP_SECONDS:
+                    p.unlink()
+            except OSError:
+                pass
+
+
+class Autosave:
+    """Writes an AnnotationSet to its study's file after every change (background thread, in order).
+
+    ``saved`` (generation) and ``save_failed`` (message) are emitted on the
+    writer thread: a Qt receiver must hop to its own thread (a queued signal).
+    """
+
+    saved = Signal(int)
+    save_failed = Signal(str)
+
+    def __init__(self, annotations: AnnotationSet, store: AnnotationStore | None = None) -> None:
+        self.annotations = annotations
+        self.store = store or AnnotationStore()
+        self.generation = 0  # changes scheduled
+        self.saved_generation = 0  # changes on disk
+        self.write_ms: list[float] = []  # duration of each write on the writer thread (serialise + fsync + rename)
+        self.schedule_ms: list[float] = []  # time the caller (GUI) thread spent per change
+        self.last_error: str | None = None
+        self.study_uid = ""  # the study whose file was last opened
+        self._blocked: set[str] = set()  # studies whose unreadable file must not be overwritten
+        self._cond = threading.Condition()
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="annotation-autosave", daemon=True)
+        self._thread.start()
+        for sig in (annotations.annotation_added, annotations.annotation_changed, annotations.annotation_removed,
+                    annotations.review_changed):
+            sig.connect(self._schedule)
+
+    def open_study(self, study_uid: str) -> str | None:
+        """Load a study's saved annotations into the set (replacing what it held); a message if the file was damaged."""
+        self.flush()
+        self.study_uid = study_uid
+        if not study_uid:
+            self.annotations.open_study("")
+            return None
+        stored = self.store.load(study_uid)
+        if stored.message is not None and stored.kept_as is None:
+            self._blocked.add(study_uid)
+        else:
+            self._blocked.discard(study_uid)
+        self.annotations.open_study(study_uid, stored.annotations, stored.review, stored.extra)
+        if stored.kept_as is not None and (stored.annotations or stored.review):
+            self._schedule()  # what was recovered goes back into the study's file at once
+        return stored.message
+
+    def _schedule(self, *_args) -> None:
+        t0 = time.perf_counter()
+        study, annotations, review, extra = self.annotations.snapshot()
+        if not study or study in self._blocked:
+            return
+        with self._cond:
+            self.generation += 1
+            generation = self.generation
+        self._queue.put((generation, study, annotations, review, extra))
+        self.schedule_ms.append((time.perf_counter() - t0) * 1000)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            while True:  # everything already waiting: only the newest snapshot of each file is written
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._write_latest(jobs)
+                    return
+                jobs.append(more)
+            self._write_latest(jobs)
+
+    def _write_latest(self, jobs: list) -> None:
+        latest: dict[str, tuple] = {}
+        for job in jobs:
+            latest.pop(job[1], None)
+            latest[job[1]] = job  # dict order: by the position of each file's last change
+        for _generation, study, items, review, extra in latest.values():
+            t0 = time.perf_counter()
+            try:
+                self.store.write(study, serialise(study, items, review, extra))
+            except (OSError, ValueError) as exc:
+                self.last_error = f"Annotations not saved to {self.store.path_for(study)}: {exc}"
+                self.save_failed.emit(self.last_error)
+                continue
+            self.write_ms.append((time.perf_counter() - t0) * 1000)
+        with self._cond:
+            self.saved_generation = max(self.saved_generation, jobs[-1][0])
+            self._cond.notify_all()
+        self.saved.emit(jobs[-1][0])
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every scheduled change is on disk (or failed); False on timeout."""
+        with self._cond:
+            target = self.generation
+            return self._cond.wait_for(lambda: self.saved_generation >= target, timeout)
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer thread."""
+        if not self._thread.is_alive():
+            return
+        for sig in (self.annotations.annotation_added, self.annotations.annotation_changed,
+                    self.annotations.annotation_removed, self.annotations.review_changed):
+            sig.disconnect(self._schedule)
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
