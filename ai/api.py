@@ -1,10 +1,10 @@
 """What goes into and comes out of an AI run: plain, frozen data (no torch, no viewer).
 
-``ai`` never imports ``viewer``; the viewer converts its ``Volume``/``Geometry``
-to an :class:`ImageGrid` + array and back.  Arrays are ``(z, y, x)``; positions
-are DICOM patient coordinates (LPS, millimetres).  ``ImageGrid.direction`` uses
-the ITK convention: a 3×3 matrix whose *columns* are the LPS unit vectors of the
-array's x (column), y (row) and z (slice) axes.
+``ai`` never imports ``viewer``; both share the base package ``radview_base``: a request's
+and a result's grid is its :class:`~radview_base.geometry.Geometry` (the one grid class, the
+viewer's too), the pixels a ``(z, y, x)`` array.  Positions are DICOM patient coordinates
+(LPS, millimetres).  ``Geometry.direction`` uses the ITK convention: a 3×3 matrix whose
+*columns* are the LPS unit vectors of the array's x (column), y (row) and z (slice) axes.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from radview_base.cancel import Cancelled  # noqa: F401 - re-exported: the one Cancelled, for the engine
+from radview_base.geometry import Geometry
 
 #: ``progress(fraction in [0, 1], message)``
 ProgressFn = Callable[[float, str], None]
@@ -41,49 +42,8 @@ class FrozenDict(dict):
         return hash(tuple(sorted(self.items(), key=repr)))
 
 
-def _frozen_mapping(m: Optional[Mapping]) -> Mapping:
+def frozen_mapping(m: Optional[Mapping]) -> Mapping:
     return FrozenDict(m or {})
-
-
-@dataclass(frozen=True)
-class ImageGrid:
-    shape_zyx: tuple[int, int, int]
-    spacing_zyx: tuple[float, float, float]
-    origin_lps: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "shape_zyx", tuple(int(v) for v in self.shape_zyx))
-        object.__setattr__(self, "spacing_zyx", tuple(float(v) for v in self.spacing_zyx))
-        object.__setattr__(self, "origin_lps", tuple(float(v) for v in self.origin_lps))
-        d = np.asarray(self.direction, dtype=float).reshape(3, 3)
-        object.__setattr__(self, "direction", tuple(tuple(float(v) for v in row) for row in d))
-
-    @property
-    def direction_matrix(self) -> np.ndarray:
-        return np.asarray(self.direction, dtype=float)
-
-    @property
-    def voxel_volume_ml(self) -> float:
-        return float(np.prod(self.spacing_zyx)) / 1000.0
-
-    def index_to_world(self, index_zyx) -> np.ndarray:
-        """LPS position(s) of (fractional) index/indices ``(..., 3)`` given as (k, j, i)."""
-        idx = np.asarray(index_zyx, dtype=float)[..., ::-1]
-        m = self.direction_matrix * np.asarray(self.spacing_zyx[::-1])
-        return idx @ m.T + np.asarray(self.origin_lps)
-
-    def world_to_index(self, points_lps) -> np.ndarray:
-        """Fractional (k, j, i) index/indices of LPS point(s) ``(..., 3)``."""
-        m = self.direction_matrix * np.asarray(self.spacing_zyx[::-1])
-        ijk = (np.asarray(points_lps, dtype=float) - np.asarray(self.origin_lps)) @ np.linalg.inv(m).T
-        return ijk[..., ::-1]
-
-    def patient_left_axis(self) -> np.ndarray:
-        """Unit vector, in (z, y, x) index space, pointing to the patient's left (+x in LPS)."""
-        m = self.direction_matrix * np.asarray(self.spacing_zyx[::-1])  # columns: steps of i, j, k
-        g = np.linalg.inv(m)[:, 0][::-1]  # d(k, j, i) / d(L)
-        return g / np.linalg.norm(g)
 
 
 @dataclass(frozen=True)
@@ -91,7 +51,7 @@ class InferenceRequest:
     """A frozen job: the pixels (HU for CT), their grid, the model and the options."""
 
     array: np.ndarray
-    grid: ImageGrid
+    grid: Geometry
     model_id: str
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -104,7 +64,7 @@ class InferenceRequest:
             raise ValueError(f"an AI request holds a (z, y, x) array, got shape {self.array.shape}")
         if tuple(self.array.shape) != self.grid.shape_zyx:
             raise ValueError(f"array shape {self.array.shape} does not match grid {self.grid.shape_zyx}")
-        object.__setattr__(self, "options", _frozen_mapping(self.options))
+        object.__setattr__(self, "options", frozen_mapping(self.options))
 
 
 @dataclass(frozen=True)
@@ -123,7 +83,7 @@ class Detection:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "center_lps", tuple(float(v) for v in self.center_lps))
-        object.__setattr__(self, "features", _frozen_mapping(self.features))
+        object.__setattr__(self, "features", frozen_mapping(self.features))
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -174,7 +134,7 @@ class Provenance:
     note: str = NOT_A_DIAGNOSIS
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "parameters", _frozen_mapping(self.parameters))
+        object.__setattr__(self, "parameters", frozen_mapping(self.parameters))
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -188,7 +148,7 @@ class Provenance:
 
 @dataclass(frozen=True)
 class InferenceResult:
-    grid: ImageGrid
+    grid: Geometry
     provenance: Provenance
     labels: Optional[np.ndarray] = None  # integer (z, y, x) on ``grid``; 0 = background
     label_names: Mapping[int, str] = field(default_factory=dict)
@@ -198,7 +158,7 @@ class InferenceResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "structures", tuple(self.structures))
-        object.__setattr__(self, "label_names", _frozen_mapping({int(k): str(v) for k, v in self.label_names.items()}))
+        object.__setattr__(self, "label_names", frozen_mapping({int(k): str(v) for k, v in self.label_names.items()}))
         object.__setattr__(self, "detections", tuple(self.detections))
         object.__setattr__(self, "messages", tuple(self.messages))
         if self.labels is not None:

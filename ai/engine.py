@@ -11,8 +11,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ai.api import Cancelled, InferenceRequest, InferenceResult, ModelError, Provenance, ProgressFn
-from ai.registry import ModelManifest, Registry, default_registry
+from ai.api import Cancelled, InferenceRequest, InferenceResult, ModelError, ProgressFn, Provenance
+from ai.manifest import ManifestError, ModelManifest
+from ai.registry import Registry, default_registry
 
 OOM_SMALLER = "GPU out of memory: retried with one window at a time, blending in main memory"
 OOM_CPU = "GPU out of memory: ran on the CPU instead"
@@ -138,8 +139,6 @@ class Engine:
             folder = request.options.get("model_folder")
             if not folder:
                 raise
-        from ai.registry import ManifestError
-
         try:
             manifest = self.registry.add_model_folder(folder)
         except ManifestError as exc:

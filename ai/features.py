@@ -44,7 +44,8 @@ from typing import Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from ai.api import ImageGrid, StructureFeatures
+from ai.api import StructureFeatures
+from radview_base.geometry import Geometry
 
 #: point sets up to this size are compared pair by pair; larger ones go through their convex hull first
 BRUTE_FORCE_POINTS = 64
@@ -56,7 +57,7 @@ DIRECTIONS = tuple((dz, dy, dx) for dx in (0, 1) for dy in (-1, 0, 1) for dz in 
 
 
 # --- grids and SimpleITK images ---------------------------------------------------------------------------
-def sitk_image(array: np.ndarray, grid: ImageGrid) -> sitk.Image:
+def sitk_image(array: np.ndarray, grid: Geometry) -> sitk.Image:
     """``array`` (z, y, x) as a SimpleITK image with the grid's spacing, origin (LPS) and direction."""
     if tuple(array.shape) != grid.shape_zyx:
         raise ValueError(f"array shape {array.shape} does not match grid {grid.shape_zyx}")
@@ -67,13 +68,13 @@ def sitk_image(array: np.ndarray, grid: ImageGrid) -> sitk.Image:
     return img
 
 
-def sub_grid(grid: ImageGrid, start_zyx, shape_zyx) -> ImageGrid:
+def sub_grid(grid: Geometry, start_zyx, shape_zyx) -> Geometry:
     """The grid of the box of ``shape_zyx`` voxels starting at index ``start_zyx``."""
-    return ImageGrid(tuple(shape_zyx), grid.spacing_zyx, tuple(grid.index_to_world(np.asarray(start_zyx, float))),
+    return Geometry(tuple(shape_zyx), grid.spacing_zyx, tuple(grid.index_to_world(np.asarray(start_zyx, float))),
                      grid.direction)
 
 
-def slice_axis(grid: ImageGrid) -> int:
+def slice_axis(grid: Geometry) -> int:
     """The array axis (0 = z, 1 = y, 2 = x) whose direction is closest to the patient's S axis."""
     s_component = np.abs(grid.direction_matrix[2])  # S component of the x, y, z axes' directions
     return 2 - int(np.argmax(s_component))
@@ -230,7 +231,7 @@ def sphericity(volume_mm3: float, area_mm2: float) -> float:
 
 
 # --- measuring -----------------------------------------------------------------------------------------------------
-def _measure(labels: np.ndarray, image: Optional[np.ndarray], grid: ImageGrid, names: Mapping[int, str],
+def _measure(labels: np.ndarray, image: Optional[np.ndarray], grid: Geometry, names: Mapping[int, str],
              only: Optional[set] = None) -> list[StructureFeatures]:
     """One record per label present in ``labels`` (on ``grid``), all with ``component=0``."""
     labels = _integer_labels(labels)
@@ -278,7 +279,7 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return array, int(array.max()) if array.size else 0
 
 
-def _component_records(labels: np.ndarray, image: Optional[np.ndarray], grid: ImageGrid, lab: int, name: str,
+def _component_records(labels: np.ndarray, image: Optional[np.ndarray], grid: Geometry, lab: int, name: str,
                        box, keep) -> list[StructureFeatures]:
     """Records of the components of label ``lab`` inside ``box`` whose number ``keep(components)`` selects."""
     start = [s.start for s in box]
@@ -294,7 +295,7 @@ def _component_records(labels: np.ndarray, image: Optional[np.ndarray], grid: Im
     return [replace(r, label=lab, name=name, component=r.label) for r in records]
 
 
-def label_features(labels: np.ndarray, image: Optional[np.ndarray], grid: ImageGrid, names: Mapping[int, str],
+def label_features(labels: np.ndarray, image: Optional[np.ndarray], grid: Geometry, names: Mapping[int, str],
                    components: bool = False, max_components: int = 20) -> list[StructureFeatures]:
     """One record per label present (``component=0``), in label order.
 
@@ -317,7 +318,7 @@ def label_features(labels: np.ndarray, image: Optional[np.ndarray], grid: ImageG
     return out
 
 
-def detection_features(labels: np.ndarray, image: Optional[np.ndarray], grid: ImageGrid, center_lps,
+def detection_features(labels: np.ndarray, image: Optional[np.ndarray], grid: Geometry, center_lps,
                        label_id: Optional[int] = None,
                        names: Optional[Mapping[int, str]] = None) -> Optional[StructureFeatures]:
     """The features of the connected component of the label map under ``center_lps`` (LPS mm).

@@ -8,7 +8,7 @@ nnU-Net v2 writes one folder per trained model, named ``<Trainer>__<Plans>__<con
         fold_0/checkpoint_final.pth   (or checkpoint_best.pth; fold_all/ for a model trained on all cases)
         fold_1/...
 
-:func:`manifest_from_folder` describes such a folder as a :class:`~ai.registry.ModelManifest` that runs
+:func:`manifest_from_folder` describes such a folder as a :class:`~ai.manifest.ModelManifest` that runs
 through :class:`ai.runners.nnunet.NnUNetModel` (nnunetv2's own predictor, weights loaded safely).
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Optional
+
+from ai.manifest import ManifestError, ModelManifest, parse_manifest
 
 RUNNER = "ai.runners.nnunet:NnUNetModel"
 METHOD = "learned network (nnU-Net v2)"
@@ -32,8 +34,6 @@ _MR_WORDS = ("MR", "MRI", "T1", "T2", "FLAIR", "ADC", "DWI", "PD", "SWI", "T1W",
 
 
 def _error(message: str) -> Exception:
-    from ai.registry import ManifestError  # ai.registry imports this module lazily: no import cycle
-
     return ManifestError(message)
 
 
@@ -210,13 +210,11 @@ def _version(folder: Path, dataset_json: Mapping, checkpoint: str, folds: list) 
 def manifest_from_folder(path: str | os.PathLike, *, model_id: Optional[str] = None, name: Optional[str] = None,
                          version: Optional[str] = None, description: Optional[str] = None,
                          labels: Optional[Mapping[int, str]] = None, runner: str = RUNNER,
-                         parameters: Optional[Mapping[str, Any]] = None):
-    """The :class:`~ai.registry.ModelManifest` of an nnU-Net v2 results folder; ManifestError says why not.
+                         parameters: Optional[Mapping[str, Any]] = None) -> ModelManifest:
+    """The :class:`~ai.manifest.ModelManifest` of an nnU-Net v2 results folder; ManifestError says why not.
 
     The keyword arguments override what the folder says (TotalSegmentator tasks use them).
     """
-    from ai.registry import parse_manifest
-
     folder = Path(path).resolve()
     parts = split_folder_name(folder.name)
     if not folder.is_dir() or parts is None:

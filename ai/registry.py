@@ -11,170 +11,40 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-import re
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Callable, Optional
 
-from ai.api import ModelError, _frozen_mapping
-from ai.network_spec import NetworkSpec, SpecError, parse_network
+from ai import nnunet_folder, totalseg
+from ai.api import ModelError
+from ai.manifest import ManifestError, ModelManifest, load_manifest, parse_manifest  # noqa: F401 - re-exported
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "manifests"
 ENV_VAR = "RADVIEW_MODELS_DIR"
-OUTPUTS = ("labels", "detections")
-DEVICES = ("cuda", "mps", "cpu")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_RUNNER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass(frozen=True)
-class ModelManifest:
-    id: str
-    name: str
-    version: str
-    modality: str  # "CT"
-    method: str  # e.g. ai.api.CLASSICAL_NOTE
-    description: str
-    runner: str  # "package.module:Class"
-    labels: Mapping[int, str]
-    outputs: tuple[str, ...]
-    spacing_mm: Optional[tuple[float, float, float]] = None  # z, y, x
-    intensity: str = ""
-    patch_size: Optional[tuple[int, int, int]] = None  # z, y, x
-    overlap: Optional[float] = None
-    supports: tuple[str, ...] = DEVICES
-    mixed_precision: bool = False
-    min_gpu_memory_gb: float = 0.0
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    path: str = ""
-    network: Optional[NetworkSpec] = None  # learned models from a model folder (see ai.network_spec)
+class FolderReader:
+    """A kind of model folder without a ``model.toml``: how to recognise one and read its manifest."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _frozen_mapping({int(k): str(v) for k, v in self.labels.items()}))
-        object.__setattr__(self, "parameters", _frozen_mapping(self.parameters))
-        object.__setattr__(self, "outputs", tuple(self.outputs))
-        object.__setattr__(self, "supports", tuple(self.supports))
-
-    @property
-    def is_classical(self) -> bool:
-        from ai.api import CLASSICAL_NOTE
-
-        return self.method == CLASSICAL_NOTE
-
-    def resolve_parameters(self, options: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-        """The manifest's default parameters updated by a request's options."""
-        return {**self.parameters, **(options or {})}
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (label ids become strings, tuples lists)."""
-        return {
-            "id": self.id, "name": self.name, "version": self.version, "modality": self.modality,
-            "method": self.method, "description": self.description, "runner": self.runner,
-            "labels": {str(k): v for k, v in sorted(self.labels.items())}, "outputs": list(self.outputs),
-            "input": {"spacing_mm": list(self.spacing_mm) if self.spacing_mm else None, "intensity": self.intensity,
-                      "patch_size": list(self.patch_size) if self.patch_size else None, "overlap": self.overlap},
-            "device": {"supports": list(self.supports), "mixed_precision": self.mixed_precision,
-                       "min_gpu_memory_gb": self.min_gpu_memory_gb},
-            "parameters": dict(self.parameters), "path": self.path,
-        }
+    kind: str
+    recognises: Callable[[Path], bool]
+    read: Callable[[Path], ModelManifest]
 
 
-class ManifestError(ValueError):
-    """A manifest file is unreadable or incomplete; the message says why."""
+#: The model folders the registry reads besides ``model.toml`` ones (the readers depend on
+#: :mod:`ai.manifest`, never on this module).
+FOLDER_READERS: tuple[FolderReader, ...] = (
+    FolderReader("nnU-Net v2 results folder", nnunet_folder.is_nnunet_folder, nnunet_folder.manifest_from_folder),
+)
+
+#: Built-in models that are not manifest files: ``provider(problems) -> manifests``. TotalSegmentator tasks are
+#: listed when their weights are here or the package is installed.
+BUILTIN_PROVIDERS: tuple[Callable[[list], list], ...] = (totalseg.totalseg_manifests,)
 
 
-def _need(table: Mapping, key: str, kind: type, where: str = ""):
-    if key not in table:
-        raise ManifestError(f"missing field '{where}{key}'")
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ManifestError(f"field '{where}{key}' must be {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _triple(value, kind: type, key: str) -> tuple:
-    if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
-        raise ManifestError(f"field 'input.{key}' must be a list of three numbers (z, y, x)")
-    if any(v <= 0 for v in value):
-        raise ManifestError(f"field 'input.{key}' must be positive")
-    return tuple(kind(v) for v in value)
-
-
-def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
-    """Validate a parsed TOML table; raise :class:`ManifestError` naming the first problem.
-
-    A manifest with a ``[network]`` table is a learned model in a model folder: its runner defaults to
-    :class:`ai.runners.network.NetworkModel` and its method to "learned network (<format>)".
-    """
-    network = None
-    if "network" in data:
-        try:
-            network = parse_network(data["network"], data.get("input", {}) if isinstance(data.get("input"), dict)
-                                    else {}, Path(path).parent if path else Path.cwd())
-        except SpecError as exc:
-            raise ManifestError(str(exc)) from None
-        data = {"runner": "ai.runners.network:NetworkModel", "method": network.method, "outputs": ["labels"],
-                **data}
-    text = {k: _need(data, k, str).strip() for k in ("id", "name", "version", "modality", "method", "runner")}
-    if not _ID.match(text["id"]):
-        raise ManifestError(f"id {text['id']!r}: use letters, digits, '.', '_' and '-'")
-    if not _RUNNER.match(text["runner"]):
-        raise ManifestError(f"runner {text['runner']!r} must look like 'package.module:ClassName'")
-    outputs = _need(data, "outputs", list)
-    if not outputs or any(o not in OUTPUTS for o in outputs):
-        raise ManifestError(f"outputs {outputs!r} must be a non-empty list of {', '.join(OUTPUTS)}")
-    labels_table = data.get("labels", {})
-    if not isinstance(labels_table, dict):
-        raise ManifestError("[labels] must be a table of id = \"name\"")
-    labels = {}
-    for k, v in labels_table.items():
-        if not str(k).isdigit() or int(k) < 1 or int(k) > 65535 or not isinstance(v, str):
-            raise ManifestError(f"label {k!r} = {v!r}: ids are integers 1..65535, names are text")
-        labels[int(k)] = v
-    if "labels" in outputs and not labels:
-        raise ManifestError("a model with a 'labels' output needs a [labels] table")
-    inp = data.get("input", {})
-    dev = data.get("device", {})
-    params = data.get("parameters", {})
-    if not all(isinstance(t, dict) for t in (inp, dev, params)):
-        raise ManifestError("[input], [device] and [parameters] must be tables")
-    supports = tuple(dev.get("supports", DEVICES))
-    if not supports or any(d not in DEVICES for d in supports):
-        raise ManifestError(f"device.supports {list(supports)!r} must name some of {', '.join(DEVICES)}")
-    overlap = _need(inp, "overlap", float, "input.") if "overlap" in inp else None
-    if overlap is not None and not 0.0 <= overlap < 1.0:
-        raise ManifestError("input.overlap must be in [0, 1)")
-    return ModelManifest(
-        **text,
-        description=str(data.get("description", "")).strip(),
-        labels=labels,
-        outputs=tuple(outputs),
-        spacing_mm=_triple(inp["spacing_mm"], float, "spacing_mm") if "spacing_mm" in inp else None,
-        intensity=(_need(inp, "intensity", str, "input.") if "intensity" in inp
-                   else network.normalization.describe() if network else ""),
-        patch_size=_triple(inp["patch_size"], int, "patch_size") if "patch_size" in inp else None,
-        overlap=overlap,
-        supports=supports,
-        mixed_precision=_need(dev, "mixed_precision", bool, "device.") if "mixed_precision" in dev else False,
-        min_gpu_memory_gb=_need(dev, "min_gpu_memory_gb", float, "device.") if "min_gpu_memory_gb" in dev else 0.0,
-        parameters=params,
-        path=path,
-        network=network,
-    )
-
-
-def load_manifest(path: str | os.PathLike) -> ModelManifest:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(f"not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ManifestError(f"cannot read: {exc.strerror or exc}") from exc
-    return parse_manifest(data, str(path))
+def _reader_for(path: Path) -> Optional[FolderReader]:
+    return next((r for r in FOLDER_READERS if r.recognises(path)), None)
 
 
 def load_model_folder(path: str | os.PathLike) -> ModelManifest:
@@ -186,10 +56,9 @@ def load_model_folder(path: str | os.PathLike) -> ModelManifest:
         raise ManifestError(f"{p}: no such model folder")
     if (p / "model.toml").is_file():
         return load_manifest(p / "model.toml")
-    from ai import nnunet_folder
-
-    if nnunet_folder.is_nnunet_folder(p):
-        return nnunet_folder.manifest_from_folder(p)
+    reader = _reader_for(p)
+    if reader is not None:
+        return reader.read(p)
     raise ManifestError(f"{p}: not a model folder (it has no model.toml and is not an nnU-Net v2 results folder "
                         "with dataset.json, plans.json and fold_N/checkpoint_final.pth)")
 
@@ -219,18 +88,16 @@ class Registry:
             for path in manifest_files(folder):
                 self._add(path)
             if folder != BUILTIN_DIR:
-                self._add_nnunet_folders(folder)
-        if builtin:  # TotalSegmentator tasks: listed when its weights are here or the package is installed
-            from ai.totalseg import totalseg_manifests
+                self._add_reader_folders(folder)
+        if builtin:
+            for provider in BUILTIN_PROVIDERS:
+                for m in provider(self.problems):
+                    self._models.setdefault(m.id, m)
 
-            for m in totalseg_manifests(self.problems):
-                self._models.setdefault(m.id, m)
-
-    def _add_nnunet_folders(self, folder: Path) -> None:
-        from ai import nnunet_folder
-
+    def _add_reader_folders(self, folder: Path) -> None:
+        """The sub-folders (without a model.toml) that one of :data:`FOLDER_READERS` recognises."""
         for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not (p / "model.toml").exists()):
-            if nnunet_folder.is_nnunet_folder(sub):
+            if _reader_for(sub) is not None:
                 self._add(sub)
 
     def add_model_folder(self, path: str | os.PathLike) -> ModelManifest:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Optional
 
 from ai.api import ModelError
+from ai.manifest import ManifestError, ModelManifest, parse_manifest
+from ai.nnunet_folder import is_nnunet_folder, manifest_from_folder
 
 ENV_WEIGHTS = "RADVIEW_TOTALSEG_WEIGHTS"
 RUNNER = "ai.runners.nnunet:TotalSegModel"
@@ -147,8 +149,6 @@ def weights_dirs() -> list[Path]:
 
 def find_task_folder(t: Task) -> Optional[Path]:
     """The task's nnU-Net results folder, if its weights are on this computer."""
-    from ai.nnunet_folder import is_nnunet_folder
-
     for root in weights_dirs():
         try:
             candidates = sorted(root.glob(f"Dataset{t.task_id:03d}_*"), key=lambda p: (p.name != t.dataset, p.name))
@@ -202,11 +202,8 @@ def _description(t: Task, where: str) -> str:
             f"Cite: {CITATION}. {where}")
 
 
-def manifest_for(t: Task, folder: Optional[Path]):
+def manifest_for(t: Task, folder: Optional[Path]) -> ModelManifest:
     """The task's manifest: from its weights folder, or (weights absent) one that needs a download."""
-    from ai.nnunet_folder import manifest_from_folder
-    from ai.registry import parse_manifest
-
     labels = {i + 1: name for i, name in enumerate(t.labels)}
     if folder is not None:
         return manifest_from_folder(folder, model_id=t.model_id, name=t.title, runner=RUNNER,
@@ -226,10 +223,8 @@ def manifest_for(t: Task, folder: Optional[Path]):
     return parse_manifest(data, path="")
 
 
-def totalseg_manifests(problems: Optional[list] = None) -> list:
+def totalseg_manifests(problems: Optional[list] = None) -> list[ModelManifest]:
     """Manifests of the TotalSegmentator tasks that can run here (see the module doc for which are listed)."""
-    from ai.registry import ManifestError
-
     installed = package_installed()
     out = []
     for t in TASKS:

@@ -66,6 +66,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 
 from _synthetic import ensure_ct_series  # noqa: E402
+
 from viewer.io.dicom_index import scan  # noqa: E402
 from viewer.io.series_loader import default_workers, load_series  # noqa: E402
 
@@ -392,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         if generated:
             print(f"(generated {folder} in {time.perf_counter() - t0:.1f} s)\n")
         bits = "signed, BitsStored 16" if args.synthetic_pr else "unsigned, BitsStored 12"
-        cases.append(Case("synthetic-ct300", folder, f"; explicit VR, PixelRepresentation {args.synthetic_pr} ({bits})"))
+        cases.append(Case("synthetic-ct300", folder,
+                          f"; explicit VR, PixelRepresentation {args.synthetic_pr} ({bits})"))
 
     for case in cases:
         run_case(case, repeats)

@@ -68,14 +68,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+import vtkmodules.vtkRenderingOpenGL2  # noqa: E402,F401
 from _report import parse_size, verdict  # noqa: E402  (bench/ is on sys.path[0])
 from vtkmodules.util import numpy_support  # noqa: E402
 from vtkmodules.vtkCommonCore import vtkVersion  # noqa: E402
 from vtkmodules.vtkCommonDataModel import vtkImageData  # noqa: E402
 from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow, vtkVolume  # noqa: E402
 from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper  # noqa: E402
-
-import vtkmodules.vtkRenderingOpenGL2  # noqa: E402,F401
 
 INTERACTIVE_FPS_TARGET = 10.0
 FULL_VS_PLAIN_TARGET = 1.25
@@ -294,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     surface_rows = None
     if not args.skip_surfaces:
         from viewer.core.layers import LabelLayer
-        from viewer.render3d.level_of_detail import coarse_surfaces
         from viewer.render3d.label_surfaces import build_label_surfaces
+        from viewer.render3d.level_of_detail import coarse_surfaces
 
         ours_t, ours = time_call(lambda: build_label_surfaces(label_map), args.surface_repeats)
         coarse_t, coarse = time_call(lambda: coarse_surfaces(ours), args.surface_repeats)

@@ -69,9 +69,9 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from _report import parse_size, verdict  # noqa: E402  (bench/ is on sys.path[0])
 
 from viewer.qt.application import create_app  # noqa: E402
-from _report import parse_size, verdict  # noqa: E402  (bench/ is on sys.path[0])
 
 # targets
 MEDIAN_TARGET_MS = 8.0
@@ -275,11 +275,11 @@ def run_frames(app, method, seq, mode: str, counter: PaintCounter) -> tuple[list
 
 class Data:
     def __init__(self):
+        from viewer.core.window_presets import find_preset
         from viewer.demo import ensure_demo
         from viewer.io.dicom_index import scan
         from viewer.io.image_io import read_label_map
         from viewer.io.series_loader import load_series
-        from viewer.core.window_presets import find_preset
 
         paths = ensure_demo()
         self.volume = load_series(scan(str(paths.dicom_dir)).find(paths.ct_series_uid))

@@ -26,8 +26,8 @@ Methods (each a fresh ``python`` process; t = 0 is ``time.time()`` in the parent
                             pydicom ...; main() would import them itself, this only records when)
         window shown        MainWindow.show() returned
         window painted      the axial view's viewport receives its first paint event (empty view)
-        demo found          MainWindow.open_path called: the background ensure_demo() has returned
-        index               MainWindow._show_index called (demo found in the cache, folder scanned)
+        demo found          StudyOpener.open_path called: the background ensure_demo() has returned
+        index               StudyOpener.show_index called (demo found in the cache, folder scanned)
         preview             MainWindow.layout_widget.show_preview returned and the axial viewport
                             was repainted synchronously (the first slice read, shown while loading)
         volume loaded       session.volume_loaded fired (the whole series is in memory)
@@ -95,12 +95,13 @@ def child() -> int:
     sys.path.insert(0, str(REPO))
     import viewer.qt.app as app_mod
     from viewer.qt import main_window as mw_mod
+    from viewer.qt.controllers.study_opener import StudyOpener
 
     mark("imports")
     MainWindow = mw_mod.MainWindow
     original_init = MainWindow.__init__
-    original_show_index = MainWindow._show_index
-    original_open_path = MainWindow.open_path
+    original_show_index = StudyOpener.show_index
+    original_open_path = StudyOpener.open_path
 
     def done() -> None:
         print("BENCH " + json.dumps(marks), flush=True)
@@ -162,9 +163,9 @@ def child() -> int:
         mark("window shown")
 
     MainWindow.__init__ = init
-    MainWindow._show_index = show_index
+    StudyOpener.show_index = show_index
     MainWindow.show = show
-    MainWindow.open_path = open_path
+    StudyOpener.open_path = open_path
 
     from PySide6.QtCore import QTimer
 
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'' if prepared < 1 else f'; generated first in {prepared:.1f} s'})\n")
 
     results: dict[str, list[dict]] = {name: [] for name in methods}
-    for name, child_args in methods.items():
+    for child_args in methods.values():
         run_child(child_args, env)  # warm-up: byte-code caches, page cache, font cache
     for _ in range(args.runs):
         for name, child_args in methods.items():

@@ -7,6 +7,9 @@ the LPS position of that voxel's centre::
 
 ``direction`` is a 3×3 matrix whose *columns* are the unit vectors (in LPS) of
 the array's x (column), y (row) and z (slice) axes, as in ITK.
+
+The one grid class of the project: the viewer's volumes and the AI requests/results (``ai.api``) both use it,
+and it crosses the AI engine's process boundary by pickling (a frozen dataclass of tuples).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 class Geometry:
     shape_zyx: tuple[int, int, int]
     spacing_zyx: tuple[float, float, float]
-    origin_lps: tuple[float, float, float]
+    origin_lps: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
     def __post_init__(self) -> None:
@@ -46,6 +49,11 @@ class Geometry:
     @property
     def spacing_xyz(self) -> np.ndarray:
         return np.asarray(self.spacing_zyx[::-1], dtype=float)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """The volume of one voxel in millilitres (cm³)."""
+        return float(np.prod(self.spacing_zyx)) / 1000.0
 
     @property
     def axes_lps(self) -> np.ndarray:
@@ -83,6 +91,12 @@ class Geometry:
         rel = np.asarray(points_lps, dtype=float) - np.asarray(self.origin_lps)
         ijk = rel @ np.linalg.inv(m).T
         return ijk[..., ::-1]
+
+    def patient_left_axis(self) -> np.ndarray:
+        """Unit vector, in (z, y, x) index space, pointing to the patient's left (+x in LPS)."""
+        m = self.direction_matrix * self.spacing_xyz  # columns: steps of i, j, k
+        g = np.linalg.inv(m)[:, 0][::-1]  # d(k, j, i) / d(L)
+        return g / np.linalg.norm(g)
 
     @property
     def slice_normal(self) -> np.ndarray:

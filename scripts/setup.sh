@@ -17,7 +17,26 @@ if [ -n "$missing" ]; then
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || $PY -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
 # torch: the CPU build (2.13.0) is pinned for tests and CI; users with a GPU install a CUDA build instead.
-.venv/bin/python -m pip install -q -e ".[test,export,ai,onnx,nnunet]" "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import viewer, pydicom, SimpleITK, PySide6, pyqtgraph, vtk" 
+INSTALL=(-e ".[test,export,ai,onnx,nnunet]" "torch==2.13.0")
+CHECK="import viewer, pydicom, SimpleITK, PySide6, pyqtgraph, vtk"
+# pip runs only when what it would act on changed since the last install that succeeded: pyproject.toml, INSTALL
+# above, or the folder (an editable install points at it). The stamp in .venv holds their hash; a fresh machine
+# (no .venv, no stamp) installs, and so does a .venv whose packages no longer import.
+STAMP=.venv/.radview-installed
+WANT=$({ cat pyproject.toml; printf '%s\n' "${INSTALL[@]}" "$PWD"; } | sha256sum | cut -d" " -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && .venv/bin/python -c "$CHECK" 2>/dev/null; then
+  echo "setup: .venv is up to date with pyproject.toml (pip install skipped; delete $STAMP to force it)"
+else
+  rm -f "$STAMP"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+  # the filter drops pip's notes about absent local indexes; with pipefail the status is pip's
+  installed=""
+  if .venv/bin/python -m pip install -q "${INSTALL[@]}" 2>&1 | { grep -v "^WARNING: Location" || true; }; then
+    installed=1
+  else
+    echo "setup: pip install failed; no stamp written, the next run installs again" >&2
+  fi
+  .venv/bin/python -c "$CHECK"
+  if [ -n "$installed" ]; then echo "$WANT" > "$STAMP"; fi
+fi

@@ -4,8 +4,15 @@ numpy, scipy and SimpleITK only (no torch, no viewer). Arrays are ``(z, y, x)`` 
 positions are DICOM LPS mm. These are agreement figures against the reference given, not a clinical
 validation.
 """
-from ai.metrics.detection import (DetectionMetrics, FrocResult, Match, ReferenceNodule, ScoredDetection, detection_metrics,
-                        froc)
+from ai.metrics.detection import (
+                        DetectionMetrics,
+                        FrocResult,
+                        Match,
+                        ReferenceNodule,
+                        ScoredDetection,
+                        detection_metrics,
+                        froc,
+)
 from ai.metrics.segmentation import LabelMetrics, segmentation_metrics, surface, surface_distances
 
 __all__ = ["LabelMetrics", "segmentation_metrics", "surface", "surface_distances", "DetectionMetrics", "FrocResult",

@@ -2,7 +2,8 @@
 
 Seeds are voxels above 320 HU after a light in-plane smoothing (contrast-filled vessels
 in a portal-venous CT stay below that); voxels above 180 HU within 12 mm (in-plane) of a seed
-and connected to one join them (trabecular bone under a thin cortex); the cortical ring is closed by 3 mm in-plane and the marrow it encloses in
+and connected to one join them (trabecular bone under a thin cortex); the cortical ring is closed
+by 3 mm in-plane and the marrow it encloses in
 each axial slice is filled when it is denser than 100 HU (so the spinal canal stays
 out); specks under 0.1 mL are dropped.
 """

@@ -115,7 +115,10 @@ def lungs(low: torch.Tensor, body: torch.Tensor, spacing_zyx, step=lambda f, m: 
     dev = low.device
     left = ops.fill_holes_per_slice(left)
     right = ops.fill_holes_per_slice(right) & ~left
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+
     return LungResult(t(left), t(right), t(airway), rejected)
 
 
@@ -131,9 +134,9 @@ def _split_sides(lab: np.ndarray, keep: list[int], body: np.ndarray) -> tuple[np
         lo, hi = xs.min(), xs.max()
         if lo < x_mid - 5 and hi > x_mid + 5:
             # one region crossing the midline (lungs joined in front of the heart): split it
-            l, r = _split_joined(comp, x_mid)
-            left |= l
-            right |= r
+            part_left, part_right = _split_joined(comp, x_mid)
+            left |= part_left
+            right |= part_right
         elif xs.mean() > x_mid:
             left |= comp
         else:
@@ -156,7 +159,7 @@ def _split_joined(comp: np.ndarray, x_mid: float) -> tuple[np.ndarray, np.ndarra
         seeds = torch.from_numpy(np.where(lab == 1, 1 + (xs[0] > xs[1]), np.where(lab == 2, 1 + (xs[1] > xs[0]), 0)))
         grown = seeds.float()
         for _ in range(r + 2):  # geodesic growth of both labels inside the region
-            nxt = ops._pool(grown, 1, 3, 3)
+            nxt = ops.max_pool(grown, 1, 3, 3)
             grown = torch.where((grown == 0) & t, nxt, grown)
         g = ops.to_numpy(grown)
         return g == 2, g == 1

@@ -11,13 +11,12 @@ import numpy as np
 import torch
 
 from ai.api import Detection, InferenceRequest
-
+from ai.runners import ct_nodules as nod
 from ai.runners import ct_ops as ops
 from ai.runners.base import RunContext, RunOutput
 from ai.runners.ct_body import body_mask
 from ai.runners.ct_bone import bone_mask
 from ai.runners.ct_lungs import AIR_HU, lungs
-from ai.runners import ct_nodules as nod
 
 BODY, LUNG_LEFT, LUNG_RIGHT, AIRWAY, BONE, NODULE = 1, 2, 3, 4, 7, 8
 
@@ -100,7 +99,8 @@ class BodyModel(_Model):
     def _run(self, an, ctx):
         body = an.body(ctx.sub(0.05, 0.8))
         ctx.step(0.85, "body: full resolution")
-        full = an.full(body.body, an.hs > -500.0) | ops.expand_in_plane(ops.erode(body.body, 0, 1, 1), an.f, an.shape[1:])
+        full = an.full(body.body, an.hs > -500.0) | ops.expand_in_plane(ops.erode(body.body, 0, 1, 1), an.f,
+                                                                         an.shape[1:])
         return RunOutput(an.to_request_grid(full.to(torch.uint8) * BODY), {BODY: "body"})
 
 
@@ -144,17 +144,19 @@ class NoduleModel(_Model):
         resp = resp.to(crop.device)
         peaks = nod.find_peaks(resp, region[bb[0], bb[1], bb[2]], an.low[bb[0], bb[1], bb[2]])
         f = an.f
-        peaks_full = [(k + bb[0].start, (j + bb[1].start) * f + (f - 1) // 2, (i + bb[2].start) * f + (f - 1) // 2, r, s)
+        peaks_full = [(k + bb[0].start, (j + bb[1].start) * f + (f - 1) // 2,
+                       (i + bb[2].start) * f + (f - 1) // 2, r, s)
                       for k, j, i, r, s in peaks]
         hu_np = ops.to_numpy(an.hu)
         opts = self.manifest.resolve_parameters(an.request.options)
         found = nod.detect(hu_np, an.can.spacing_zyx, peaks_full, ctx.sub(0.6, 0.97).step)
         found = [m_ for m_ in found if m_["score"] >= float(opts.get("min_score", 0.2))
-                 and float(opts.get("min_diameter_mm", 5.5)) <= m_["diameter"] <= float(opts.get("max_diameter_mm", 35))]
+                 and float(opts.get("min_diameter_mm", 5.5)) <= m_["diameter"]
+                 <= float(opts.get("max_diameter_mm", 35))]
         labels = np.zeros(an.shape, np.uint8)
         lung_low = ops.to_numpy(lr.left.to(torch.uint8) * LUNG_LEFT + lr.right.to(torch.uint8) * LUNG_RIGHT)
         detections = []
-        for n, m_ in enumerate(found, start=1):
+        for m_ in found:
             labels[m_["box"]][m_["mask"]] = NODULE
             c_full = m_["center"]
             c_orig = an.can.index_to_original(c_full, an.shape)
@@ -166,9 +168,11 @@ class NoduleModel(_Model):
                 center_lps=tuple(float(v) for v in lps), diameter_mm=round(float(m_["diameter"]), 1),
                 volume_ml=round(float(m_["volume"]), 3), mean_hu=round(float(m_["mean_hu"]), 1),
                 kind=m_["kind"], score=round(float(m_["score"]), 3), label="nodule candidate", location=side,
-                features={"plateau_mm": round(float(m_["plateau"]), 2), "shell_density": round(float(m_["shell"]), 3),
-                          "elongation": round(float(m_["elongation"]), 2), "contrast_hu": round(float(m_["contrast"]), 1)}))
-        params = {**opts, "scales_mm": list(nod.SCALES_MM), "min_report_mm": nod.MIN_REPORT_MM, "max_shell": nod.MAX_SHELL,
-                  "min_plateau": nod.MIN_PLATEAU, "max_elongation": nod.MAX_ELONGATION, "patch_size": list(patch),
-                  "overlap": overlap, "peaks_examined": len(peaks)}
+                features={"plateau_mm": round(float(m_["plateau"]), 2),
+                          "shell_density": round(float(m_["shell"]), 3),
+                          "elongation": round(float(m_["elongation"]), 2),
+                          "contrast_hu": round(float(m_["contrast"]), 1)}))
+        params = {**opts, "scales_mm": list(nod.SCALES_MM), "min_report_mm": nod.MIN_REPORT_MM,
+                  "max_shell": nod.MAX_SHELL, "min_plateau": nod.MIN_PLATEAU, "max_elongation": nod.MAX_ELONGATION,
+                  "patch_size": list(patch), "overlap": overlap, "peaks_examined": len(peaks)}
         return RunOutput(an.can.from_canonical(labels), {NODULE: "nodule"}, detections, params)

@@ -11,10 +11,10 @@ isolation from the surrounding vessels give the score.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 
 SCALES_MM = (1.6, 2.4, 3.4, 4.8, 6.8)
 CANDIDATE_HU = -750.0  # denser than aerated lung
@@ -197,7 +197,8 @@ def measure(peak, low_np: np.ndarray, spacing_zyx, scales_mm=SCALES_MM):
     elongation = float(np.sqrt(ev[-1] / max(ev[0], 1e-6)))
     fill = volume * 1000.0 / (math.pi / 6.0 * (2.0 * radius) ** 3)
     return dict(center=centre_idx, diameter=2.0 * radius, volume=volume, mean_hu=mean_hu, kind=kind,
-                response=resp, core=core, shell=shell, elongation=elongation, fill=fill, thickness=thickness, plateau=plateau, contrast=mean_hu - bg, box=box, mask=inner, r_mm=r_scale)
+                response=resp, core=core, shell=shell, elongation=elongation, fill=fill, thickness=thickness,
+                plateau=plateau, contrast=mean_hu - bg, box=box, mask=inner, r_mm=r_scale)
 
 
 def score(m: dict) -> float:

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
-from ai.api import ImageGrid
+from radview_base.geometry import Geometry
 
 
 # ----------------------------------------------------------------- orientation
@@ -28,7 +28,7 @@ class Canonical:
     spacing_zyx: tuple[float, float, float]  # canonical spacing
 
     @classmethod
-    def from_grid(cls, grid: ImageGrid) -> "Canonical":
+    def from_grid(cls, grid: Geometry) -> "Canonical":
         d = grid.direction_matrix  # columns: LPS direction of array x, y, z
         # array axis (z, y, x) -> LPS direction vector
         axis_dirs = [d[:, 2], d[:, 1], d[:, 0]]
@@ -104,7 +104,7 @@ def smooth_in_plane(hu: torch.Tensor, k: int = 3) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ morphology
-def _pool(m: torch.Tensor, kz: int, ky: int, kx: int) -> torch.Tensor:
+def max_pool(m: torch.Tensor, kz: int, ky: int, kx: int) -> torch.Tensor:
     t = m[None, None].float() if m.dtype == torch.bool else m[None, None]
     # separable box max: cheaper than one kz*ky*kx window
     if kx > 1:
@@ -118,7 +118,7 @@ def _pool(m: torch.Tensor, kz: int, ky: int, kx: int) -> torch.Tensor:
 
 def dilate(mask: torch.Tensor, rz: int, ry: int, rx: int) -> torch.Tensor:
     """Binary dilation by a (2r+1) box."""
-    return _pool(mask, 2 * rz + 1, 2 * ry + 1, 2 * rx + 1) > 0.5
+    return max_pool(mask, 2 * rz + 1, 2 * ry + 1, 2 * rx + 1) > 0.5
 
 
 def erode(mask: torch.Tensor, rz: int, ry: int, rx: int) -> torch.Tensor:

@@ -41,9 +41,13 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ai.api import ImageGrid, InferenceRequest, ModelError
+from ai import totalseg
+from ai.api import InferenceRequest, ModelError
+from ai.manifest import ManifestError
+from ai.nnunet_folder import available_folds, read_json
 from ai.runners.base import RunContext, RunOutput
 from ai.runners.safe_load import load_checkpoint
+from radview_base.geometry import Geometry
 
 NETWORK_PREFIX = "dynamic_network_architectures.architectures."
 BLOCK_PREFIXES = ("torch.nn.", "dynamic_network_architectures.")
@@ -151,9 +155,6 @@ def _need_nnunetv2() -> None:
 
 
 def _read_json(path: Path) -> dict:
-    from ai.nnunet_folder import read_json
-    from ai.registry import ManifestError
-
     try:
         return read_json(path)
     except ManifestError as exc:
@@ -274,7 +275,7 @@ class RasCanonical:
     """The image in nibabel's closest canonical orientation (RAS+), as ``nib.as_closest_canonical`` gives a NIfTI
     of this grid, and the way back. Axis permutations and flips only: exact and exactly undone."""
 
-    def __init__(self, grid: ImageGrid):
+    def __init__(self, grid: Geometry):
         from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
         lps_to_ras = np.diag([-1.0, -1.0, 1.0])
@@ -380,8 +381,6 @@ class NnUNetModel:
     def _fold_checkpoint(self, fold) -> dict:
         path = fold_folder(self.folder, fold) / self.checkpoint
         if not path.is_file():
-            from ai.nnunet_folder import available_folds
-
             have = ", ".join(str(f) for f in available_folds(self.folder, self.checkpoint)) or "none"
             raise ModelError(f"fold {fold} of this nnU-Net model has no {self.checkpoint} (available folds: {have})")
         return _checked_checkpoint(path)
@@ -450,7 +449,7 @@ class NnUNetModel:
                 "checkpoint": self.checkpoint, "trainer": self.trainer_name, "configuration": self.configuration_name}
         return np.asarray(seg), used
 
-    def model_orientation(self, grid: ImageGrid) -> Optional[RasCanonical]:
+    def model_orientation(self, grid: Geometry) -> Optional[RasCanonical]:
         """Models trained with NibabelIOWithReorient saw RAS-canonical images."""
         if self.predictor.plans_manager.plans.get("image_reader_writer") == "NibabelIOWithReorient":
             return RasCanonical(grid)
@@ -529,8 +528,6 @@ class TotalSegModel(NnUNetModel):
 
     def __init__(self, manifest, device):
         _need_nnunetv2()
-        from ai import totalseg
-
         self.manifest = manifest
         self.device = torch.device(device)
         self.notes = []
@@ -545,8 +542,6 @@ class TotalSegModel(NnUNetModel):
     def _ensure_weights(self, params: dict, ctx: RunContext) -> None:
         if self.predictor is not None:
             return
-        from ai import totalseg
-
         folder = totalseg.find_task_folder(self.task)
         if folder is None:
             if params.get("allow_download") is not True:

@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fake_models
 import numpy as np
 import pytest
 import torch
 
-import fake_models
 from ai.api import CLASSICAL_NOTE, NOT_A_DIAGNOSIS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,16 +12,17 @@ import json
 
 import numpy as np
 import pytest
-
-from ai.api import ImageGrid, InferenceRequest
-from ai.engine import Engine
 from reference import data_path
+
+from ai.api import InferenceRequest
+from ai.engine import Engine
+from radview_base.geometry import Geometry
 
 pytest.importorskip("torch")
 
 
-def _grid(geometry) -> ImageGrid:
-    return ImageGrid(geometry.shape_zyx, geometry.spacing_zyx, geometry.origin_lps, geometry.direction)
+def _grid(geometry) -> Geometry:
+    return Geometry(geometry.shape_zyx, geometry.spacing_zyx, geometry.origin_lps, geometry.direction)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -104,7 +105,7 @@ def test_ct_lungs_when_the_field_of_view_cuts_the_body_at_the_sides(engine, demo
     arr = np.ascontiguousarray(vol.array[:, :, cut:-cut])
     t = truth.array[:, :, cut:-cut]
     origin = np.asarray(g.origin_lps) + cut * g.direction_matrix[:, 0] * g.spacing_zyx[2]
-    grid = ImageGrid(arr.shape, g.spacing_zyx, tuple(origin), g.direction)
+    grid = Geometry(arr.shape, g.spacing_zyx, tuple(origin), g.direction)
     body_cols = (t > 0).any(axis=(0, 1))
     assert body_cols[0] and body_cols[-1], "the crop must cut the body at both sides"
     res = engine.run(InferenceRequest(arr, grid, "ct-lungs", device="cpu"))
@@ -122,7 +123,7 @@ def test_ct_lungs_in_another_orientation(engine, demo, demo_lungs):
     d[:, 2] *= -1
     nz, _, nx = arr.shape
     origin = g.index_to_world([nz - 1, 0, nx - 1])
-    res = engine.run(InferenceRequest(arr, ImageGrid(arr.shape, g.spacing_zyx, tuple(origin), d), "ct-lungs",
+    res = engine.run(InferenceRequest(arr, Geometry(arr.shape, g.spacing_zyx, tuple(origin), d), "ct-lungs",
                                       device="cpu"))
     back = res.labels[::-1, :, ::-1]
     for label in (2, 3):

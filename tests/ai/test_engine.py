@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import threading
 
+import fake_models
 import numpy as np
 import pytest
 import torch
 
-import fake_models
-from ai.api import Cancelled, ImageGrid, InferenceRequest, ModelError
+from ai.api import Cancelled, InferenceRequest, ModelError
 from ai.engine import OOM_CPU, OOM_SMALLER, Engine
 from ai.registry import Registry
+from radview_base.geometry import Geometry
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def engine(registry):
 
 def request(model_id="test-threshold", shape=(6, 7, 8), **kw) -> InferenceRequest:
     array = np.arange(np.prod(shape), dtype=np.int16).reshape(shape)
-    grid = ImageGrid(shape, (2.0, 0.8, 0.7), (-10.0, 20.0, 30.0))
+    grid = Geometry(shape, (2.0, 0.8, 0.7), (-10.0, 20.0, 30.0))
     return InferenceRequest(array=array, grid=grid, model_id=model_id, device=kw.pop("device", "cpu"), **kw)
 
 

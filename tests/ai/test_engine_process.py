@@ -12,12 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import fake_models
 import numpy as np
 import pytest
 
-import fake_models
-from ai.api import Cancelled, ImageGrid, InferenceRequest, ModelError
+from ai.api import Cancelled, InferenceRequest, ModelError
 from ai.engine_process import SHM, EngineClient, EngineCrashed
+from radview_base.geometry import Geometry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def no_temp_files_left():
 
 def request(model_id="test-threshold", shape=(9, 10, 11), **options) -> InferenceRequest:
     array = (np.arange(np.prod(shape)) % 301).astype(np.int16).reshape(shape)
-    grid = ImageGrid(shape, (1.5, 0.7, 0.7), (1.0, 2.0, 3.0))
+    grid = Geometry(shape, (1.5, 0.7, 0.7), (1.0, 2.0, 3.0))
     return InferenceRequest(array=array, grid=grid, model_id=model_id, device="cpu", options=options,
                             series_uid="1.2.3")
 
@@ -191,11 +192,12 @@ def test_a_gui_main_script_is_not_re_imported_in_the_engine_and_torch_stays_out(
         import json, sys
         import numpy as np
         import viewer  # the GUI's entry module imports the viewer at the top
-        from ai.api import ImageGrid, InferenceRequest
+        from ai.api import InferenceRequest
+        from radview_base.geometry import Geometry
         from ai.engine_process import EngineClient
 
         if __name__ == "__main__":
-            req = InferenceRequest(array=np.zeros((4, 5, 6), np.int16), grid=ImageGrid((4, 5, 6), (1, 1, 1)),
+            req = InferenceRequest(array=np.zeros((4, 5, 6), np.int16), grid=Geometry((4, 5, 6), (1, 1, 1)),
                                    model_id="test-threshold", device="cpu")
             with EngineClient() as client:
                 p = client.run(req).provenance.parameters

@@ -8,22 +8,21 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from ai.api import ImageGrid
-from ai.features import (detection_features, diameters_mm, label_features, sitk_image, slice_axis,
-                         surface_area_mm2)
+from ai.features import detection_features, diameters_mm, label_features, sitk_image, slice_axis, surface_area_mm2
+from radview_base.geometry import Geometry
 
 
-def _grid(shape, spacing, origin=(0.0, 0.0, 0.0), x=(1, 0, 0), y=(0, 1, 0), z=(0, 0, 1)) -> ImageGrid:
+def _grid(shape, spacing, origin=(0.0, 0.0, 0.0), x=(1, 0, 0), y=(0, 1, 0), z=(0, 0, 1)) -> Geometry:
     """A grid whose array x, y, z axes point along the LPS unit vectors ``x``, ``y``, ``z``."""
-    return ImageGrid(shape, spacing, origin, tuple(map(tuple, np.column_stack([x, y, z]))))
+    return Geometry(shape, spacing, origin, tuple(map(tuple, np.column_stack([x, y, z]))))
 
 
-def _world(grid: ImageGrid) -> np.ndarray:
+def _world(grid: Geometry) -> np.ndarray:
     """LPS position of every voxel centre, (z, y, x, 3)."""
     return grid.index_to_world(np.stack(np.indices(grid.shape_zyx), axis=-1))
 
 
-def _itk_feret(mask: np.ndarray, grid: ImageGrid) -> float:
+def _itk_feret(mask: np.ndarray, grid: Geometry) -> float:
     f = sitk.LabelShapeStatisticsImageFilter()
     f.SetComputeFeretDiameter(True)
     f.Execute(sitk_image(mask.astype(np.uint8), grid))

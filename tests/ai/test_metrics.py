@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ai.metrics import (ReferenceNodule, ScoredDetection, detection_metrics, froc, segmentation_metrics, surface,
-                        surface_distances)
+from ai.metrics import (
+    ReferenceNodule,
+    ScoredDetection,
+    detection_metrics,
+    froc,
+    segmentation_metrics,
+    surface,
+    surface_distances,
+)
 
 SPACING = (2.0, 1.0, 0.5)  # (z, y, x) mm: one voxel is 1 mm³ = 0.001 mL
 

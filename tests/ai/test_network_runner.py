@@ -13,21 +13,23 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ai.api import Cancelled, ImageGrid, InferenceRequest, ModelError  # noqa: E402
+from learned_models import threshold_net, write_model  # noqa: E402
+
+from ai.api import Cancelled, InferenceRequest, ModelError  # noqa: E402
 from ai.engine import Engine  # noqa: E402
 from ai.registry import Registry, load_model_folder  # noqa: E402
 from ai.runners.architectures import UNet3D  # noqa: E402
 from ai.runners.base import RunContext  # noqa: E402
 from ai.runners.network import NetworkModel  # noqa: E402
-from learned_models import threshold_net, write_model  # noqa: E402
+from radview_base.geometry import Geometry  # noqa: E402
 
 # x -> S, y -> R (flipped L), z -> A (flipped P): a sagittal-ish stack with two flips
 DIRECTION = ((0.0, -1.0, 0.0), (0.0, 0.0, -1.0), (1.0, 0.0, 0.0))
-GRID = ImageGrid((20, 36, 44), (2.5, 0.9, 0.7), (12.0, -40.0, 25.0), DIRECTION)
+GRID = Geometry((20, 36, 44), (2.5, 0.9, 0.7), (12.0, -40.0, 25.0), DIRECTION)
 CENTER = np.array([-3.0, -62.0, 41.0])  # LPS mm, off the volume's centre on every axis
 RADIUS = 9.0
 
-def sphere_image(grid: ImageGrid = GRID) -> tuple[np.ndarray, np.ndarray]:
+def sphere_image(grid: Geometry = GRID) -> tuple[np.ndarray, np.ndarray]:
     k, j, i = np.indices(grid.shape_zyx)
     world = grid.index_to_world(np.stack([k, j, i], -1))
     inside = np.linalg.norm(world - CENTER, axis=-1) <= RADIUS

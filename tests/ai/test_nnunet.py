@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_nnunet as tiny
 import torch
 
-import tiny_nnunet as tiny
-from ai.api import Cancelled, ImageGrid, InferenceRequest, ModelError
+from ai.api import Cancelled, InferenceRequest, ModelError
 from ai.engine import Engine
 from ai.nnunet_folder import is_nnunet_folder, manifest_from_folder
 from ai.registry import ManifestError, Registry
+from radview_base.geometry import Geometry
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_ID = "nnunet-Dataset999_Tiny-3d_fullres"
@@ -52,7 +53,7 @@ def volume():
 
 
 def request(volume, **options) -> InferenceRequest:
-    grid = ImageGrid(volume.shape, SPACING, (-30.0, 12.0, 40.0))
+    grid = Geometry(volume.shape, SPACING, (-30.0, 12.0, 40.0))
     return InferenceRequest(array=volume, grid=grid, model_id=MODEL_ID, device="cpu", options=options)
 
 
@@ -184,7 +185,7 @@ def test_a_model_read_with_nibabel_reorientation_gets_the_image_as_that_reader_g
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     folder = tiny.write_folder(tmp_path / "results", reader="NibabelIOWithReorient")
-    grid = ImageGrid(volume.shape, SPACING, (10.0, 20.0, -30.0), ((0, 0, 1), (-1, 0, 0), (0, -1, 0)))
+    grid = Geometry(volume.shape, SPACING, (10.0, 20.0, -30.0), ((0, 0, 1), (-1, 0, 0), (0, -1, 0)))
     result = Engine(Registry(extra_dirs=[folder.parent], builtin=False)).run(
         InferenceRequest(array=volume, grid=grid, model_id=MODEL_ID, device="cpu"))
     assert result.provenance.parameters["orientation"].startswith("nibabel closest canonical")

@@ -17,16 +17,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import tiny_nnunet as tiny
 import torch
 from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 from scipy import ndimage
 
-import tiny_nnunet as tiny
 from ai import totalseg
-from ai.api import ImageGrid, InferenceRequest, ModelError
+from ai.api import InferenceRequest, ModelError
 from ai.engine import Engine
 from ai.registry import Registry
 from ai.runners.nnunet import RasCanonical, body_cleanup
+from radview_base.geometry import Geometry
 
 BODY_FAST = totalseg.task("body_fast")
 BODY_LABELS = {"background": 0, "body_trunc": 1, "body_extremities": 2}
@@ -66,7 +67,7 @@ def registry_with_totalseg() -> Registry:
 
 
 def request(volume, **options) -> InferenceRequest:
-    grid = ImageGrid(volume.shape, SPACING, (100.0, -50.0, 20.0), DIRECTION)
+    grid = Geometry(volume.shape, SPACING, (100.0, -50.0, 20.0), DIRECTION)
     return InferenceRequest(array=volume, grid=grid, model_id=BODY_FAST.model_id, device="cpu", options=options)
 
 
@@ -107,7 +108,7 @@ def totalseg_reference(folder: Path, req: InferenceRequest, t) -> np.ndarray:
                                        ((0.96, 0.28, 0), (-0.28, 0.96, 0), (0, 0, 1))])  # the last one oblique
 def test_the_canonical_orientation_is_nibabels_and_is_exactly_undone(direction):
     vol = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
-    grid = ImageGrid(vol.shape, (2.0, 0.7, 0.9), (3.0, -4.0, 5.0), direction)
+    grid = Geometry(vol.shape, (2.0, 0.7, 0.9), (3.0, -4.0, 5.0), direction)
     canonical = RasCanonical(grid)
     expected = nib.as_closest_canonical(nib.Nifti1Image(vol.transpose(2, 1, 0), tiny.nifti_affine(grid)))
     assert np.array_equal(canonical.forward(vol), np.asarray(expected.dataobj).transpose(2, 1, 0))

@@ -4,10 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ai.api import CLASSICAL_NOTE, Detection, ImageGrid, InferenceResult, Provenance, StructureFeatures
-from viewer.core.ai_bridge import (geometry_from_grid, grid_from_geometry, layers_from_result, method_in_plain_words,
-                                   modality_mismatch, provenance_text, request_from_volume)
+from ai.api import CLASSICAL_NOTE, Detection, InferenceResult, Provenance, StructureFeatures
 from radview_base.geometry import Geometry, GeometryMismatchError
+from viewer.core.ai_bridge import (
+    geometry_from_grid,
+    grid_from_geometry,
+    layers_from_result,
+    method_in_plain_words,
+    modality_mismatch,
+    provenance_text,
+    request_from_volume,
+)
 from viewer.io.volume import Volume
 
 GEOM = Geometry((6, 8, 10), (2.0, 0.8, 0.7), (-10.0, 20.0, 30.0), ((0, 0, 1), (1, 0, 0), (0, -1, 0)))
@@ -79,7 +86,7 @@ def test_the_structures_of_a_result_go_with_its_label_layer():
 
 def test_a_result_on_another_grid_is_an_error_not_a_misalignment():
     labels = np.zeros(GEOM.shape_zyx, np.uint8)
-    shifted = ImageGrid(GEOM.shape_zyx, GEOM.spacing_zyx, (GEOM.origin_lps[0] + 1.5, *GEOM.origin_lps[1:]),
+    shifted = Geometry(GEOM.shape_zyx, GEOM.spacing_zyx, (GEOM.origin_lps[0] + 1.5, *GEOM.origin_lps[1:]),
                         GEOM.direction)
     with pytest.raises(GeometryMismatchError):
         layers_from_result(InferenceResult(shifted, _prov(), labels), GEOM)

@@ -7,10 +7,19 @@ import math
 import numpy as np
 import pytest
 
-from viewer.core import measurements as m
-from viewer.core.annotations import (STATS_KEYS, Annotation, AnnotationFormatError, AnnotationSet, Plane, display_text,
-                                     measured, new_annotation, study_key)
 from radview_base.geometry import Geometry
+from viewer.core import measurements as m
+from viewer.core.annotations import (
+    STATS_KEYS,
+    Annotation,
+    AnnotationFormatError,
+    AnnotationSet,
+    Plane,
+    display_text,
+    measured,
+    new_annotation,
+    study_key,
+)
 from viewer.core.session import Session
 from viewer.io.volume import Volume
 

@@ -1,6 +1,8 @@
 """Overlay layers (viewer/core/layers.py): colours, lookup table, outlines, rendering, volumes."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -178,5 +180,5 @@ def test_volumes_ml_of_a_known_cube():
 def test_marker_defaults():
     m = Marker((1.0, 2.0, 3.0), score=0.75, text="nodule")
     assert m.kind == "point" and m.size_mm == (10.0, 10.0, 10.0) and m.score == 0.75
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         m.text = "changed"  # frozen

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from ai.api import Detection, InferenceResult, Provenance
+from radview_base.geometry import Geometry
 from viewer.core import review
 from viewer.core.ai_bridge import NOT_REVIEWED, grid_from_geometry, layers_from_result
-from viewer.store.annotation_store import AnnotationStore, Autosave
-from radview_base.geometry import Geometry
 from viewer.core.session import Session
 from viewer.io.volume import Volume
+from viewer.store.annotation_store import AnnotationStore, Autosave
 
 GEOM = Geometry((20, 30, 40), (2.0, 0.8, 0.8), (-16.0, -12.0, -30.0))
 SERIES, STUDY = "1.2.3.4.5", "1.2.3.4"

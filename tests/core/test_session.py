@@ -7,8 +7,8 @@ import pytest
 from radview_base.geometry import Geometry, GeometryMismatchError
 from viewer.core.layers import LabelLayer, Marker, MarkerLayer
 from viewer.core.session import Session
-from viewer.io.volume import LabelMap, Volume
 from viewer.core.window_presets import FROM_FILE
+from viewer.io.volume import LabelMap, Volume
 
 SHAPE = (5, 6, 7)
 GEOM = Geometry(SHAPE, (2.0, 0.8, 0.7), (-10.0, 20.0, 30.0))

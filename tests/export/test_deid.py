@@ -18,14 +18,21 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
-
 from reference import data_path
+
+from radview_base.atomic_file import TEMP_PREFIX
+from viewer.export.deid import (
+    BURNED_IN_REASON,
+    DEID_CODE,
+    DEID_METHOD,
+    DUMMY_VALUES,
+    DeidError,
+    DeidOptions,
+    deidentify_study,
+)
+from viewer.export.deid_profile import ACTION_CODES, BASIC_PROFILE, action_for
 from viewer.io.dicom_index import scan
 from viewer.io.series_loader import load_path, load_series
-from radview_base.atomic_file import TEMP_PREFIX
-from viewer.export.deid import (BURNED_IN_REASON, DEID_CODE, DEID_METHOD, DUMMY_VALUES, DeidError, DeidOptions,
-                                deidentify_study)
-from viewer.export.deid_profile import ACTION_CODES, BASIC_PROFILE, action_for
 
 ROOT = Path(__file__).resolve().parents[2]
 UID_TOKEN = re.compile(rb"[0-9]+(?:\.[0-9]+){3,}")

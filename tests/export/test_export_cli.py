@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-
 from reference import data_path
+
 from radview_base.geometry import Geometry
-from viewer.io.image_io import read_label_map, write_image
-from viewer.io.volume import LabelMap
 from viewer.export import AI_NOT_REVIEWED
+from viewer.io.image_io import read_label_map, write_image
 from viewer.io.seg_file import read_seg
+from viewer.io.volume import LabelMap
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,15 +12,15 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.sr.codedict import codes
-
 from reference import compare_in_physical_space, data_path, sitk_geometry_arrays
-from radview_base.geometry import Geometry
-from viewer.io.series_loader import load_path
-from viewer.io.volume import LabelMap
-from viewer.export import AI_NOT_REVIEWED
+
 from radview_base.atomic_file import TEMP_PREFIX, atomic_path, atomic_write, atomic_write_bytes
+from radview_base.geometry import Geometry
+from viewer.export import AI_NOT_REVIEWED
 from viewer.export.seg import SourceSeries, segment_codes, write_seg
 from viewer.io.seg_file import SegError, SegmentStack, is_seg_file, load_seg, read_seg, read_seg_segments, seg_geometry
+from viewer.io.series_loader import load_path
+from viewer.io.volume import LabelMap
 
 PROVENANCE = {"model_id": "demo-ct", "model_name": "Demo CT segmenter", "model_version": "2.1",
               "method": "learned network (TorchScript)", "device": "cpu", "precision": "float32",

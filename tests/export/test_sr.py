@@ -13,11 +13,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from viewer.io.image_io import read_label_map
 from viewer.core.review import detection_key, result_key
 from viewer.export import AI_NOT_REVIEWED
 from viewer.export.seg import write_seg
 from viewer.export.sr import SrError, findings_document, write_findings_json, write_sr
+from viewer.io.image_io import read_label_map
 
 HU = "[hnsf'U]"
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 
+from input_events import drag
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 
-from input_events import drag
-
 
 def app_ready(window) -> bool:
-    return (window.session.volume is not None and not window.tasks._running and window._after_load is None
+    return (window.session.volume is not None and not window.tasks._running and window.opener.after_load is None
             and bool(window.autosave.study_uid))
 
 

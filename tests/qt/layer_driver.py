@@ -19,11 +19,10 @@ import time
 import zlib
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtTest import QTest
-
 from annotation_driver import app_ready, every
 from input_events import drag
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
 
 PAINT_LABEL = 8  # nodule
 
@@ -105,8 +104,8 @@ def report_layers(window) -> None:
             array = layers[0].label_map.array
             for z in range(array.shape[0]):
                 print(f"SLICE {z} {zlib.crc32(np.ascontiguousarray(array[z]))}", flush=True)
-        if window.last_message:
-            print(f"MESSAGE {window.last_message}", flush=True)
+        if window.notices.last_message:
+            print(f"MESSAGE {window.notices.last_message}", flush=True)
         print("END", flush=True)
         window.close()
 

@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
+from stall_probe import STALL_BOUND_S, StallProbe
 
-from stall_probe import StallProbe
 from viewer.core.ai_bridge import NOT_REVIEWED
 from viewer.qt.controllers.ai_service import AiService
 from viewer.qt.main_window import MainWindow
 
 HERE = Path(__file__).resolve().parent
-STALL_LIMIT_S = 0.050
 RUN_TIMEOUT_MS = 120000
 
 
@@ -30,8 +29,9 @@ RUN_TIMEOUT_MS = 120000
 @pytest.fixture(scope="module")
 def fake_models_dir(tmp_path_factory):
     """The fake models' manifests on RADVIEW_MODELS_DIR (read by the GUI's and the engine's registries)."""
-    from ai.registry import ENV_VAR, default_registry
     from ai_fake_models import write_manifests
+
+    from ai.registry import ENV_VAR, default_registry
 
     folder = write_manifests(tmp_path_factory.mktemp("models"))
     old = os.environ.get(ENV_VAR)
@@ -106,7 +106,8 @@ def wait_idle(qtbot, window, timeout=RUN_TIMEOUT_MS):
 # --- tests -----------------------------------------------------------------------------------------------------
 def test_run_ai_from_the_menu_cold_engine_gui_never_stalls(window, qtbot):
     """Ctrl+R → dialog → Run: the engine starts cold (child process, torch import), the model runs; the event loop
-    never stalls 50 ms, and scrolling and window/level work while the job runs."""
+    never stalls (STALL_BOUND_S; the 50 ms target: bench/ai.py), and scrolling and window/level work while the job
+    runs."""
     from PySide6.QtWidgets import QDialogButtonBox
 
     axial = window.layout_widget.views["axial"]
@@ -121,10 +122,10 @@ def test_run_ai_from_the_menu_cold_engine_gui_never_stalls(window, qtbot):
     assert dialog.select_model("fake-lungs") and dialog.select_device("cpu")
     qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.Ok), Qt.LeftButton)
     job = window.ai.current_job
-    assert job is not None and window.ai.progress_bar.isVisible() and window.ai.cancel_button.isVisible()
+    assert job is not None and window.tasks.progress_bar.isVisible() and window.tasks.cancel_button.isVisible()
 
     # while the job runs (engine cold start included): scroll and change the window
-    qtbot.waitUntil(lambda: "lungs: components" in window.ai.progress_label.text(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "lungs: components" in window.tasks.progress_label.text(), timeout=RUN_TIMEOUT_MS)
     axial.setFocus()
     k0, width0 = axial.k, window.session.width
     qtbot.keyClick(axial, Qt.Key_Down)
@@ -141,7 +142,7 @@ def test_run_ai_from_the_menu_cold_engine_gui_never_stalls(window, qtbot):
     stall = probe.stop()
     worst = ", ".join(f"{g * 1000:.0f} ms at {(t - t0) * 1000:.0f} ms" for g, t in sorted(probe.gaps)[-3:][::-1])
     print(f"\ncold run from the menu: {elapsed:.1f} s, {probe.ticks} probe ticks, longest GUI stalls: {worst}")
-    assert stall < STALL_LIMIT_S, f"the GUI event loop stalled {stall * 1000:.0f} ms"
+    assert stall < STALL_BOUND_S, f"the GUI event loop stalled {stall * 1000:.0f} ms"
 
     assert torch_before or "torch" not in sys.modules, "the GUI process imported torch"
     layer = ai_layers(window, "labels")[0]
@@ -156,8 +157,8 @@ def test_run_ai_from_the_menu_cold_engine_gui_never_stalls(window, qtbot):
     for text in ("fake-lungs", "0.1", "classical image analysis", "Run time", "duration_s", "Device"):
         assert text in tip and text in block.toolTip()
     # the engine's messages reach the status bar; the progress bar is gone
-    assert "ran on the CPU" in window.status_label.text()
-    assert not window.ai.progress_bar.isVisible() and not window.ai.cancel_button.isVisible()
+    assert "ran on the CPU" in window.notices.status_label.text()
+    assert not window.tasks.progress_bar.isVisible() and not window.tasks.cancel_button.isVisible()
     # the overlay is drawn in the views
     assert axial._label_items and next(iter(axial._label_items.values())).isVisible()
     # the dialog remembered the choice
@@ -239,17 +240,17 @@ def _section_centre(header, section):
 def test_cancel_returns_control_within_a_second(warm, qtbot):
     window = warm
     job = window.ai.run_model("fake-slow", "cpu")
-    qtbot.waitUntil(lambda: "slow: step" in window.ai.progress_label.text(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "slow: step" in window.tasks.progress_label.text(), timeout=RUN_TIMEOUT_MS)
     cancelled = []
     window.ai.service.cancelled.connect(lambda j: cancelled.append((j, time.perf_counter())))
     t0 = time.perf_counter()
-    qtbot.mouseClick(window.ai.cancel_button, Qt.LeftButton)
-    assert not window.ai.progress_bar.isVisible() and not window.ai.cancel_button.isVisible()
+    qtbot.mouseClick(window.tasks.cancel_button, Qt.LeftButton)
+    assert not window.tasks.progress_bar.isVisible() and not window.tasks.cancel_button.isVisible()
     qtbot.waitUntil(lambda: bool(cancelled), timeout=5000)
     latency = cancelled[0][1] - t0
     print(f"\ncancel latency (click to cancelled signal): {latency * 1000:.0f} ms")
     assert cancelled[0][0] == job and latency < 1.0
-    qtbot.waitUntil(lambda: "cancelled" in window.status_label.text(), timeout=1000)
+    qtbot.waitUntil(lambda: "cancelled" in window.notices.status_label.text(), timeout=1000)
     assert not ai_layers(window) and window.ai.current_job is None
     assert not window.ai.service.is_busy()
     # the engine is still usable afterwards
@@ -260,12 +261,12 @@ def test_cancel_returns_control_within_a_second(warm, qtbot):
 def test_a_failing_model_shows_a_readable_error_and_the_viewer_stays_usable(warm, qtbot):
     window = warm
     window.ai.run_model("fake-failing", "cpu")
-    qtbot.waitUntil(lambda: "broke on purpose" in window.last_message, timeout=RUN_TIMEOUT_MS)
-    assert window.last_message.startswith("Fake failing failed: ")
-    assert "the fake model broke on purpose (phantom exploded)" in window.last_message
-    box = window.message_box
+    qtbot.waitUntil(lambda: "broke on purpose" in window.notices.last_message, timeout=RUN_TIMEOUT_MS)
+    assert window.notices.last_message.startswith("Fake failing failed: ")
+    assert "the fake model broke on purpose (phantom exploded)" in window.notices.last_message
+    box = window.notices.message_box
     assert box is not None and box.isVisible() and not box.isModal()
-    assert not window.ai.progress_bar.isVisible() and not ai_layers(window)
+    assert not window.tasks.progress_bar.isVisible() and not ai_layers(window)
     axial = window.layout_widget.views["axial"]
     k0 = axial.k
     axial.setFocus()
@@ -280,7 +281,7 @@ def test_a_newer_run_supersedes_the_running_one(warm, qtbot):
     window = warm
     seen = record_statuses(window)
     a = window.ai.run_model("fake-lungs", "cpu", {"duration_s": 3.0})
-    qtbot.waitUntil(lambda: "lungs: components" in window.ai.progress_label.text(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "lungs: components" in window.tasks.progress_label.text(), timeout=RUN_TIMEOUT_MS)
     b = window.ai.run_model("fake-nodules", "cpu")
     assert window.ai.current_job == b != a
     wait_idle(qtbot, window)
@@ -313,11 +314,11 @@ def test_opening_another_series_drops_the_running_job(warm, qtbot, demo_volume):
     window = warm
     seen = record_statuses(window)
     window.ai.run_model("fake-lungs", "cpu", {"duration_s": 3.0})
-    qtbot.waitUntil(lambda: "lungs: components" in window.ai.progress_label.text(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "lungs: components" in window.tasks.progress_label.text(), timeout=RUN_TIMEOUT_MS)
     other = Volume(np.full((20, 64, 64), -800, np.int16), Geometry((20, 64, 64), (2.0, 1.0, 1.0), (0, 0, 0)),
                    meta={"modality": "CT", "series_uid": "1.2.3", "description": "other"})
     window.session.load_volume(other)
-    assert not window.ai.progress_bar.isVisible()
+    assert not window.tasks.progress_bar.isVisible()
     wait_idle(qtbot, window)
     qtbot.wait(100)
     assert window.session.volume is other and not ai_layers(window)
@@ -327,7 +328,7 @@ def test_opening_another_series_drops_the_running_job(warm, qtbot, demo_volume):
 def test_shutdown_while_running_leaves_no_thread(window, engine, qtbot):
     window.ai.service = AiService(window.ai, client=engine, own_client=False)
     window.ai.run_model("fake-slow", "cpu")
-    qtbot.waitUntil(lambda: "slow: step" in window.ai.progress_label.text(), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "slow: step" in window.tasks.progress_label.text(), timeout=RUN_TIMEOUT_MS)
     t0 = time.perf_counter()
     window.close()
     assert time.perf_counter() - t0 < 3
@@ -366,7 +367,7 @@ def test_builtin_ct_lungs_on_the_demo(warm, qtbot):
     names = {layer.label_name(k): v for k, v in layer.volumes_ml.items()}
     assert names.get("lung_left", 0) > 300 and names.get("lung_right", 0) > 300
     assert "ct-lungs" in window.layer_panel.blocks()[0].toolTip()
-    assert stall < STALL_LIMIT_S
+    assert stall < STALL_BOUND_S, f"the GUI event loop stalled {stall * 1000:.0f} ms"
 
 
 def test_builtin_nodule_candidates_on_the_demo(warm, qtbot, demo_paths):
@@ -377,7 +378,7 @@ def test_builtin_nodule_candidates_on_the_demo(warm, qtbot, demo_paths):
     window.ai.run_model("ct-lung-nodules", "auto")
     qtbot.waitUntil(lambda: window.ai.current_job is None, timeout=300000)
     markers = ai_layers(window, "markers")
-    assert markers, window.status_label.text()
+    assert markers, window.notices.status_label.text()
     panel = window.ai.findings
     assert panel.row_count() == len(markers[0].markers) >= 1
     truth = [n["center_lps_mm"] for n in json.loads(Path(demo_paths.nodules_json).read_text())]

@@ -8,8 +8,8 @@ import signal
 import time
 
 import pytest
-
 from app_process import next_line, start_app
+
 from radview_base.atomic_file import TEMP_PREFIX
 
 

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
+from input_events import drag, mouse, move
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 
-from input_events import drag, mouse, move
-from viewer.core import measurements as m
 from radview_base.geometry import Geometry
+from viewer.core import measurements as m
 from viewer.core.session import Session
 from viewer.io.volume import Volume
 from viewer.qt.views.view_layout import ViewLayout

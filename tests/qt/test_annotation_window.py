@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from input_events import drag
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
-from input_events import drag
 from viewer.qt.main_window import MainWindow
 
 
@@ -21,7 +21,7 @@ def _window(qtbot, tmp_path) -> MainWindow:
 
 def _open_demo(qtbot, w) -> None:
     w.open_demo()
-    qtbot.waitUntil(lambda: w.session.volume is not None and not w.tasks._running and w._after_load is None,
+    qtbot.waitUntil(lambda: w.session.volume is not None and not w.tasks._running and w.opener.after_load is None,
                     timeout=60000)
 
 
@@ -36,24 +36,24 @@ def test_measure_menu_undo_and_reopening_the_study(qtbot, tmp_path, demo_volume)
     axial = w.layout_widget.views["axial"]
     titles = [a.text().replace("&", "") for a in w.menuBar().actions()]
     assert titles.index("View") < titles.index("Measure") < titles.index("Help")
-    w.measure_menu.tool_actions["length"].trigger()  # the menu chooses the tool for every view
+    w.measure.tool_actions["length"].trigger()  # the menu chooses the tool for every view
     assert w.layout_widget.tools.tool == "length"
     _draw_length(axial)
     _draw_length(axial, 60, -80)
     first, second = list(w.session.annotations)
-    assert first.value > 50 and w.measure_menu.undo_action.isEnabled()
+    assert first.value > 50 and w.measure.undo_action.isEnabled()
     # Ctrl+Z is a window shortcut: it works with the focus anywhere in the window
     w.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5000)
     w.browser.setFocus()
     qtbot.keyClick(w.browser, Qt.Key_Z, Qt.ControlModifier)
     assert list(w.session.annotations) == [first]
-    assert w.measure_menu.redo_action.isEnabled()
+    assert w.measure.redo_action.isEnabled()
     # the key L / Esc in a view and the menu's check marks agree
     axial.setFocus()
     qtbot.keyClick(axial, Qt.Key_Escape)
     qtbot.keyClick(axial, Qt.Key_Escape)
-    assert w.measure_menu.tool_actions[""].isChecked()
+    assert w.measure.tool_actions[""].isChecked()
     w.session.annotations.set_review("ai:nodule:3", "accepted")
     assert w.autosave.flush()
     path = tmp_path / "annotations" / f"{demo_volume.meta['study_uid']}.json"
@@ -86,8 +86,8 @@ def test_a_damaged_file_is_reported_and_kept(qtbot, tmp_path, demo_volume):
     w = _window(qtbot, tmp_path)
     try:
         _open_demo(qtbot, w)
-        assert "damaged" in w.last_message and ".corrupt-" in w.last_message
-        assert w.message_box is not None and w.message_box.isVisible()
+        assert "damaged" in w.notices.last_message and ".corrupt-" in w.notices.last_message
+        assert w.notices.message_box is not None and w.notices.message_box.isVisible()
         kept = [p for p in folder.iterdir() if ".corrupt-" in p.name]
         assert len(kept) == 1 and kept[0].read_text() == "{ this is not json"
         assert len(w.session.annotations) == 0

@@ -9,8 +9,8 @@ from PySide6.QtCore import QPoint, Qt
 
 from ai.api import Detection, InferenceResult, Provenance
 from ai.features import detection_features, label_features
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from radview_base.geometry import Geometry
+from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
 from viewer.core.session import Session
 from viewer.io.volume import Volume
 from viewer.qt.panels.findings_panel import STRUCTURE_COLUMNS, FindingsPanel

@@ -7,10 +7,10 @@ import getpass
 
 import numpy as np
 import pytest
+from input_events import drag, mouse, move
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
-from input_events import drag, mouse, move
 from radview_base.geometry import Geometry
 from viewer.core.layers import LabelLayer
 from viewer.io.volume import LabelMap, Volume
@@ -82,7 +82,7 @@ def _choose_lesion_in_the_legend(qtbot, w):
     qtbot.mouseClick(block.legend.viewport(), Qt.LeftButton, pos=rect.center())
     assert w.session.active_label == (w.layer, LESION)
     assert item.font(0).bold() and not block.items()[LUNG].font(0).bold()
-    widgets = w.measure_menu.paint_widgets
+    widgets = w.measure.paint_widgets
     assert widgets.label_box.currentText() == "3  lesion"
 
 
@@ -95,8 +95,8 @@ def test_a_click_paints_the_disc_on_the_slice_of_the_view(window, qtbot, view_na
     _choose_lesion_in_the_legend(qtbot, w)
     _focus(qtbot, w, view)
     qtbot.keyClick(view, Qt.Key_B)
-    assert w.layout_widget.tools.tool == "brush" and w.measure_menu.tool_actions["brush"].isChecked()
-    w.measure_menu.paint_widgets.radius.setValue(4.0)  # the toolbar's Radius box
+    assert w.layout_widget.tools.tool == "brush" and w.measure.tool_actions["brush"].isChecked()
+    w.measure.paint_widgets.radius.setValue(4.0)  # the toolbar's Radius box
     assert w.layout_widget.tools.brush_radius_mm == 4.0
     before = w.layer.label_map.array.copy()
     width, level = w.session.width, w.session.level
@@ -126,7 +126,7 @@ def test_a_stroke_live_in_every_view_then_undo_redo_and_the_legend(window, qtbot
     qtbot.keyClick(axial, Qt.Key_B)
     for _ in range(2):
         qtbot.keyClick(axial, Qt.Key_BracketLeft)  # 5 → 4 → 3 mm ([ smaller, by about 20 %, at least 0.5 mm)
-    assert w.layout_widget.tools.brush_radius_mm == 3.0 and w.measure_menu.paint_widgets.radius.value() == 3.0
+    assert w.layout_widget.tools.brush_radius_mm == 3.0 and w.measure.paint_widgets.radius.value() == 3.0
     block = w.layer_panel.block_of(w.layer)
     assert block.volume_text(LESION) == "—"
     lung_ml = w.layer.volumes_ml[LUNG]
@@ -161,7 +161,7 @@ def test_a_stroke_live_in_every_view_then_undo_redo_and_the_legend(window, qtbot
     assert w.layer.volumes_ml[LUNG] == pytest.approx(lung_ml - n_lung * VOXEL_ML)
     assert block.volume_text(LESION) == f"{mask.sum() * VOXEL_ML:.1f} mL"
     assert block.title() == f"labels.nii.gz (edited by {getpass.getuser()})"
-    assert "painted" in w.status_label.text() and "Ctrl+Z" in w.status_label.text()
+    assert "painted" in w.notices.status_label.text() and "Ctrl+Z" in w.notices.status_label.text()
 
     # Ctrl+Z gives back the exact array (and the volumes); Ctrl+Y the painted one
     qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
@@ -195,7 +195,7 @@ def test_keys_radius_cursor_and_a_hidden_layer(window, qtbot):
     qtbot.keyClick(axial, Qt.Key_B)
     assert tools.tool == "brush"
     qtbot.keyClick(axial, Qt.Key_BracketRight)
-    assert tools.brush_radius_mm == 6.0 and w.measure_menu.paint_widgets.radius.value() == 6.0
+    assert tools.brush_radius_mm == 6.0 and w.measure.paint_widgets.radius.value() == 6.0
     # the brush circle follows the mouse, its radius in mm
     c = axial.viewport().rect().center()
     move(axial.viewport(), c)
@@ -209,11 +209,11 @@ def test_keys_radius_cursor_and_a_hidden_layer(window, qtbot):
     before = w.layer.label_map.array.copy()
     drag(axial.viewport(), c, c + QPoint(40, 0))
     assert np.array_equal(w.layer.label_map.array, before)
-    assert "hidden" in w.status_label.text()
+    assert "hidden" in w.notices.status_label.text()
     assert not w.session.annotations.undo_stack.can_undo
     # the menu shows the keys
-    assert w.measure_menu.tool_actions["brush"].text() == "Brush\tB"
-    assert w.measure_menu.tool_actions["eraser"].text() == "Eraser\tX or Shift+B"
+    assert w.measure.tool_actions["brush"].text() == "Brush\tB"
+    assert w.measure.tool_actions["eraser"].text() == "Eraser\tX or Shift+B"
 
 
 def test_the_3d_surfaces_are_rebuilt_after_a_stroke(window, qtbot):
@@ -239,6 +239,6 @@ def test_the_3d_surfaces_are_rebuilt_after_a_stroke(window, qtbot):
     assert built == [w.layer]  # once, when the stroke ended (not on every mouse move)
     qtbot.waitUntil(lambda: ready == [w.layer] and not view3d.surfaces_pending(), timeout=30000)
     assert LESION in view3d.scene.label_actors(w.layer) and view3d._shown_layers.count(w.layer) == 1
-    w.measure_menu.undo_action.trigger()  # undo: rebuilt again, the lesion's surface goes
+    w.measure.undo_action.trigger()  # undo: rebuilt again, the lesion's surface goes
     qtbot.waitUntil(lambda: len(ready) == 2 and not view3d.surfaces_pending(), timeout=30000)
     assert LESION not in view3d.scene.label_actors(w.layer)

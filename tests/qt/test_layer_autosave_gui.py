@@ -10,14 +10,14 @@ import time
 
 import numpy as np
 import pytest
+from input_events import drag
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from ai.api import Detection, InferenceResult, Provenance
-from input_events import drag
+from radview_base.geometry import Geometry
 from viewer.core import review
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
-from radview_base.geometry import Geometry
 from viewer.core.layers import LabelLayer, MarkerLayer
 from viewer.io.volume import LabelMap, Volume
 from viewer.qt.main_window import MainWindow
@@ -85,7 +85,7 @@ def _paint(qtbot, w, layer, label, start_zyx, end_zyx, radius=2.0):
     if w.layout_widget.tools.tool != "brush":
         _focus(qtbot, w, axial)
         qtbot.keyClick(axial, Qt.Key_B)
-    w.measure_menu.paint_widgets.radius.setValue(radius)
+    w.measure.paint_widgets.radius.setValue(radius)
     before = axial.label_painter.last_edit
     drag(axial.viewport(), pos_of(axial, start_zyx), pos_of(axial, end_zyx))
     edit = axial.label_painter.last_edit
@@ -188,9 +188,9 @@ def test_a_damaged_layer_file_is_reported_and_kept_aside(qtbot, tmp_path):
     w2 = _window(qtbot, tmp_path, "settings2.ini")
     try:
         w2.session.load_volume(_volume())
-        qtbot.waitUntil(lambda: "could not be read" in w2.last_message, timeout=20000)
+        qtbot.waitUntil(lambda: "could not be read" in w2.notices.last_message, timeout=20000)
         assert [type(layer) for layer in w2.session.layers] == [MarkerLayer]
-        assert "kept as" in w2.last_message and list(folder.glob(f"{label_id}.json.corrupt-*"))
+        assert "kept as" in w2.notices.last_message and list(folder.glob(f"{label_id}.json.corrupt-*"))
     finally:
         w2.close()
 

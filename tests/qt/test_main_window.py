@@ -47,7 +47,7 @@ def test_demo_opens_ready_to_read(window, qtbot, demo_paths):
     assert shown_first and shown_first[0] is None
     # the browser lists the three demo series
     assert {demo_paths.ct_series_uid, demo_paths.slab_series_uid} <= {
-        e.key for e in window.index.series} and window.browser.series_item(demo_paths.ct_series_uid) is not None
+        e.key for e in window.opener.index.series} and window.browser.series_item(demo_paths.ct_series_uid) is not None
     assert window.recent.paths()[0] == str(demo_paths.dicom_dir)
 
 
@@ -60,20 +60,20 @@ def test_broken_folder_opens_readable_series_and_lists_what_was_skipped(window, 
     window.open_path(str(folder))
     wait_loaded(qtbot, window)
     assert window.session.volume.shape_zyx[0] >= 60  # the readable series opened (a gap at most)
-    skipped = window.index.skipped
+    skipped = window.opener.index.skipped
     assert len(skipped) == 2 and all(s.reason for s in skipped)
     assert window.browser.skipped_panel.isVisible()
     texts = " ".join(window.browser.skipped_list.topLevelItem(i).text(1)
                      for i in range(window.browser.skipped_list.topLevelItemCount()))
     assert all(s.reason in texts for s in skipped)
-    assert window.skipped_label.text() == "2 files skipped" and window.skipped_label.isVisible()
+    assert window.notices.skipped_label.text() == "2 files skipped" and window.notices.skipped_label.isVisible()
 
 
 def test_closing_during_a_load_neither_hangs_nor_crashes(qtbot, tmp_path, demo_paths):
     w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
     w.show()
     w.open_path(str(demo_paths.dicom_dir))
-    qtbot.waitUntil(lambda: w._load_job is not None or w.session.volume is not None, timeout=20000)
+    qtbot.waitUntil(lambda: w.opener.load_job is not None or w.session.volume is not None, timeout=20000)
     t0 = time.perf_counter()
     w.close()
     assert time.perf_counter() - t0 < 5
@@ -99,8 +99,8 @@ def test_load_segmentation_overlays_and_refuses_another_grid(window, qtbot, demo
     other = write_image(LabelMap(small, Geometry(small.shape, (4.0, *g.spacing_zyx[1:]), g.origin_lps, g.direction)),
                         str(tmp_path / "other.nii.gz"))
     window.load_segmentation(other)
-    qtbot.waitUntil(lambda: "was not loaded" in window.last_message, timeout=20000)
-    assert "grid" in window.last_message or "geometry" in window.last_message
+    qtbot.waitUntil(lambda: "was not loaded" in window.notices.last_message, timeout=20000)
+    assert "grid" in window.notices.last_message or "geometry" in window.notices.last_message
     assert window.session.layers == [layer] and window.session.volume is not None
 
 
@@ -117,13 +117,13 @@ def test_export_screenshot_of_view_and_layout(window, qtbot, demo_paths, tmp_pat
     assert layout_img.width() > view_img.width() * 2
     assert window.session.show_patient_data  # restored after the export hid it
     assert window.export_screenshot(str(tmp_path / "bad.tif"), "view") is None and "PNG or JPEG" in \
-        window.last_message
+        window.notices.last_message
 
 
 def test_page_down_steps_to_the_next_series(window, qtbot, demo_paths):
     window.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
     wait_loaded(qtbot, window)
-    keys = [e.key for e in window.index.volumes() if e.loadable]
+    keys = [e.key for e in window.opener.index.volumes() if e.loadable]
     i = keys.index(demo_paths.ct_series_uid)
     step = 1 if i + 1 < len(keys) else -1
     axial = window.layout_widget.views["axial"]
@@ -151,11 +151,11 @@ def test_cancel_stops_the_worker(window, qtbot):
         return "done"
 
     results = []
-    job = window._start(slow, results.append, "slow task")
+    job = window.tasks.submit(slow, results.append, "slow task")
     qtbot.waitUntil(started.is_set, timeout=5000)
-    window.cancel_current()
+    window.tasks.cancel_current()
     qtbot.waitUntil(lambda: not window.tasks.is_running(job), timeout=5000)
-    assert results == [] and window.status_label.text() == "Cancelled"
+    assert results == [] and window.notices.status_label.text() == "Cancelled"
 
 
 def test_open_nifti_file(window, qtbot, tmp_path):
@@ -174,7 +174,7 @@ def test_open_nifti_file(window, qtbot, tmp_path):
 
 def test_missing_path_is_reported(window):
     window.open_path("/no/such/folder")
-    assert "does not exist" in window.last_message and window.session.volume is None
+    assert "does not exist" in window.notices.last_message and window.session.volume is None
 
 
 def test_2x2_layout_opens_the_3d_view_and_exports_it(window, qtbot, demo_paths, tmp_path):
@@ -218,13 +218,30 @@ def test_legend_sets_per_label_3d_opacity_and_visibility(window, qtbot, demo_pat
 
 
 def test_a_failed_load_leaves_no_loading_preview(window, qtbot):
+    from viewer.logic.open_study import FirstSlice
+
     def failing(progress, cancel):
-        window._preview = (0, np.full((32, 32), 100, np.int16))
-        progress(0, 1, "first slice")
+        progress.preview(FirstSlice(0, np.full((32, 32), 100, np.int16)))
         raise ValueError("pixel data unreadable")
 
-    window._load_job = window._start(failing, window._show_volume, "Loading…")
+    window.opener.start_load(failing, "Loading…")
     axial = window.layout_widget.views["axial"]
-    qtbot.waitUntil(lambda: "pixel data unreadable" in window.last_message, timeout=5000)
+    qtbot.waitUntil(lambda: "pixel data unreadable" in window.notices.last_message, timeout=5000)
     assert window.session.volume is None
     assert not axial.previewing and axial.image_item.image is None
+
+
+def test_a_dicom_seg_opened_alone_shows_on_its_own_grid(window, qtbot):
+    """File → Open file… on a DICOM SEG: the loaders recognise it (in the job) and it opens as radview-cli opens it."""
+    from reference import data_path
+
+    from viewer.io.series_loader import load_path
+
+    seg = str(data_path("seg-dcmqi", "liver.dcm"))
+    window.open_path(seg)
+    wait_loaded(qtbot, window)
+    expected = load_path(seg)
+    volume = window.session.volume
+    assert volume.meta["modality"] == "SEG" and volume.meta["labels"] == {1: "Liver"}
+    assert volume.geometry.is_close(expected.geometry) and np.array_equal(volume.array, expected.array)
+    assert window.recent.paths()[0] == seg

@@ -33,7 +33,7 @@ def test_a_model_folder_is_added_remembered_and_run_from_the_window(qtbot, windo
     broken = tmp_path / "not-a-model"
     broken.mkdir()
     assert window.ai.add_model_folder(str(broken)) is None
-    assert "Not added" in window.last_message and "not a model folder" in window.last_message
+    assert "Not added" in window.notices.last_message and "not a model folder" in window.notices.last_message
 
     manifest = window.ai.add_model_folder(str(folder))
     assert manifest is not None and manifest.id == "user-thr"
@@ -48,7 +48,7 @@ def test_a_model_folder_is_added_remembered_and_run_from_the_window(qtbot, windo
     assert job is not None
     qtbot.waitUntil(lambda: window.ai.current_job is None, timeout=120000)
     layers = window.session.layers[before:]
-    assert layers, window.last_message
+    assert layers, window.notices.last_message
     label_map = layers[0].label_map
     assert label_map.array.shape == demo_volume.array.shape and label_map.geometry == demo_volume.geometry
     dense = next(k for k, v in label_map.labels.items() if v == "dense")

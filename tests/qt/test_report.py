@@ -153,7 +153,7 @@ def test_report_from_the_window(window, qtbot, tmp_path):
     for sig in (s.display_changed, s.cursor_moved, s.window_changed, s.layer_changed, s.layer_added,
                 s.annotations.annotations_reset):
         sig.connect(lambda *_a, name=sig.name: events.append(name))
-    with qtbot.waitSignal(window.exported, timeout=30000) as done:
+    with qtbot.waitSignal(window.notices.exported, timeout=30000) as done:
         path = window.export_report(str(tmp_path / "report.pdf"), wait=False)  # painted on a worker thread
     assert done.args == [path] and os.path.isfile(path)
     # the key images were drawn by detached copies of the views: nothing on screen or in the session moved
@@ -218,14 +218,14 @@ def test_many_findings_still_fit_on_one_page(window, qtbot, tmp_path):
 
 
 def test_a_failed_report_leaves_no_file(window, qtbot, tmp_path, monkeypatch):
-    assert window.export_report(str(tmp_path / "report.txt")) is None and ".pdf" in window.last_message
+    assert window.export_report(str(tmp_path / "report.txt")) is None and ".pdf" in window.notices.last_message
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert window.export_report(str(blocker / "r.pdf")) is None and "Report not saved" in window.last_message
+    assert window.export_report(str(blocker / "r.pdf")) is None and "Report not saved" in window.notices.last_message
     monkeypatch.setattr("viewer.qt.capture.report.paint_report", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
     with qtbot.waitSignal(window.tasks.finished, timeout=20000):
         window.export_report(str(tmp_path / "r.pdf"), wait=False)
-    assert "boom" in window.last_message and "Report not saved" in window.last_message
+    assert "boom" in window.notices.last_message and "Report not saved" in window.notices.last_message
     left = [n for n in os.listdir(tmp_path) if n.endswith((".pdf", ".txt")) or n.startswith(".radview-tmp")]
     assert left == [], left
 

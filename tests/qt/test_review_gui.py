@@ -8,14 +8,14 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from input_events import drag
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from ai.api import Detection, InferenceResult, Provenance
-from input_events import drag
+from radview_base.geometry import Geometry
 from viewer.core import review
 from viewer.core.ai_bridge import NOT_REVIEWED, grid_from_geometry, layers_from_result
-from radview_base.geometry import Geometry
 from viewer.io.volume import Volume
 from viewer.qt.main_window import MainWindow
 
@@ -151,7 +151,7 @@ def test_accept_and_reject_change_the_row_the_header_and_the_markers(window, qtb
     # rejecting the result: its label map is drawn grey, every undecided marker too
     qtbot.keyClick(panel.table, Qt.Key_N, Qt.ShiftModifier)
     assert panel.review_label.text().startswith(f"AI result rejected by {USER} at ")
-    lut = axial._label_items[id(label_layer)]._lut
+    lut = axial.label_luts[id(label_layer)]
     assert tuple(lut[8, :3]) != label_layer.colors[8] and lut[8, 3] < label_layer.lut()[8, 3]
     assert abs(int(lut[8, 0]) - int(lut[8, 2])) < 60  # greyish
     qtbot.keyClick(panel.table, Qt.Key_U)  # N3 back to not reviewed: shown rejected with the result
@@ -166,7 +166,7 @@ def test_undo_and_redo_of_decisions_with_ctrl_z_and_ctrl_y(window, qtbot):
     qtbot.keyClick(panel.table, Qt.Key_Y)
     qtbot.keyClick(panel.table, Qt.Key_N)  # changed my mind: rejected
     assert panel.review_text(0) == "✗ rejected"
-    assert w.measure_menu.undo_action.text() == "&Undo reject finding"
+    assert w.measure.undo_action.text() == "&Undo reject finding"
     axial = w.layout_widget.views["axial"]
     _focus(qtbot, w, axial)
     qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)  # in a view: the same undo stack
@@ -185,7 +185,7 @@ def test_undo_and_redo_of_decisions_with_ctrl_z_and_ctrl_y(window, qtbot):
     (action,) = [a for a in menu.actions() if a.text() == "Accept all findings not yet decided"]
     action.trigger()
     assert [panel.review_text(r) for r in range(3)] == ["✗ rejected", "✓ accepted", "✓ accepted"]
-    w.measure_menu.undo_action.trigger()
+    w.measure.undo_action.trigger()
     assert [panel.review_text(r) for r in range(3)] == ["✗ rejected", "not reviewed", "not reviewed"]
 
 
@@ -237,8 +237,8 @@ def test_editing_an_accepted_label_map_asks_for_a_new_decision(window, qtbot):
     assert entry["edited_by"] == USER and entry["revision"] == label_layer.meta["revision"]
     assert label_layer.meta["reviewed"]
     # undoing the acceptance and then the stroke: back to the model's label map, accepted as it was
-    w.measure_menu.undo_action.trigger()
-    w.measure_menu.undo_action.trigger()
+    w.measure.undo_action.trigger()
+    w.measure.undo_action.trigger()
     assert "edited_by" not in label_layer.meta and panel.review_label.text().startswith("reviewed by ")
 
 

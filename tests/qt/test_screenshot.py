@@ -33,8 +33,8 @@ CASES = {
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "viewer.cli.main", "screenshot", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "viewer.cli.main", "screenshot", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
 
 
 def read_png(path) -> np.ndarray:

@@ -167,7 +167,7 @@ def test_a_failed_export_leaves_no_file_and_the_screen_as_it_was(window, qtbot, 
 
     monkeypatch.setattr(view, "render", broken)
     assert window.export_screenshot(str(tmp_path / "x.png"), "view") is None
-    assert "painting failed" in window.last_message
+    assert "painting failed" in window.notices.last_message
     monkeypatch.undo()
     assert view.corner_texts() == on_screen and "corner_texts" not in view.__dict__ and view.active
     # a write that fails (the folder is a file): no file, no temporary file left
@@ -184,17 +184,18 @@ def test_a_failed_export_leaves_no_file_and_the_screen_as_it_was(window, qtbot, 
     with pytest.raises(OSError):
         save_image(image, str(tmp_path / "y.png"))
     assert [n for n in os.listdir(tmp_path) if n.endswith(".png") or n.startswith(".radview-tmp")] == []
-    assert window.export_screenshot(str(tmp_path / "x.tif"), "view") is None and "PNG or JPEG" in window.last_message
+    assert window.export_screenshot(str(tmp_path / "x.tif"), "view") is None
+    assert "PNG or JPEG" in window.notices.last_message
 
 
 def test_background_write_jpeg_quality_and_print_scale(window, qtbot, tmp_path):
     view = window.layout_widget.active
-    with qtbot.waitSignal(window.exported, timeout=20000) as done:
+    with qtbot.waitSignal(window.notices.exported, timeout=20000) as done:
         returned = window.export_screenshot(str(tmp_path / "bg.png"), "view", wait=False)
     assert done.args == [returned] and os.path.isfile(returned)
     sizes = {}
     for q in (30, 95):
-        with qtbot.waitSignal(window.exported, timeout=20000):
+        with qtbot.waitSignal(window.notices.exported, timeout=20000):
             window.export_screenshot(str(tmp_path / f"q{q}.jpg"), "view", ScreenshotOptions(quality=q), wait=False)
         with open(tmp_path / f"q{q}.jpg", "rb") as fh:
             assert fh.read(3) == b"\xff\xd8\xff"  # JPEG
@@ -255,5 +256,5 @@ def test_the_dialog_and_the_menu(window, qtbot):
     dialog.scale_box.setCurrentIndex(1)
     dialog.patient_box.setChecked(True)
     assert dialog.options() == ScreenshotOptions(include_patient_data=True, scale=2.0, quality=70)
-    texts = [a.text() for a in window.export_menu.actions()]
+    texts = [a.text() for a in window.action_registry.menu("File/Export").actions()]
     assert {"Screenshot of &active view…", "Screenshot of &layout…", "&Report (PDF)…"} <= set(texts)

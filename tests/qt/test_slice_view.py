@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from input_events import drag, move, wheel
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from input_events import drag, move, wheel
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.core.window_presets import CT_PRESETS

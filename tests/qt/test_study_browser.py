@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QMenu
 from viewer.demo import ensure_demo
 from viewer.io.dicom_header import read_header
 from viewer.io.dicom_index import build_index, scan
-from viewer.qt.recent import RecentStudies
 from viewer.qt.panels.study_browser import COL_SERIES, COL_WARN, KEY_ROLE, StudyBrowser
+from viewer.qt.recent import RecentStudies
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ import os
 
 import numpy as np
 import pytest
+from input_events import drag, mouse, move
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 from scipy import ndimage
 
-from input_events import drag, mouse, move
 from radview_base.geometry import Geometry
 from viewer.core.layers import NAMED_COLORS, LabelLayer
 from viewer.core.session import Session

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from vtkmodules.util.numpy_support import vtk_to_numpy
 
-from viewer.io.dicom_index import Cancelled
 from radview_base.geometry import Geometry
+from viewer.io.dicom_index import Cancelled
 from viewer.io.volume import LabelMap
 from viewer.render3d.label_surfaces import build_label_surfaces, label_boxes
 

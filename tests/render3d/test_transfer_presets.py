@@ -6,8 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from viewer.render3d.transfer_presets import (PRESETS, TransferPreset, blend_mode_id, build_volume_property,
-                                              default_preset_name, get_preset, preset_names, robust_range)
+from viewer.render3d.transfer_presets import (
+    PRESETS,
+    TransferPreset,
+    blend_mode_id,
+    build_volume_property,
+    default_preset_name,
+    get_preset,
+    preset_names,
+    robust_range,
+)
 
 
 def opacity_at(preset, value):

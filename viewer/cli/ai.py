@@ -11,9 +11,9 @@ import json
 import os
 import re
 import sys
-import time
 
-from viewer.cli.main import UserError
+from viewer.cli import ai_eval
+from viewer.cli.common import UserError, require_exists
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -25,7 +25,7 @@ def _device(text: str) -> str:
 
 
 def add_parser(sub) -> None:
-    """Register ``ai models`` and ``ai run`` on the top-level subparsers."""
+    """Register ``ai models``, ``ai run`` and ``ai eval`` on the top-level subparsers."""
     pa = sub.add_parser("ai", help="list the AI models, or run one on a series (research use, not a diagnosis)")
     asub = pa.add_subparsers(dest="ai_command", required=True)
     pm = asub.add_parser("models", help="list the available models")
@@ -41,9 +41,7 @@ def add_parser(sub) -> None:
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     pr.set_defaults(func=cmd_run)
-    from viewer.cli import ai_eval as ai_eval_cli
-
-    ai_eval_cli.add_parser(asub)
+    ai_eval.add_parser(asub)  # ai eval
 
 
 def cmd_models(args) -> int:
@@ -66,39 +64,37 @@ def cmd_models(args) -> int:
 
 
 class _Progress:
-    """A \\r-updated bar on a terminal; otherwise a plain line per 10 %."""
+    """``progress(fraction, message)`` on stderr: a tqdm bar on a terminal; otherwise a plain line per 10 %."""
 
     def __init__(self, label: str, stream=None):
         self.label = label
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self._last_t = 0.0
         self._last_decile = -1
-        self._open = False
+        self._bar = None
 
     def __call__(self, fraction: float, message: str) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
         if self.tty:
-            now = time.monotonic()
-            if fraction < 1.0 and now - self._last_t < 0.1:
-                return
-            self._last_t = now
-            filled = int(30 * fraction)
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message[:30]:30}")
-            self._open = True
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=100, desc=self.label, file=self.stream, mininterval=0.1, leave=True,
+                                 bar_format="{desc} [{bar:30}] {percentage:3.0f}%{postfix}")
+            self._bar.set_postfix_str(message[:30], refresh=False)
+            self._bar.update(100 * fraction - self._bar.n)
         else:
             decile = int(fraction * 10)
             if decile == self._last_decile:
                 return
             self._last_decile = decile
             self.stream.write(f"{self.label}: {fraction:.0%} {message}\n")
-        self.stream.flush()
+            self.stream.flush()
 
     def finish(self) -> None:
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _load_volume(args):
@@ -115,7 +111,7 @@ def _load_volume(args):
 
 
 def cmd_run(args) -> int:
-    from ai.api import NOT_A_DIAGNOSIS, Cancelled, ImageGrid, InferenceRequest, ModelError
+    from ai.api import NOT_A_DIAGNOSIS, Cancelled, InferenceRequest, ModelError
     from ai.registry import ManifestError, Registry, default_registry
 
     try:
@@ -129,14 +125,11 @@ def cmd_run(args) -> int:
         raise UserError(f"{args.model_dir}: {exc}" if str(args.model_dir) not in str(exc) else str(exc)) from exc
     except ModelError as exc:
         raise UserError(str(exc)) from exc
-    if not os.path.exists(args.path):
-        raise UserError(f"{args.path}: no such file or folder")
+    require_exists(args.path)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out {args.out}: not a folder")
     volume = _load_volume(args)
-    g = volume.geometry
-    grid = ImageGrid(g.shape_zyx, g.spacing_zyx, g.origin_lps, g.direction)
-    request = InferenceRequest(array=volume.array, grid=grid, model_id=manifest.id, device=args.device,
+    request = InferenceRequest(array=volume.array, grid=volume.geometry, model_id=manifest.id, device=args.device,
                                modality=volume.modality, series_uid=str(volume.meta.get("series_uid", "")),
                                series_description=str(volume.meta.get("description", "")))
     from ai.engine import Engine
@@ -158,9 +151,9 @@ def cmd_run(args) -> int:
 
 
 def _write_outputs(out: str, volume, result, source: str, note: str) -> list[str]:
+    from viewer.export.json_file import write_json
     from viewer.io.image_io import ImageFileError, write_image
     from viewer.io.volume import LabelMap
-    from viewer.export.json_file import write_json
 
     written = []
     try:

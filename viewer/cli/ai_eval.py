@@ -9,21 +9,18 @@ Findings (``--pred-findings``, ``--ref-findings``): radview's ``findings.json`` 
 ``center_lps_mm``, ``diameter_mm`` and ``score``), or a list of such entries such as the demo's
 ``truth/nodules.json`` (no ``score``: 1.0). A prediction hits a reference when its centre lies within
 the reference's radius; see ``ai.metrics.detection``.
+
+The reading, checking and computing live in ``viewer.logic.evaluation`` (shared with the GUI); this
+module checks the options, turns an ``EvaluationError`` into a user error and prints the tables.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import os
 import sys
 
-from viewer.cli.main import UserError
-
-NOT_VALIDATION = "These are agreement figures against the given reference, not a clinical validation."
-SPACING_TOL_MM = 0.01
-ORIGIN_TOL_MM = 0.01
-DIRECTION_TOL = 1e-4
+from viewer.cli.common import UserError
+from viewer.logic import evaluation
+from viewer.logic.evaluation import NOT_VALIDATION, EvaluationError
 
 
 def add_parser(asub) -> None:
@@ -41,97 +38,6 @@ def add_parser(asub) -> None:
     pe.set_defaults(func=cmd_eval)
 
 
-# --- inputs ---------------------------------------------------------------------------------------------
-def _require_file(option: str, path: str) -> None:
-    if not os.path.isfile(path):
-        raise UserError(f"{option} {path}: no such file")
-
-
-def _fmt(values, unit: str = "") -> str:
-    return "(" + ", ".join(f"{v:g}" for v in values) + ")" + unit
-
-
-def grid_differences(a, b) -> list[str]:
-    """What differs between two ``Geometry`` grids (pred ``a`` vs ref ``b``), in words; empty when they match."""
-    import numpy as np
-
-    out = []
-    if a.shape_zyx != b.shape_zyx:
-        out.append(f"shape (z, y, x) {'×'.join(map(str, a.shape_zyx))} vs {'×'.join(map(str, b.shape_zyx))}")
-    if np.max(np.abs(np.subtract(a.spacing_zyx, b.spacing_zyx))) > SPACING_TOL_MM:
-        out.append(f"spacing (z, y, x) {_fmt(a.spacing_zyx)} vs {_fmt(b.spacing_zyx, ' mm')}")
-    if np.max(np.abs(np.subtract(a.origin_lps, b.origin_lps))) > ORIGIN_TOL_MM:
-        out.append(f"origin (LPS) {_fmt(np.round(a.origin_lps, 3))} vs {_fmt(np.round(b.origin_lps, 3), ' mm')}")
-    if np.max(np.abs(np.subtract(a.direction, b.direction))) > DIRECTION_TOL:
-        flat = lambda d: _fmt(np.round(np.ravel(d), 4))  # noqa: E731
-        out.append(f"direction {flat(a.direction)} vs {flat(b.direction)}")
-    return out
-
-
-def _read_label_maps(pred_path: str, ref_path: str):
-    from viewer.io.image_io import ImageFileError, read_label_map
-
-    maps = []
-    for option, path in (("--pred", pred_path), ("--ref", ref_path)):
-        _require_file(option, path)
-        try:
-            maps.append(read_label_map(path, labels={}))
-        except ImageFileError as exc:
-            raise UserError(str(exc)) from exc
-    pred, ref = maps
-    diffs = grid_differences(pred.geometry, ref.geometry)
-    if diffs:
-        raise UserError(f"the label maps lie on different voxel grids: {'; '.join(diffs)} (pred vs ref); "
-                        f"resample the prediction onto the reference's grid first")
-    return pred, ref
-
-
-def _names(args) -> dict[int, str]:
-    from radview_base.label_table import read_label_names
-
-    names: dict[int, str] = {}
-    for path in (args.pred, args.ref):
-        if path:
-            names.update(read_label_names(path))
-    if args.labels:
-        _require_file("--labels", args.labels)
-        try:
-            with open(args.labels, encoding="utf-8") as fh:
-                data = json.load(fh)
-            if isinstance(data, dict) and isinstance(data.get("labels"), dict):
-                data = data["labels"]
-            names.update({int(k): str(v) for k, v in data.items()})
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            raise UserError(f'--labels {args.labels}: not a JSON object of label names ({{"1": "body"}}): '
-                            f"{exc}") from exc
-    return names
-
-
-def load_findings(path: str, option: str) -> list[dict]:
-    """The detections of a findings.json, or the entries of a list (nodules.json), checked."""
-    _require_file(option, path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{option} {path}: not readable JSON ({exc})") from exc
-    entries = data.get("detections") if isinstance(data, dict) else data
-    if not isinstance(entries, list):
-        raise UserError(f"{option} {path}: expected findings.json (with 'detections') or a list of nodules")
-    out = []
-    for i, e in enumerate(entries):
-        try:
-            centre = [float(v) for v in e["center_lps_mm"]]
-            if len(centre) != 3 or not all(math.isfinite(v) for v in centre):
-                raise ValueError("center_lps_mm is not three finite numbers")
-            out.append({"center_lps_mm": centre, "diameter_mm": float(e.get("diameter_mm", 0.0)),
-                        "score": float(e.get("score", 1.0))})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UserError(f"{option} {path}: entry {i + 1} is not a finding with center_lps_mm and diameter_mm "
-                            f"({exc})") from exc
-    return out
-
-
 # --- the command ----------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
     has_maps = bool(args.pred or args.ref)
@@ -143,14 +49,10 @@ def cmd_eval(args) -> int:
         raise UserError("--pred and --ref go together: give both label maps")
     if has_findings and not (args.pred_findings and args.ref_findings):
         raise UserError("--pred-findings and --ref-findings go together: give both")
-    result = {"note": NOT_VALIDATION, "pred": None, "ref": None, "labels": None, "detection": None}
-    if has_findings:  # cheap checks first: a bad findings file fails before the label maps are read
-        preds = load_findings(args.pred_findings, "--pred-findings")
-        refs = load_findings(args.ref_findings, "--ref-findings")
-    if has_maps:
-        result.update(_segmentation(args))
-    if has_findings:
-        result["detection"] = _detection(preds, refs, args)
+    try:
+        result = _evaluate(args, has_maps, has_findings)
+    except EvaluationError as exc:
+        raise UserError(str(exc)) from exc
     if args.json:
         json.dump(result, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
@@ -159,25 +61,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _segmentation(args) -> dict:
-    from ai.metrics import segmentation_metrics
-
-    names = _names(args)
-    pred, ref = _read_label_maps(args.pred, args.ref)
-    metrics = segmentation_metrics(pred.array, ref.array, ref.geometry.spacing_zyx)  # labels present in either
-    metrics = [dataclasses.replace(m, name=names.get(m.label, m.name)) for m in metrics]
-    return {"pred": os.path.abspath(args.pred), "ref": os.path.abspath(args.ref),
-            "grid": {"shape_zyx": list(ref.geometry.shape_zyx), "spacing_zyx": list(ref.geometry.spacing_zyx)},
-            "labels": [m.as_dict() for m in metrics]}
-
-
-def _detection(preds: list[dict], refs: list[dict], args) -> dict:
-    from ai.metrics import detection_metrics, froc
-
-    m = detection_metrics(preds, refs, min_score=args.min_score)
-    f = froc([(preds, refs)])
-    return {"pred_findings": os.path.abspath(args.pred_findings), "ref_findings": os.path.abspath(args.ref_findings),
-            **m.as_dict(), "froc": f.as_dict()}
+def _evaluate(args, has_maps: bool, has_findings: bool) -> dict:
+    result = {"note": NOT_VALIDATION, "pred": None, "ref": None, "labels": None, "detection": None}
+    if has_findings:  # cheap checks first: a bad findings file fails before the label maps are read
+        preds = evaluation.load_findings(args.pred_findings, "--pred-findings")
+        refs = evaluation.load_findings(args.ref_findings, "--ref-findings")
+    if has_maps:
+        names = evaluation.label_names((args.pred, args.ref), args.labels, "--labels")
+        pred, ref = evaluation.read_label_maps(args.pred, args.ref, ("--pred", "--ref"))
+        result.update(evaluation.segmentation_agreement(pred, ref, names, args.pred, args.ref))
+    if has_findings:
+        result["detection"] = evaluation.detection_agreement(preds, refs, args.min_score, args.pred_findings,
+                                                             args.ref_findings)
+    return result
 
 
 # --- text output ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from viewer.cli.main import UserError
+from viewer.cli.common import UserError, check_preset, require_exists
 
 
 def add_parser(sub) -> None:
@@ -47,8 +47,7 @@ def add_parser(sub) -> None:
 
 # ------------------------------------------------------------------------------------------- helpers
 def _need_path(path: str) -> None:
-    if not os.path.exists(path):
-        raise UserError(f"{path}: no such file or folder")
+    require_exists(path)
     from viewer.io.image_io import is_image_file
 
     if is_image_file(path):
@@ -121,8 +120,8 @@ def _check_findings_series(findings: dict, source, what: str) -> None:
 
 # ------------------------------------------------------------------------------------------- commands
 def cmd_seg(args) -> int:
-    from viewer.io.image_io import ImageFileError, read_label_map
     from viewer.export.seg import SegError, write_seg
+    from viewer.io.image_io import ImageFileError, read_label_map
 
     _need_path(args.path)
     _need_out_file(args.out)
@@ -218,8 +217,7 @@ def _read_seg_header(path: str):
 
 
 def cmd_deid(args) -> int:
-    if not os.path.exists(args.path):
-        raise UserError(f"{args.path}: no such file or folder")
+    require_exists(args.path)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out {args.out}: not a folder")
     try:
@@ -257,19 +255,15 @@ def _add_report_parser(esub) -> None:
 
 
 def cmd_report(args) -> int:
-    """``export report``: the report is drawn with Qt on its offscreen platform (no window, no display needed)."""
+    """``export report``: the report is drawn with Qt on its offscreen platform (no window, no display needed).
+
+    The only export command that loads Qt, after the arguments are checked."""
     if not args.out.lower().endswith(".pdf"):
         raise UserError(f"--out {args.out}: the report is a PDF file, give a name ending in .pdf")
     _need_out_file(args.out)
-    if not os.path.exists(args.path):
-        raise UserError(f"{args.path}: no such file or folder")
+    require_exists(args.path)
     if args.preset:
-        from viewer.core.window_presets import find_preset
-
-        try:
-            find_preset(args.preset)
-        except KeyError as exc:
-            raise UserError(exc.args[0]) from exc
+        check_preset(args.preset)
     if args.labels and not os.path.isfile(args.labels):
         raise UserError(f"--labels {args.labels}: no such file")
     findings_path = args.findings
@@ -283,11 +277,9 @@ def cmd_report(args) -> int:
     if measurements is not None and not isinstance(measurements, (dict, list)):
         raise UserError(f"--measurements {args.measurements}: not a measurements object")
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtGui import QGuiApplication
+    from viewer.qt.capture.offscreen import painting_app
 
-    if QGuiApplication.instance() is None:  # fonts and painting need one; kept alive with the function
-        cmd_report.app = QGuiApplication([])
+    painting_app()  # the report is painted with Qt (fonts, QPdfWriter), on the offscreen platform
     from viewer.io.image_io import ImageFileError
     from viewer.io.series_loader import LoadError
     from viewer.qt.capture.report import AI_NOT_REVIEWED, report_from_files, write_report

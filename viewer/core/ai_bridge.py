@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ai.api import CLASSICAL_NOTE, Detection, ImageGrid, InferenceRequest, InferenceResult, Provenance
-
+from ai.api import CLASSICAL_NOTE, Detection, InferenceRequest, InferenceResult, Provenance
 from radview_base.geometry import Geometry, require_same_grid
 from viewer.core.layers import LabelLayer, Marker, MarkerLayer
 from viewer.io.volume import LabelMap, Volume
@@ -24,12 +23,16 @@ DETECTION_COLOR = (255, 230, 0)  # yellow, the nodule colour of the label table
 
 
 # --- grids --------------------------------------------------------------------------------
-def grid_from_geometry(geometry: Geometry) -> ImageGrid:
-    return ImageGrid(geometry.shape_zyx, geometry.spacing_zyx, geometry.origin_lps, geometry.direction)
+# AI requests and results carry the viewer's own ``Geometry`` (radview_base: the one grid class), so these are
+# identities, kept as the named crossing points between a volume and a request/result.
+def grid_from_geometry(geometry: Geometry) -> Geometry:
+    """The grid of an AI request on a volume of ``geometry``: the geometry itself."""
+    return geometry
 
 
-def geometry_from_grid(grid: ImageGrid) -> Geometry:
-    return Geometry(grid.shape_zyx, grid.spacing_zyx, grid.origin_lps, grid.direction)
+def geometry_from_grid(grid: Geometry) -> Geometry:
+    """The geometry of an AI result's grid: the grid itself."""
+    return grid
 
 
 # --- requests -------------------------------------------------------------------------------

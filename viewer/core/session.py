@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 from psygnal import Signal
 
-from viewer.core.annotations import AnnotationSet, study_key
 from radview_base.geometry import require_same_grid
+from viewer.core.annotations import AnnotationSet, study_key
 from viewer.core.layers import LabelLayer, MarkerLayer
-from viewer.io.volume import Volume
 from viewer.core.window_presets import FROM_FILE, WindowPreset, file_window, find_preset
+from viewer.io.volume import Volume
 
 
 class Session:

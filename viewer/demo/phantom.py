@@ -687,7 +687,7 @@ def _paint_airways(cv: _Canvas, rng: np.random.Generator) -> None:
         root = path[0][-1]
         targets = _lung_points(cv, lung, 24, rng)
         targets = root + 0.62 * (targets - root)
-        for a, b, ra, rb, gen in _grow_tree(root, float(path[1][-1]), targets, rng,
+        for a, b, ra, rb, _gen in _grow_tree(root, float(path[1][-1]), targets, rng,
                                              min_radius=1.2, fraction=0.5, wiggle=0.08):
             tubes.append(((np.array([a, b]), np.array([ra, rb])), (lung,), (lung, AIRWAY)))
     cv.tube(trachea[0], trachea[1] + 6.0, -80.0, BODY, into=LUNGS)  # mediastinal fat around the trachea

@@ -72,11 +72,19 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.uid import (PYDICOM_IMPLEMENTATION_UID, PYDICOM_ROOT_UID, UID, UID_dictionary, ExplicitVRBigEndian,
-                         ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid)
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    PYDICOM_ROOT_UID,
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    UID_dictionary,
+    generate_uid,
+)
 
-from viewer.export import ExportError
 from radview_base.atomic_file import atomic_write
+from viewer.export import ExportError
 from viewer.export.deid_profile import BASIC_PROFILE, TABLE_SOURCE
 
 __all__ = ["DeidOptions", "DeidReport", "DeidError", "WrittenFile", "SkippedFile", "deidentify_study",

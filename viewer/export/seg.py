@@ -59,12 +59,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from radview_base.geometry import Geometry, GeometryMismatchError, require_same_grid
-from viewer.io.seg_file import (PRIVATE_CREATOR, PRIVATE_GROUP, PRIVATE_LABEL_ELEMENT, SegError, SegmentStack)
-from viewer.io.volume import LabelMap
-
-from viewer.export import AI_NOT_REVIEWED
 from radview_base.atomic_file import atomic_write
+from radview_base.geometry import Geometry, GeometryMismatchError, require_same_grid
+from viewer.export import AI_NOT_REVIEWED
+from viewer.io.seg_file import PRIVATE_CREATOR, PRIVATE_GROUP, PRIVATE_LABEL_ELEMENT, SegError, SegmentStack
+from viewer.io.volume import LabelMap
 
 __all__ = ["SourceSeries", "SegInfo", "write_seg", "segment_codes", "seg_note"]
 
@@ -91,7 +90,7 @@ def seg_note(provenance: Mapping | None, reviewed_by: str | None = None, edited:
     return "AI result, edited, not reviewed" if edited else AI_NOT_REVIEWED
 
 
-def _lo(text: Any, limit: int = 64) -> str:
+def lo_text(text: Any, limit: int = 64) -> str:
     """A value for a DICOM LO/SH (no backslash, no control characters, at most ``limit`` characters)."""
     s = re.sub(r"[\\\x00-\x1f]", " ", str(text)).strip()
     return s[:limit]
@@ -128,9 +127,9 @@ def algorithm_identification(provenance: Mapping):
         params.pop(next(reversed(params)))
         text = ",".join(f"{k}={v}" for k, v in params.items())
     return hd.AlgorithmIdentificationSequence(
-        name=_lo(provenance.get("model_name") or provenance.get("model_id") or "unknown model"),
+        name=lo_text(provenance.get("model_name") or provenance.get("model_id") or "unknown model"),
         family=algorithm_family(provenance),
-        version=_lo(provenance.get("model_version") or "unknown"),
+        version=lo_text(provenance.get("model_version") or "unknown"),
         source="radview",
         parameters=params or None,
     )
@@ -370,18 +369,19 @@ def _segment_description(number: int, name: str, info: Mapping | None, provenanc
         family = _coded(info.get("algorithm_family")) or (
             codes.cid7162.ManualProcessing if info["algorithm_type"] == "SEMIAUTOMATIC" else algorithm_family({}))
         algorithm = hd.AlgorithmIdentificationSequence(
-            name=_lo(info["algorithm_name"]), version=_lo(info.get("algorithm_version") or "unknown"), family=family)
+            name=lo_text(info["algorithm_name"]), version=lo_text(info.get("algorithm_version") or "unknown"),
+            family=family)
     else:
         algorithm_type, algorithm = hd.seg.SegmentAlgorithmTypeValues.MANUAL, None
     desc = hd.seg.SegmentDescription(
         segment_number=number,
-        segment_label=_lo(name) or f"segment {number}",
+        segment_label=lo_text(name) or f"segment {number}",
         segmented_property_category=category,
         segmented_property_type=prop_type,
         algorithm_type=algorithm_type,
         algorithm_identification=algorithm,
         tracking_uid=info.get("tracking_uid") or None,
-        tracking_id=_lo(info["tracking_id"]) if info.get("tracking_id") else None,
+        tracking_id=lo_text(info["tracking_id"]) if info.get("tracking_id") else None,
         display_color=hd.color.CIELabColor.from_rgb(*[int(c) for c in color]) if color is not None else None,
     )
     if modifier is not None:
@@ -487,10 +487,10 @@ def write_seg(path: str, labels: LabelMap | SegmentStack, source: SourceSeries, 
                 manufacturer_model_name="radview",
                 software_versions=f"radview {__version__}",
                 device_serial_number="0",
-                content_description=_lo(note),
+                content_description=lo_text(note),
                 content_label="AI_SEGMENTATION" if prov is not None else "SEGMENTATION",
                 content_creator_name=content_creator or None,
-                series_description=_lo(series_description),
+                series_description=lo_text(series_description),
                 omit_empty_frames=True,
             )
     except (ValueError, TypeError, AttributeError) as exc:

@@ -48,10 +48,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from viewer.export import AI_NOT_REVIEWED, ExportError
 from radview_base.atomic_file import atomic_write
+from viewer.export import AI_NOT_REVIEWED, ExportError
 from viewer.export.json_file import json_safe, write_json
-from viewer.export.seg import SourceSeries, _lo, algorithm_parameters, provenance_dict, segment_codes
+from viewer.export.seg import SourceSeries, algorithm_parameters, lo_text, provenance_dict, segment_codes
 
 __all__ = ["SrError", "SrInfo", "write_sr", "write_findings_json", "findings_document", "review_note",
            "load_measurements"]
@@ -257,7 +257,7 @@ class _Builder:
 
     def comment(self, group, text: str) -> None:
         """Append a Comment (TEXT) to a group's container (the AI note, a detection's kind)."""
-        item = self.hd.sr.TextContentItem(name=self.codes.DCM.Comment, value=_lo(text, 1024),
+        item = self.hd.sr.TextContentItem(name=self.codes.DCM.Comment, value=lo_text(text, 1024),
                                           relationship_type=self.hd.sr.RelationshipTypeValues.CONTAINS)
         group[0].ContentSequence.append(item)
 
@@ -266,8 +266,8 @@ class _Builder:
             return None
         params = [f"{k}={v}" for k, v in algorithm_parameters(prov).items()]
         return self.hd.sr.AlgorithmIdentification(
-            name=_lo(prov.get("model_name") or prov.get("model_id") or "unknown model"),
-            version=_lo(prov.get("model_version") or "unknown"), parameters=params or None)
+            name=lo_text(prov.get("model_name") or prov.get("model_id") or "unknown model"),
+            version=lo_text(prov.get("model_version") or "unknown"), parameters=params or None)
 
     # --- AI -------------------------------------------------------------------------------------
     def detection(self, i: int, det: Mapping, prov: Mapping | None):
@@ -296,7 +296,7 @@ class _Builder:
         group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(
                 uid=_uid(self.source.series_uid, "detection", i, *np.round(centre, 3)),
-                identifier=_lo(f"AI {label} {i + 1}")),
+                identifier=lo_text(f"AI {label} {i + 1}")),
             referenced_volume_surface=surface,
             finding_type=_finding_type(label),
             algorithm_id=algo,
@@ -324,7 +324,7 @@ class _Builder:
         finding = _finding_type(name)
         sites = [hd.sr.FindingSite(anatomic_location=kind, laterality=side)] if side is not None else None
         tracking = hd.sr.TrackingIdentifier(uid=_uid(self.source.series_uid, "structure", name, component),
-                                            identifier=_lo(title))
+                                            identifier=lo_text(title))
         segment_number = None
         if seg is not None and not component:
             segment_number = _segment_number(seg, s)
@@ -388,7 +388,7 @@ class _Builder:
         label = str(m.get("label") or "")
         group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=_uid(source.series_uid, "measurement", m["id"]),
-                                                         identifier=_lo(label or f"{kind} {m['id']}")),
+                                                         identifier=lo_text(label or f"{kind} {m['id']}")),
             referenced_region=region,
             measurements=[x for x in ms if x is not None] or None,
         )
@@ -479,9 +479,9 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
                     observer_type=codes.DCM.Device,
                     observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
                         uid=_uid("radview-model", prov.get("model_id"), prov.get("model_version")),
-                        name=_lo(prov.get("model_name") or prov.get("model_id") or "AI model"),
+                        name=lo_text(prov.get("model_name") or prov.get("model_id") or "AI model"),
                         manufacturer_name="radview",
-                        model_name=_lo(f"{prov.get('model_id') or ''} {prov.get('model_version') or ''}".strip())))
+                        model_name=lo_text(f"{prov.get('model_id') or ''} {prov.get('model_version') or ''}".strip())))
             procedure = codes.LN.CTUnspecifiedBodyRegion if source.modality == "CT" else codes.SCT.ImagingProcedure
             seg_uid = str(getattr(seg_ds, "SOPInstanceUID", ""))
             images = [ds for uid, ds in b.evidence.items() if uid != seg_uid]  # the image library: images only
@@ -506,7 +506,7 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
                 is_complete=True,
                 is_final=False,
                 is_verified=False,
-                series_description=_lo(series_description),
+                series_description=lo_text(series_description),
                 software_versions=f"radview {__version__}",
             )
         except (ValueError, TypeError, AttributeError) as exc:

@@ -422,7 +422,8 @@ def _classic_frames(ds, info: ImageFile) -> list[FrameRecord]:
     base = dict(
         orientation=_orientation(ds.get("ImageOrientationPatient")),
         pixel_spacing=_floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"), 2, positive=True),
-        slice_thickness=_f(ds.get("SpacingBetweenSlices")) if info.number_of_frames > 1 else _f(ds.get("SliceThickness")),
+        slice_thickness=(_f(ds.get("SpacingBetweenSlices")) if info.number_of_frames > 1
+                         else _f(ds.get("SliceThickness"))),
         slope=_f(ds.get("RescaleSlope"), 1.0) or 1.0,
         intercept=_f(ds.get("RescaleIntercept"), 0.0),
         echo=echo,
@@ -482,8 +483,10 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
             orientation=_orientation(ori_m.get("ImageOrientationPatient")) if ori_m is not None else None,
             pixel_spacing=_floats(pm_m.get("PixelSpacing"), 2, positive=True) if pm_m is not None else None,
             slice_thickness=_f(pm_m.get("SliceThickness")) if pm_m is not None else None,
-            slope=(_f(pvt_m.get("RescaleSlope"), 1.0) or 1.0) if pvt_m is not None else (_f(ds.get("RescaleSlope"), 1.0) or 1.0),
-            intercept=_f(pvt_m.get("RescaleIntercept"), 0.0) if pvt_m is not None else _f(ds.get("RescaleIntercept"), 0.0),
+            slope=((_f(pvt_m.get("RescaleSlope"), 1.0) or 1.0) if pvt_m is not None
+                   else (_f(ds.get("RescaleSlope"), 1.0) or 1.0)),
+            intercept=(_f(pvt_m.get("RescaleIntercept"), 0.0) if pvt_m is not None
+                       else _f(ds.get("RescaleIntercept"), 0.0)),
             echo=_f(echo_m.get("EffectiveEchoTime")) if echo_m is not None else None,
             component=_component(frame_type or info.image_type, complex_component),
             temporal_key=temporal,

@@ -15,8 +15,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from viewer.io.dicom_header import FrameRecord, ImageFile, Skipped, read_header
 from radview_base.cancel import Cancelled
+from viewer.io.dicom_header import FrameRecord, ImageFile, Skipped, read_header
 from viewer.io.slice_stack import StackError, StackPlan, plan_stack
 
 ProgressFn = Callable[[int, int, str], None]
@@ -315,7 +315,8 @@ def _series_entries(uid: str, files: list[ImageFile]) -> list[SeriesEntry]:
         )
         if len(keys) > 1:
             differing, entry.split_label = _describe_split(key, keys)
-            entry.warnings.append(f"series split into {len(keys)} parts differing in {differing}: this is {entry.split_label}")
+            entry.warnings.append(f"series split into {len(keys)} parts differing in {differing}: "
+                                  f"this is {entry.split_label}")
         _plan_entry(entry)
         entries.append(entry)
     return entries

@@ -193,8 +193,8 @@ def _parse(buf: bytes, eof: bool) -> FastDataset | None:
                 pos = _skip_undefined(buf, vpos, explicit)
             except (_Fallback, struct.error, IndexError):
                 if eof:
-                    raise _Fallback("truncated sequence")
-                raise _NeedMore
+                    raise _Fallback("truncated sequence") from None
+                raise _NeedMore from None
             continue
         if tag in WANTED:
             if vpos + length > n:

@@ -19,8 +19,15 @@ import numpy as np
 
 from viewer.io.dicom_header import FrameRecord, ImageFile
 from viewer.io.dicom_index import Cancelled, SeriesEntry
-from viewer.io.pixel_reader import PixelDecodeError, frame_shape, read_bytes_into, read_frame, read_native_into, stored_dtype
 from viewer.io.errors import LoadError
+from viewer.io.pixel_reader import (
+    PixelDecodeError,
+    frame_shape,
+    read_bytes_into,
+    read_frame,
+    read_native_into,
+    stored_dtype,
+)
 from viewer.io.volume import Volume
 
 ProgressFn = Callable[[int, int], None]
@@ -126,17 +133,12 @@ def load_path(path: str, series: str | None = None, index_progress=None, progres
     ``series`` is a series key or SeriesInstanceUID (``KeyError`` naming the known ones when absent);
     None picks the largest loadable volume (``LoadError`` listing the refusals when there is none).
     """
-    from viewer.io.dicom_index import scan
-    from viewer.io.image_io import is_image_file, read_image
+    from viewer.io import loaders
 
-    if is_image_file(path):
-        return read_image(path)
-    if os.path.isfile(path):
-        from viewer.io.seg_file import is_seg_file, seg_volume
-
-        if is_seg_file(path):  # a DICOM SEG: its label map on its own grid (modality "SEG")
-            return seg_volume(path)
-    index = scan(path, progress=index_progress)
+    best = loaders.examine(path)[0]
+    if best.kind != loaders.DICOM_FILES:  # an image file, or a DICOM SEG on its own grid (modality "SEG")
+        return loaders.load(best)
+    index = loaders.load(best, progress=index_progress)
     if series:
         entry = index.find(series)
     else:

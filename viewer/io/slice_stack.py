@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer.io.dicom_header import FrameRecord
 from radview_base.geometry import Geometry
+from viewer.io.dicom_header import FrameRecord
 
 POSITION_TOL_MM = 0.01
 

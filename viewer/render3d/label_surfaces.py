@@ -22,10 +22,9 @@ from scipy import ndimage
 from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkSurfaceNets3D
 
-from viewer.io.dicom_index import Cancelled
 from radview_base.geometry import Geometry
+from viewer.io.dicom_index import Cancelled
 from viewer.io.volume import LabelMap
-
 from viewer.render3d.image_data import downsampled, to_vtk_image
 
 ProgressFn = Callable[[int, int, str], None]
@@ -52,8 +51,8 @@ def _cut_out(array: np.ndarray, geometry: Geometry, box, label: int, margin: int
     hi = [s.stop + margin for s in box]
     src_lo = [max(0, v) for v in lo]
     src_hi = [min(n, v) for n, v in zip(array.shape, hi)]
-    mask = np.zeros([h - l for l, h in zip(lo, hi)], np.uint8)
-    dst = tuple(slice(s - l, s - l + (e - s)) for s, e, l in zip(src_lo, src_hi, lo))
+    mask = np.zeros([h - low for low, h in zip(lo, hi)], np.uint8)
+    dst = tuple(slice(s - low, s - low + (e - s)) for s, e, low in zip(src_lo, src_hi, lo))
     mask[dst] = array[tuple(slice(s, e) for s, e in zip(src_lo, src_hi))] == label
     origin = geometry.index_to_world(lo)  # the (possibly outside) first voxel of the cut-out
     return mask, Geometry(mask.shape, geometry.spacing_zyx, tuple(origin), geometry.direction)

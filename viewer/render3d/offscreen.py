@@ -7,10 +7,9 @@ returns garbage). Used by exports and tests.
 from __future__ import annotations
 
 import numpy as np
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL render window factory)
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkWindowToImageFilter
-
-import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL render window factory)
 
 
 def read_pixels(window) -> np.ndarray:

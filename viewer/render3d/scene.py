@@ -23,24 +23,27 @@ Typical use (GUI thread)::
 from __future__ import annotations
 
 import numpy as np
-from vtkmodules.vtkRenderingCore import vtkActor, vtkCoordinate, vtkPolyDataMapper, vtkRenderer, vtkVolume
-from vtkmodules.vtkRenderingVolume import (vtkFixedPointVolumeRayCastMapper, vtkGPUVolumeRayCastMapper,
-                                           vtkVolumePicker)
-
+import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text of the orientation cube)
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (registers the OpenGL render window and mappers)
 import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (the OpenGL GPU ray caster)
-import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text of the orientation cube)
+from vtkmodules.vtkRenderingCore import vtkActor, vtkCoordinate, vtkPolyDataMapper, vtkRenderer, vtkVolume
+from vtkmodules.vtkRenderingVolume import vtkFixedPointVolumeRayCastMapper, vtkGPUVolumeRayCastMapper, vtkVolumePicker
 
 from viewer.core.layers import LabelLayer
 from viewer.io.volume import Volume
-
 from viewer.render3d.camera_views import VIEWS, apply_camera_view
 from viewer.render3d.cursor import SliceCursor
 from viewer.render3d.image_data import VtkImage, interactive_step, local_bounds, to_vtk_image
 from viewer.render3d.label_surfaces import build_label_surfaces
 from viewer.render3d.orientation_marker import CornerMarker
-from viewer.render3d.transfer_presets import (TransferPreset, blend_mode_id, build_volume_property, default_preset_name,
-                               get_preset, robust_range)
+from viewer.render3d.transfer_presets import (
+    TransferPreset,
+    blend_mode_id,
+    build_volume_property,
+    default_preset_name,
+    get_preset,
+    robust_range,
+)
 
 QUALITIES = ("full", "interactive")
 #: Interactive quality casts one ray per this many pixels along each screen axis (GPU mapper).

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from psygnal import Signal
 
-from viewer.core.annotations import Annotation, AnnotationFormatError, AnnotationSet
 from radview_base.atomic_file import TEMP_PREFIX, atomic_path
+from viewer.core.annotations import Annotation, AnnotationFormatError, AnnotationSet
 
 ENV_DIR = "RADVIEW_ANNOTATIONS_DIR"
 STALE_TEMP_SECONDS = 60.0

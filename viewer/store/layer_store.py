@@ -18,12 +18,28 @@ then removes the layer's older data files: a crash at any moment leaves a manife
 (the new or the previous version). A layer that cannot be read (damaged JSON, missing or altered data) is
 renamed aside (``.corrupt-<time>``) and reported; the others still load.
 
-Why gzip NRRD, written here (streamed in 4 MB chunks, gzip level 1): for the 160×512×512 uint8 demo label map it
-writes in ~60 ms (0.9 MB on disk) and reads in ~40 ms, keeps the geometry to the last digit (17 significant digits;
-the manifest holds it too), holds the GIL only between chunks, and makes no second 40 MB copy of the snapshot
-(SimpleITK's writer, as fast, needs ``GetImageFromArray``'s copy first: with it the GUI stalled up to ~140 ms while an
-AI result arrived on a busy 2-core machine, ~40-70 ms without); 3D Slicer, ITK and SimpleITK open the file as it is.
-NIfTI (``.nii.gz``) was ~5× slower to write and keeps the geometry in float32; ``np.savez_compressed`` took ~130 ms.
+Why gzip NRRD, and why written here (streamed in 4 MB chunks, gzip level 1) rather than through SimpleITK (which
+radview depends on) or pynrrd: measured by ``bench/layer_store.py`` on a 300×512×512 uint8 label map with 4 labels
+(75 MiB; 2-core machine, load average 0.5-1.3; peak memory above the resident size before the call, a read's
+including the 75 MiB array it returns; "GIL" is the longest a thread ticking every 5 ms waited meanwhile)::
+
+                            write     read     write peak   read peak   GIL write/read   file
+    this module             150 ms    66 ms    +0 MiB       84 MiB      6 / 9 ms         0.9 MiB
+    SimpleITK (level 1/ITK) 133-138   97-99    +78 MiB      152 MiB     13-19 / 5 ms     1.4 / 0.6 MiB
+    pynrrd (level 1/9)      206/1257  227-237  +75 MiB      151 MiB     44-47 / 97-99    0.9 / 0.3 MiB
+
+SimpleITK writes ~10% faster, but only after ``GetImageFromArray`` has copied the whole snapshot (+78 MiB, and the
+GIL held 2-3× as long while it does: with it the GUI stalled up to ~140 ms while an AI result arrived on a busy
+2-core machine, ~40-70 ms without), and it reads 1.5× slower (a writable array that outlives the image is a second
+copy); pynrrd is 1.4-8× slower to write and 3.5× slower to read, copies the volume too and holds the GIL ~100 ms
+per read. So the library does not serve here: this writer keeps memory bounded (no second copy of the volume,
+the CRC-32 of the manifest computed on the way) and the reader inflates 4 MB at a time straight into the returned
+array, after a header check that refuses a size other than the manifest's before allocating anything (before
+this, it inflated in one call: 158 ms and a second 75 MiB copy). For 160×512×512 (the demo's grid) it writes in
+~85 ms and reads in ~45 ms. The files are plain NRRD (LPS, every float to 17 significant digits; the manifest holds
+the geometry too): 3D Slicer, ITK, SimpleITK and pynrrd open them as they are, and the benchmark checks that
+SimpleITK and pynrrd read this module's file voxel for voxel. NIfTI (``.nii.gz``) was ~5× slower to write and keeps
+the geometry in float32; ``np.savez_compressed`` took ~130 ms for the demo's label map.
 
 :class:`LayerAutosave` follows a :class:`~viewer.core.session.Session`: a finished stroke (and its undo or redo,
 ``labels_edited``), an AI result arriving (``layer_added``) or a display change (``layer_changed``) is snapshotted on
@@ -54,11 +70,11 @@ from typing import Any, Mapping
 import numpy as np
 from psygnal import Signal
 
-from viewer.store.annotation_store import STALE_TEMP_SECONDS, file_name, write_atomic
 from radview_base.atomic_file import TEMP_PREFIX, atomic_path, fsync_folder
 from radview_base.geometry import Geometry
 from viewer.core.layers import LabelLayer, Marker, MarkerLayer
 from viewer.io.volume import LabelMap
+from viewer.store.annotation_store import STALE_TEMP_SECONDS, file_name, write_atomic
 
 FORMAT = "radview-layer"
 FORMAT_VERSION = 1
@@ -387,7 +403,7 @@ class LayerStore:
         if "/" in name or "\\" in name or name.startswith("."):
             raise LayerFormatError(f"bad data file name {name!r}")
         geometry = geometry_from_dict(manifest["geometry"])
-        array, file_geometry = read_nrrd(folder / name)
+        array, file_geometry = read_nrrd(folder / name, geometry.shape_zyx)
         if tuple(array.shape) != geometry.shape_zyx:
             raise LayerFormatError(f"{name} holds {array.shape}, the manifest says {geometry.shape_zyx}")
         if array.dtype.str != data.get("dtype", array.dtype.str):
@@ -516,8 +532,13 @@ def _floats(text: str, n: int) -> list[float]:
     return values
 
 
-def read_nrrd(path: Path) -> tuple[np.ndarray, Geometry]:
-    """A gzip (or raw) NRRD as written by :func:`write_nrrd_atomic`: a writable ``(z, y, x)`` array and its grid."""
+def read_nrrd(path: Path, expected_shape_zyx: tuple[int, int, int] | None = None) -> tuple[np.ndarray, Geometry]:
+    """A gzip (or raw) NRRD as written by :func:`write_nrrd_atomic`: a writable ``(z, y, x)`` array and its grid.
+
+    The voxels are inflated 4 MB at a time straight into the returned array (no second copy of the volume; the GIL
+    is held only to copy each piece). With ``expected_shape_zyx`` (the manifest's grid) a header declaring another
+    size is refused before anything is allocated.
+    """
     with open(path, "rb") as fh:
         head = b""
         while b"\n\n" not in head:
@@ -542,7 +563,14 @@ def read_nrrd(path: Path) -> tuple[np.ndarray, Geometry]:
             raise LayerFormatError(f"{path.name}: not a 3D integer NRRD ({fields.get('type')!r})")
         endian = fields.get("endian", "little")
         dtype = np.dtype(("<" if endian == "little" else ">") + kind)
-        x, y, z = (int(v) for v in fields.get("sizes", "").split())
+        try:
+            x, y, z = (int(v) for v in fields.get("sizes", "").split())
+        except ValueError:
+            raise LayerFormatError(f"{path.name}: sizes {fields.get('sizes')!r} are not three numbers") from None
+        if min(x, y, z) < 1:
+            raise LayerFormatError(f"{path.name}: sizes {fields.get('sizes')!r}")
+        if expected_shape_zyx is not None and (z, y, x) != tuple(expected_shape_zyx):
+            raise LayerFormatError(f"{path.name} holds {(z, y, x)}, the manifest says {tuple(expected_shape_zyx)}")
         geometry = Geometry.from_affine_lps(_affine(fields), (z, y, x))
         out = np.empty(x * y * z, dtype)
         buffer = memoryview(out).cast("B")
@@ -550,18 +578,22 @@ def read_nrrd(path: Path) -> tuple[np.ndarray, Geometry]:
         if encoding not in ("gzip", "gz", "raw"):
             raise LayerFormatError(f"{path.name}: encoding {encoding!r} is not read here")
         inflate = zlib.decompressobj(31) if encoding != "raw" else None
-        pos = 0
+        pos, ended = 0, False
         while True:
-            piece = inflate.decompress(body, buffer.nbytes - pos + 1) if inflate is not None else body
+            if not body and not ended:
+                body = fh.read(CHUNK)
+                ended = not body
+            if inflate is None:
+                piece, body = body, b""
+            else:  # at most one chunk out per call (one more byte than fits tells a file that holds too much)
+                piece = inflate.decompress(body, min(CHUNK, buffer.nbytes - pos + 1))
+                body = inflate.unconsumed_tail
             if pos + len(piece) > buffer.nbytes:
                 raise LayerFormatError(f"{path.name} holds more voxels than its header says")
             buffer[pos:pos + len(piece)] = piece
             pos += len(piece)
-            body = inflate.unconsumed_tail if inflate is not None else b""
-            if not body:
-                body = fh.read(CHUNK)
-                if not body:
-                    break
+            if (inflate is not None and inflate.eof) or (ended and not body and not piece):
+                break
         if pos != buffer.nbytes or (inflate is not None and not inflate.eof):
             raise LayerFormatError(f"{path.name} holds {pos} of {buffer.nbytes} bytes of voxels (truncated)")
     return out.astype(dtype.newbyteorder("="), copy=False).reshape(z, y, x), geometry

@@ -1,4 +1,4 @@
-"""``radview-cli screenshot``: render the real reading widgets offscreen and save what a user would see.
+"""``radview-cli screenshot`` and ``export report``: render the real reading widgets offscreen.
 
 No window is needed: Qt's offscreen platform is used unless a QApplication
 already exists. The same ``SliceView`` / ``ViewLayout`` classes as the GUI
@@ -25,6 +25,20 @@ class ScreenshotRequest:
     camera: str = "anterior"
 
 
+_painting_app = None  # the QGuiApplication made for painting without a window; lives as long as the process
+
+
+def painting_app():
+    """A Qt application that fonts and painting (the PDF report) need, on the offscreen platform unless one exists."""
+    global _painting_app
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.instance() is None:
+        _painting_app = QGuiApplication([])
+    return QGuiApplication.instance()
+
+
 def render_screenshot(req: ScreenshotRequest) -> str:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if not os.environ.get("DISPLAY"):  # VTK: render through EGL directly instead of failing on X first
@@ -32,10 +46,10 @@ def render_screenshot(req: ScreenshotRequest) -> str:
     from viewer.qt.application import create_app
 
     app = create_app()
-    from viewer.io.image_io import read_label_map
     from viewer.core.layers import LabelLayer
-    from viewer.io.series_loader import load_path
     from viewer.core.session import Session
+    from viewer.io.image_io import read_label_map
+    from viewer.io.series_loader import load_path
     from viewer.qt.capture.screenshot import grab, save_image
     from viewer.qt.views.slice_view import SliceView
     from viewer.qt.views.view_layout import ViewLayout

@@ -17,7 +17,7 @@ Made with Qt only (``QPdfWriter`` + ``QPainter``; no new dependency), A4 portrai
 * the provenance of every AI result (model, version, method, device, date, parameters).
 
 Rows that do not fit on the page are left out with a line saying how many (the full lists are in the
-JSON / DICOM SR exports). Gathering the data (:func:`report_from_window`, :func:`report_from_files`)
+JSON / DICOM SR exports). Gathering the data (:func:`report_from_views`, :func:`report_from_files`)
 draws the key images; :func:`write_report` paints the PDF from ``QImage`` and text only, so it runs on
 a worker thread, and writes it atomically (``radview_base.atomic_file``).
 """
@@ -32,8 +32,16 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
-                               QPushButton)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+)
 
 from viewer.core.review import latest_entry
 from viewer.export import AI_NOT_REVIEWED
@@ -48,6 +56,7 @@ KEY_IMAGE_PX = (1000, 800)  # key images: about 300 dpi across half the page
 DPI = 300
 ORANGE = QColor(190, 110, 0)
 GREY = QColor(90, 90, 90)
+BLACK = QColor(0, 0, 0)
 
 
 # ------------------------------------------------------------------------------------------------ content
@@ -451,12 +460,12 @@ def _overlay_caption(names: Iterable[str], results: Iterable[AiResultRecord]) ->
     return "overlay: " + "; ".join(n + (f" ({AI_NOT_REVIEWED})" if n in unreviewed else "") for n in shown)
 
 
-def report_from_window(window, include_patient_data: bool = False) -> ReportData:
-    """Everything the report shows, gathered from the main window on the GUI thread (key images drawn here)."""
+def report_from_views(session, views, include_patient_data: bool = False) -> ReportData:
+    """Everything the report shows, gathered on the GUI thread from the session and the reading views (``views``
+    by name: the key images are the axial and coronal views as seen, drawn here)."""
     from viewer.core.window_presets import FROM_FILE
     from viewer.qt.capture.screenshot import render_view_at
 
-    session = window.session
     volume = session.volume
     if volume is None:
         raise ValueError("no series is open")
@@ -469,7 +478,7 @@ def report_from_window(window, include_patient_data: bool = False) -> ReportData
                                if session.overlays_visible else [], results)
     key_images = []
     for name in ("axial", "coronal"):  # each view as seen (slice, zoom, overlays, measurements), laid out anew
-        view = window.layout_widget.views[name]
+        view = views[name]
         image = render_view_at(view, (KEY_IMAGE_PX[0] // 2, KEY_IMAGE_PX[1] // 2), include_patient_data, scale=2.0)
         caption = (f"{name.capitalize()} {view.k + 1}/{view.plane.n_slices} (the view on screen); "
                    f"{_window_text(session.width, session.level, preset)}" + (f"; {overlay}" if overlay else ""))
@@ -500,11 +509,11 @@ def report_from_files(path: str, series: str | None = None, labels: str | None =
                       include_patient_data: bool = False) -> ReportData:
     """The report of a series on disk (no window): ``findings`` / ``measurements`` are parsed JSON (or None)."""
     from radview_base.geometry import require_same_grid
-    from viewer.io.image_io import read_label_map
     from viewer.core.layers import LabelLayer
-    from viewer.io.series_loader import load_path
     from viewer.core.slicing import SlicePlane
     from viewer.core.window_presets import file_window, find_preset
+    from viewer.io.image_io import read_label_map
+    from viewer.io.series_loader import load_path
     from viewer.qt.views.slice_image import SliceRequest, render_slice
 
     volume = load_path(path, series)
@@ -584,7 +593,7 @@ class _Page:
         r = self.p.boundingRect(self.rect(0, 0, width_mm, 1000), Qt.TextWordWrap | Qt.AlignLeft, text)
         return r.height() / self.k
 
-    def text(self, x, y, w, text: str, font: QFont, color=QColor(0, 0, 0), flags=Qt.AlignLeft) -> float:
+    def text(self, x, y, w, text: str, font: QFont, color=BLACK, flags=Qt.AlignLeft) -> float:
         """Wrapped text from (x, y); returns its height (mm)."""
         self.p.setFont(font)
         self.p.setPen(color)
@@ -592,7 +601,7 @@ class _Page:
         self.p.drawText(self.rect(x, y, w, r.height() / self.k + 1), Qt.TextWordWrap | flags, text)
         return r.height() / self.k
 
-    def cell(self, x, y, w, h, text: str, font: QFont, color=QColor(0, 0, 0), right: bool = False) -> None:
+    def cell(self, x, y, w, h, text: str, font: QFont, color=BLACK, right: bool = False) -> None:
         self.p.setFont(font)
         self.p.setPen(color)
         pad = 0.8

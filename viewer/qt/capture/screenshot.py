@@ -30,8 +30,19 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 from viewer.core.session import Session
 
@@ -129,7 +140,7 @@ def render_view_at(view, size: tuple[int, int], include_patient_data: bool = Fal
     (text and lines grow with it).
     """
     from viewer.core.session import Session
-    from viewer.qt.overlays.annotation_tools import ToolState
+    from viewer.qt.overlays.tool_state import ToolState
     from viewer.qt.views.slice_view import SliceView
 
     src = view.session

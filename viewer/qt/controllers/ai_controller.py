@@ -1,5 +1,5 @@
-"""The main window's AI: the AI menu (Run AI…, Ctrl+R), its toolbar button, progress and Cancel in the status
-bar, the findings dock, and the path of a result into the session.
+"""The main window's AI: the AI menu (Run AI…, Ctrl+R; :data:`AI_ACTIONS`), its toolbar button, progress and
+Cancel in the status bar (through the jobs service), the findings dock, and the path of a result into the session.
 
 A run is built from the session's current volume and handed to the one AI
 thread (``AiService``). Its label map and markers are built on that thread
@@ -15,14 +15,27 @@ import time
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QProgressBar, QPushButton, QToolBar
+from PySide6.QtWidgets import QDockWidget
 
 from ai.registry import ManifestError  # manifests only: no torch, no runner is imported
 from viewer.core.ai_bridge import layers_from_result, modality_mismatch, request_from_volume
+from viewer.qt.actions import ActionSpec
 from viewer.qt.dialogs.ai_dialog import RunAiDialog
-from viewer.qt.panels.findings_panel import FindingsPanel
 from viewer.qt.model_folders import ModelFolders
+from viewer.qt.panels.findings_panel import FindingsPanel
+
+PROGRESS_STEPS = 1000  # the status bar's progress resolution of a run
+
+#: the AI menu's entries (and Run AI… on the reading toolbar)
+AI_ACTIONS = [
+    ActionSpec("ai.run", "&Run AI…", "open_dialog", menu="AI#run", toolbar="reading#ai", shortcut="Ctrl+R",
+               status_tip="Run a segmentation or detection model on the open series",
+               tip="Run AI on the open series (Ctrl+R)"),
+    ActionSpec("ai.cancel", "&Cancel AI run", "cancel_current", menu="AI#run"),
+    ActionSpec("ai.add_model_folder", "Add &model folder…", "add_model_folder", menu="AI#models",
+               status_tip="Add your own model: a folder with model.toml and TorchScript, safetensors or ONNX "
+                          "weights, or an nnU-Net v2 results folder"),
+]
 
 
 @dataclass
@@ -36,14 +49,16 @@ class _Job:
 
 
 class AiController(QObject):
-    """``window``: the MainWindow (session, status bar, ``_report``). The AI thread starts on first use."""
+    """The AI of a window: ``session``, ``tasks`` (the jobs service: progress and Cancel), ``notices``,
+    ``actions`` (the action registry), ``dock_host`` (the main window: the findings dock, dialogs). The AI thread
+    starts on first use; ``jobs``: its runs by job id."""
 
-    def __init__(self, window, settings: QSettings | None = None, registry_factory=None, service_factory=None):
-        super().__init__(window)
-        self.window = window
-        self.session = window.session
-        self.settings = settings if settings is not None else getattr(getattr(window, "recent", None), "settings",
-                                                                      None)
+    def __init__(self, session, tasks, notices, actions, dock_host, settings: QSettings | None = None,
+                 registry_factory=None, service_factory=None):
+        super().__init__(dock_host)
+        self.session, self.tasks, self.notices = session, tasks, notices
+        self.dock_host = dock_host
+        self.settings = settings
         self._registry_factory = registry_factory
         self.model_folders = ModelFolders(self.settings)
         self._service_factory = service_factory
@@ -54,69 +69,19 @@ class AiController(QObject):
         self.last_status = ""
         self._docks_widened = False
 
-        self.run_action = QAction("&Run AI…", window)
-        self.run_action.setShortcut(QKeySequence("Ctrl+R"))
-        self.run_action.setStatusTip("Run a segmentation or detection model on the open series")
-        self.run_action.setToolTip("Run AI on the open series (Ctrl+R)")
-        self.run_action.triggered.connect(self.open_dialog)
-        self.cancel_action = QAction("&Cancel AI run", window)
-        self.cancel_action.triggered.connect(self.cancel_current)
-        self.add_folder_action = QAction("Add &model folder…", window)
-        self.add_folder_action.setStatusTip("Add your own model: a folder with model.toml and TorchScript, "
-                                            "safetensors or ONNX weights, or an nnU-Net v2 results folder")
-        self.add_folder_action.triggered.connect(lambda: self.add_model_folder())
-        self._build_menu()
-        self._build_toolbar()
-        self._build_status_bar()
+        made = actions.add(AI_ACTIONS, target=self)
+        self.run_action, self.cancel_action = made["ai.run"], made["ai.cancel"]
+        self.add_folder_action = made["ai.add_model_folder"]
+        self.menu = actions.menu("AI")
         self.findings = FindingsPanel(self.session)
-        self.findings_dock = QDockWidget("Findings", window)
+        self.findings_dock = QDockWidget("Findings", dock_host)
         self.findings_dock.setObjectName("Findings")
         self.findings_dock.setWidget(self.findings)
         self.findings_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
-        window.addDockWidget(Qt.RightDockWidgetArea, self.findings_dock)
+        dock_host.addDockWidget(Qt.RightDockWidgetArea, self.findings_dock)
         self.session.volume_loaded.connect(self._on_volume_changed)
         self.session.volume_cleared.connect(self._on_volume_changed)
         self._sync_actions()
-
-    # --- construction ----------------------------------------------------------------------------
-    def _build_menu(self) -> None:
-        bar = self.window.menuBar()
-        help_action = next((a for a in bar.actions() if a.text().replace("&", "") == "Help"), None)
-        self.menu = bar.addMenu("&AI") if help_action is None else None
-        if self.menu is None:
-            from PySide6.QtWidgets import QMenu
-
-            self.menu = QMenu("&AI", bar)
-            bar.insertMenu(help_action, self.menu)
-        self.menu.addAction(self.run_action)
-        self.menu.addAction(self.cancel_action)
-        self.menu.addSeparator()
-        self.menu.addAction(self.add_folder_action)
-
-    def _build_toolbar(self) -> None:
-        bar = self.window.findChild(QToolBar, "reading")
-        if bar is None:
-            bar = QToolBar("AI")
-            bar.setObjectName("ai")
-            self.window.addToolBar(bar)
-        else:
-            bar.addSeparator()
-        bar.addAction(self.run_action)
-        self.toolbar = bar
-
-    def _build_status_bar(self) -> None:
-        self.progress_label = QLabel("")
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setMaximumWidth(200)
-        self.progress_bar.setTextVisible(True)
-        self.cancel_button = QPushButton("Cancel AI")
-        self.cancel_button.setToolTip("Stop the AI run (nothing is added)")
-        self.cancel_button.clicked.connect(self.cancel_current)
-        status = self.window.statusBar()
-        for w in (self.progress_label, self.progress_bar, self.cancel_button):
-            w.hide()
-            status.addPermanentWidget(w)
 
     # --- the service (AI thread), created on first use -----------------------------------------------
     @property
@@ -154,7 +119,7 @@ class AiController(QObject):
 
     def add_model_folder(self, path: str | None = None):
         """Check and remember a model folder (asks for one when ``path`` is None); return its manifest or None."""
-        path = path or self.model_folders.ask_folder(self.window)
+        path = path or self.model_folders.ask_folder(self.dock_host)
         if not path:
             return None
         try:
@@ -177,8 +142,9 @@ class AiController(QObject):
         """Cancel any run, stop the AI thread and close the engine (the window is closing)."""
         if self.dialog is not None:
             self.dialog.close()
+        if self.current_job is not None:
+            self.tasks.end(self.current_job)
         self.current_job = None
-        self._hide_progress()
         if self._service is not None:
             self._service.shutdown()
 
@@ -196,7 +162,7 @@ class AiController(QObject):
         registry = self.registry()
         if self.dialog is not None:
             self.dialog.close()
-        dialog = RunAiDialog(registry.models(), self.session.volume, self.settings, self.window,
+        dialog = RunAiDialog(registry.models(), self.session.volume, self.settings, self.dock_host,
                              problems=list(getattr(registry, "problems", [])))
         dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.accepted.connect(lambda d=dialog: self.run_model(d.model_id, d.device, d.options or None))
@@ -238,7 +204,9 @@ class AiController(QObject):
         job = self.service.submit(request, build_layers)
         self.jobs[job] = _Job(model_id, manifest.name, volume, manifest, time.monotonic())
         self.current_job = job
-        self._show_progress(f"{manifest.name}: starting…", 0.0)
+        self.tasks.track(job, f"{manifest.name}: starting…", self.cancel_current, "Cancel AI",
+                        "Stop the AI run (nothing is added)")
+        self._show_progress(job, f"{manifest.name}: starting…", 0.0)
         self._sync_actions()
         return job
 
@@ -256,7 +224,7 @@ class AiController(QObject):
             info.dropped = why
         if job == self.current_job:
             self.current_job = None
-            self._hide_progress()
+            self.tasks.end(job)
             self._sync_actions()
         if self._service is not None:
             self._service.cancel(job)
@@ -272,19 +240,19 @@ class AiController(QObject):
     # --- results (GUI thread) -----------------------------------------------------------------------------
     def _on_started(self, job: int) -> None:
         if job == self.current_job:
-            self._show_progress(f"{self.jobs[job].name}: running…", 0.0)
+            self._show_progress(job, f"{self.jobs[job].name}: running…", 0.0)
 
     def _on_progressed(self, job: int, fraction: float, message: str) -> None:
         if job != self.current_job:
             return
         name = self.jobs[job].name
-        self._show_progress(f"{name}: {message}" if message else f"{name}: running…", fraction)
+        self._show_progress(job, f"{name}: {message}" if message else f"{name}: running…", fraction)
 
     def _finish(self, job: int) -> _Job | None:
         info = self.jobs.pop(job, None)
         if job == self.current_job:
             self.current_job = None
-            self._hide_progress()
+            self.tasks.end(job)
             self._sync_actions()
         return info
 
@@ -325,7 +293,7 @@ class AiController(QObject):
         if not self._docks_widened:  # room for the findings' columns and the legend (once; the user may resize)
             self._docks_widened = True
             if self.findings_dock.width() < 430:
-                self.window.resizeDocks([self.findings_dock], [430], Qt.Horizontal)
+                self.dock_host.resizeDocks([self.findings_dock], [430], Qt.Horizontal)
         if n or result.structures:
             self.findings_dock.show()
             self.findings_dock.raise_()
@@ -349,25 +317,17 @@ class AiController(QObject):
             self._set_status(f"{info.name}: AI run stopped, result dropped ({info.dropped})")
 
     # --- status bar -------------------------------------------------------------------------------------
-    def _show_progress(self, text: str, fraction: float) -> None:
-        self.progress_label.setText(text)
-        self.progress_label.setToolTip(text)
-        self.progress_bar.setValue(round(1000 * min(max(fraction, 0.0), 1.0)))
-        for w in (self.progress_label, self.progress_bar, self.cancel_button):
-            w.show()
-
-    def _hide_progress(self) -> None:
-        for w in (self.progress_label, self.progress_bar, self.cancel_button):
-            w.hide()
+    def _show_progress(self, job: int, text: str, fraction: float) -> None:
+        self.tasks.set_progress(job, round(PROGRESS_STEPS * min(max(fraction, 0.0), 1.0)), PROGRESS_STEPS, text)
 
     @property
     def running(self) -> bool:
-        return self.progress_bar.isVisible() or self.current_job is not None
+        return self.current_job is not None
 
     def _set_status(self, text: str) -> None:
         self.last_status = text
-        self.window.status_label.setText(text)
+        self.notices.info(text)
 
     def _report(self, text: str) -> None:
         self.last_status = text
-        self.window._report(text)
+        self.notices.error(text)

@@ -15,7 +15,6 @@ for the next job.
 """
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 import traceback
@@ -25,8 +24,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ai.api import Cancelled, ModelError
+from viewer.qt.jobs import new_job_id
 
-_ids = itertools.count(1)
 THREAD_NAME = "radview-ai"
 #: at most this many progress signals per second reach the GUI (the last message always does)
 PROGRESS_INTERVAL_S = 0.03
@@ -61,7 +60,7 @@ class AiWorker(QObject):
     def __init__(self, service: AiService, client=None, client_factory: Callable[[], Any] | None = None,
                  own_client: bool = True):
         super().__init__()
-        self._service = service
+        self.service = service
         self.client = client
         self._factory = client_factory or _default_client
         self.own_client = own_client if client is not None else True
@@ -74,14 +73,14 @@ class AiWorker(QObject):
 
     @Slot()
     def warm_up(self) -> None:
-        if self._service._stopping.is_set():
+        if self.service.is_shut_down:
             return
         try:
             client = self._client()
             client.start()
             client.warm_up()
         except Exception as exc:  # noqa: BLE001 - reported, and the next run tries again
-            if not self._service._stopping.is_set():  # (closing the engine ends a warm-up with an error)
+            if not self.service.is_shut_down:  # (closing the engine ends a warm-up with an error)
                 traceback.print_exc()
             self.warmed_up.emit(readable_error(exc))
         else:
@@ -89,8 +88,8 @@ class AiWorker(QObject):
 
     @Slot(int, object, object)
     def run_job(self, job_id: int, request, after) -> None:
-        service = self._service
-        if not service._begin(job_id):  # cancelled while queued, or shutting down
+        service = self.service
+        if not service.begin_job(job_id):  # cancelled while queued, or shutting down
             return
         self.started.emit(job_id)
         last = [0.0, None]
@@ -113,13 +112,13 @@ class AiWorker(QObject):
                 raise Cancelled("cancelled")
             payload = after(result) if after is not None else result
         except Cancelled:
-            service._end(job_id)
+            service.end_job(job_id)
             self.cancelled.emit(job_id)
         except BaseException as exc:  # every error is the user's to read, never a dead worker
             # (after EngineCrashed the client starts a fresh engine process on the next run by itself)
             if not isinstance(exc, ModelError):
                 traceback.print_exc()
-            service._end(job_id)
+            service.end_job(job_id)
             if service.is_cancelled(job_id):
                 self.cancelled.emit(job_id)
             else:
@@ -127,7 +126,7 @@ class AiWorker(QObject):
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
-            service._end(job_id)
+            service.end_job(job_id)
             self.finished.emit(job_id, payload)
 
 
@@ -173,7 +172,7 @@ class AiService(QObject):
         and its return value is what ``finished`` carries (the ``InferenceResult`` itself without it)."""
         if self._stopping.is_set():
             raise RuntimeError("the AI service has been shut down")
-        job_id = next(_ids)
+        job_id = new_job_id()
         with self._lock:
             self._pending.append(job_id)
         self._run_requested.emit(job_id, request, after)
@@ -259,7 +258,8 @@ class AiService(QObject):
         return self._stopping.is_set()
 
     # --- called by the worker (AI thread) -----------------------------------------------------
-    def _begin(self, job_id: int) -> bool:
+    def begin_job(self, job_id: int) -> bool:
+        """The worker starts ``job_id``: False when it was cancelled while queued (or the service is stopping)."""
         with self._lock:
             if job_id in self._pending:
                 self._pending.remove(job_id)
@@ -268,7 +268,7 @@ class AiService(QObject):
             self._running = job_id
             return True
 
-    def _end(self, job_id: int) -> None:
+    def end_job(self, job_id: int) -> None:
         with self._lock:
             if self._running == job_id:
                 self._running = None

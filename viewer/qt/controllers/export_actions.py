@@ -1,10 +1,10 @@
 """File → Export: segmentation as DICOM SEG / NIfTI, measurements and findings as DICOM SR / JSON, and a
 de-identified copy of the study.
 
-:class:`ExportActions` adds five actions to the window's Export menu and runs every export on a worker
-thread (the window's :class:`~viewer.qt.jobs.BackgroundTasks`, results delivered to the GUI thread
-tagged with their job id); the GUI thread only gathers what is exported (a copy of the label map, the
-measurements as dicts, the AI findings as plain dicts) and validates the file name:
+:class:`ExportActions` adds the five entries of :data:`EXPORT_ACTIONS` to File → Export and runs every export
+as a job of the window's jobs service (:class:`~viewer.qt.jobs.Jobs`: results delivered to the GUI thread, tagged
+with their job id); the GUI thread only gathers what is exported (a copy of the label map, the measurements as
+dicts, the AI findings as plain dicts) and validates the file name:
 
 * **Segmentation as DICOM SEG…** — a label layer (the only one, or chosen, the active one first) as a
   SEG referencing the open DICOM series (``viewer.export.seg.write_seg``): an AI result with its
@@ -25,37 +25,53 @@ measurements as dicts, the AI findings as plain dicts) and validates the file na
 
 Actions are disabled, with a tooltip saying why, when they cannot apply (no series, no label layer,
 nothing measured). A failure is reported in a non-modal message and leaves no file; success puts the
-path in the status bar (and the window's ``exported`` signal).
+path in the status bar (and the notifier's ``exported`` signal).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import re
-import secrets
 from collections import Counter
 from contextlib import ExitStack
 from typing import Any, Callable
 
-import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from viewer.export.json_file import json_safe
+from viewer.logic.exports import (
+    NIFTI_EXTENSIONS,
+    NO_LABELS,
+    NO_SERIES,
+    NOTHING_MEASURED,
+    ExportRefused,
+    default_result,
+    deid_summary,
+    deidentify_files,
+    dicom_entry,
+    findings_doc,
+    layer_findings,
+    measurement_doc,
+    review_of,
+    safe_name,
+    snapshot,
+    structures,
+    study_source,
+    within,
+)
+from viewer.qt.actions import ActionSpec
 
-#: label map formats written in one file (and so atomically); ``.nhdr`` / ``.mhd`` keep their data apart
-NIFTI_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
 DEID_STEPS = 1000  # progress bar resolution of the de-identified copy
 
-NO_SERIES = "Open a series first"
-NO_LABELS = "No label map is shown: load a segmentation or run an AI model first"
-NOTHING_MEASURED = "Nothing to export yet: no measurements and no AI findings on this series"
-NOT_DICOM = "the open image was not read from a DICOM series"
 
-
-class ExportRefused(ValueError):
-    """An export that cannot start as asked; the message is for the user."""
+#: File → Export: the segmentation, the measurements and findings, a de-identified copy
+EXPORT_ACTIONS = [
+    ActionSpec("export.seg", "Segmentation as DICOM &SEG…", "choose_seg", menu="File/Export#formats"),
+    ActionSpec("export.nifti", "Segmentation as &NIfTI…", "choose_nifti", menu="File/Export#formats"),
+    ActionSpec("export.sr", "&Measurements and findings as DICOM SR…", "choose_sr", menu="File/Export#formats"),
+    ActionSpec("export.json", "Measurements and findings as &JSON…", "choose_json", menu="File/Export#formats"),
+    ActionSpec("export.deid", "&De-identified copy of the study…", "choose_deid", menu="File/Export#formats"),
+]
 
 
 @dataclasses.dataclass
@@ -64,104 +80,35 @@ class _Job:
     what: str  # for messages: "DICOM SEG", ...
     path: str
     on_done: Callable[[Any], None]
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", str(text)).strip("._") or "export"
-
-
-def _plain(obj) -> dict:
-    if obj is None:
-        return {}
-    if hasattr(obj, "as_dict"):
-        return dict(obj.as_dict())
-    if isinstance(obj, dict):
-        return dict(obj)
-    return dict(vars(obj))
-
-
-def _within(path: str, root: str) -> bool:
-    path, root = os.path.realpath(path), os.path.realpath(root)
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def deid_summary(report) -> str:
-    """``12 files: 11 written, 1 skipped`` (or ``Cancelled after 3 of 12 files: ...``)."""
-    head = (f"Cancelled after {report.n_processed} of {report.n_files} files" if report.cancelled
-            else f"{report.n_files} files")
-    return f"{head}: {report.n_written} written, {len(report.skipped)} skipped"
-
-
-def deidentify_files(files: list[str], out_dir: str, progress=None, cancel=None, options=None):
-    """``deidentify_study`` over a list of files as one run: one secret, so the same original UID or patient
-    gives the same new one in every file; returns one :class:`~viewer.export.deid.DeidReport`."""
-    from viewer.export.deid import DeidOptions, DeidReport, SkippedFile, deidentify_study
-
-    options = options or DeidOptions()
-    if options.secret is None:
-        options = dataclasses.replace(options, secret=secrets.token_hex(32))
-    common = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files]) if files else ""
-    report = DeidReport(src=common, out_dir=os.path.realpath(out_dir), n_files=len(files))
-    written: dict[str, str] = {}
-    for i, path in enumerate(files):
-        if cancel is not None and cancel.is_set():
-            report.cancelled = True
-            break
-        one = deidentify_study(path, out_dir, None, None, options)
-        report.skipped.extend(one.skipped)
-        for w in one.written:
-            if w.path in written:
-                report.skipped.append(SkippedFile(path, f"same SOP Instance UID as {written[w.path]}: written once"))
-            else:
-                written[w.path] = path
-                report.written.append(w)
-        report.n_processed = i + 1
-        if progress is not None:
-            progress((i + 1) / max(len(files), 1), f"de-identifying {i + 1}/{len(files)}")
-    report.n_patients = len({os.path.relpath(w.path, report.out_dir).split(os.sep)[0] for w in report.written})
-    return report
+    job: int | None = None
 
 
 class ExportActions(QObject):
-    """The SEG / NIfTI / SR / JSON / de-identified copy entries of File → Export, for a ``MainWindow``."""
+    """The SEG / NIfTI / SR / JSON / de-identified copy entries of File → Export.
+
+    ``session``, ``jobs`` (the jobs service), ``notices`` (the notifier), ``registry`` (the actions),
+    ``study_index()``: the open study's index (None when the open image is not from a DICOM folder), ``parent``:
+    the window (dialogs open over it).
+    """
 
     finished = Signal(str, object)  # kind, outcome (the path; a DeidReport for "deid")
     failed = Signal(str, str)  # kind, the message shown
 
-    def __init__(self, window, menu):
-        super().__init__(window)
-        self.window = window
-        self.menu = menu
+    def __init__(self, session, jobs, notices, registry, study_index: Callable[[], Any], parent):
+        super().__init__(parent)
+        self.session, self.jobs, self.notices = session, jobs, notices
+        self.study_index = study_index
+        self.parent_widget = parent
         self._jobs: dict[int, _Job] = {}
         self.deid_job: int | None = None
         self.message_box: QMessageBox | None = None
         self.last_dir = ""
-        self.seg_action = menu.addAction("Segmentation as DICOM &SEG…", self.choose_seg)
-        self.nifti_action = menu.addAction("Segmentation as &NIfTI…", self.choose_nifti)
-        self.sr_action = menu.addAction("&Measurements and findings as DICOM SR…", self.choose_sr)
-        self.json_action = menu.addAction("Measurements and findings as &JSON…", self.choose_json)
-        self.deid_action = menu.addAction("&De-identified copy of the study…", self.choose_deid)
-        menu.setToolTipsVisible(True)
-        menu.aboutToShow.connect(self.update_actions)
-
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress.setMinimumWidth(120)
-        self.progress.setRange(0, DEID_STEPS)
-        self.progress.setToolTip("De-identified copy of the study")
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel copy")
-        self.cancel_button.setToolTip("Stop the de-identified copy (the files already written are complete)")
-        self.cancel_button.clicked.connect(self.cancel_deid)
-        self.cancel_button.hide()
-        window.statusBar().addPermanentWidget(self.progress)
-        window.statusBar().addPermanentWidget(self.cancel_button)
-
-        tasks = window.tasks
-        tasks.finished.connect(self._on_finished)
-        tasks.failed.connect(self._on_failed)
-        tasks.progressed.connect(self._on_progress)
-        session = window.session
+        actions = registry.add(EXPORT_ACTIONS, target=self)
+        self.seg_action, self.nifti_action = actions["export.seg"], actions["export.nifti"]
+        self.sr_action, self.json_action = actions["export.sr"], actions["export.json"]
+        self.deid_action = actions["export.deid"]
+        self.menu = registry.menu("File/Export")
+        self.menu.aboutToShow.connect(self.update_actions)
         for signal in (session.volume_loaded, session.volume_cleared, session.layer_added, session.layer_removed,
                        session.annotations.annotation_added, session.annotations.annotation_removed,
                        session.annotations.annotations_reset):
@@ -175,23 +122,22 @@ class ExportActions(QObject):
         return bool(self._jobs)
 
     def label_layers(self) -> list:
-        return self.window.session.label_layers()
+        return self.session.label_layers()
 
     def ai_results(self) -> list:
         from viewer.core.review import ai_results
 
-        return ai_results(self.window.session)
+        return ai_results(self.session)
 
     def _measurements(self) -> list:
-        return list(self.window.session.annotations)
+        return list(self.session.annotations)
 
     def _has_findings(self) -> bool:
-        return any(r.detections or self._structures(r) for r in self.ai_results())
+        return any(r.detections or structures(r) for r in self.ai_results())
 
     def update_actions(self, *_args) -> None:
         """Enable what applies; a disabled action's tooltip says why."""
-        session = self.window.session
-        volume = session.volume
+        volume = self.session.volume
         dicom_reason = self.dicom_refusal()
         states = {}
         if volume is None:
@@ -231,40 +177,22 @@ class ExportActions(QObject):
 
     def dicom_entry(self):
         """``(index, series entry)`` of the open volume; :class:`ExportRefused` when it is not a DICOM series."""
-        volume = self.window.session.volume
-        if volume is None:
-            raise ExportRefused(NO_SERIES)
-        meta = volume.meta or {}
-        index = self.window.index
-        key = str(meta.get("series_key") or "")
-        if meta.get("source_file") or not key or index is None:
-            name = os.path.basename(str(meta.get("source_file") or "")) or "the open image"
-            raise ExportRefused(f"{name} was not read from a DICOM series" if name != "the open image" else NOT_DICOM)
-        try:
-            entry = index.find(key)
-        except KeyError:
-            raise ExportRefused(f"{NOT_DICOM} of the open study folder") from None
-        if entry.series_uid != meta.get("series_uid"):
-            raise ExportRefused(f"{NOT_DICOM} of the open study folder")
-        return index, entry
+        return dicom_entry(self.session, self.study_index())
 
     def study_source(self) -> str | list[str]:
         """What the de-identified copy reads: the opened folder when it holds only the open study, else the
         open study's files."""
-        index, entry = self.dicom_entry()
-        if all(e.study_uid == entry.study_uid for e in index.series):
-            return index.root
-        return sorted({f for e in index.series if e.study_uid == entry.study_uid for f in e.files})
+        return study_source(self.session, self.study_index())
 
     # --- choosing (menu) -----------------------------------------------------------------------------------
     def _report(self, message: str) -> None:
-        self.window._report(message)  # non-modal, also in the status bar
+        self.notices.error(message)  # non-modal, also in the status bar
 
     def _default_path(self, name: str) -> str:
         return os.path.join(self.last_dir or os.getcwd(), name)
 
     def _save_name(self, title: str, default: str, filters: str, suffix: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(self.window, title, self._default_path(default), filters)
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, title, self._default_path(default), filters)
         if path and not os.path.splitext(os.path.basename(path))[1]:
             path += suffix
         return path
@@ -276,21 +204,21 @@ class ExportActions(QObject):
             return None
         if len(layers) == 1:
             return layers[0]
-        active = self.window.session.active_label
+        active = self.session.active_label
         current = layers.index(active[0]) if active is not None and active[0] in layers else len(layers) - 1
         names = [f"{i + 1}. {layer.name}" for i, layer in enumerate(layers)]
-        choice, ok = QInputDialog.getItem(self.window, title, "Label layer to export:", names, current, False)
+        choice, ok = QInputDialog.getItem(self.parent_widget, title, "Label layer to export:", names, current, False)
         return layers[names.index(choice)] if ok and choice in names else None
 
     def _choose_result(self, title: str):
         """The AI result to include (None: measurements only); False when the user cancelled."""
-        results = [r for r in self.ai_results() if r.detections or self._structures(r)]
+        results = [r for r in self.ai_results() if r.detections or structures(r)]
         if len(results) <= 1:
             return results[0] if results else None
         names = [f"{i + 1}. {r.name}" for i, r in enumerate(results)]
         if self._measurements():
             names.append("none (measurements only)")
-        choice, ok = QInputDialog.getItem(self.window, title, "AI result to include:", names, len(results) - 1,
+        choice, ok = QInputDialog.getItem(self.parent_widget, title, "AI result to include:", names, len(results) - 1,
                                           False)
         if not ok:
             return False
@@ -306,7 +234,7 @@ class ExportActions(QObject):
         layer = self._choose_layer("Export segmentation as DICOM SEG")
         if layer is None:
             return None
-        path = self._save_name("Export segmentation as DICOM SEG", f"{_safe_name(layer.name)}-seg.dcm",
+        path = self._save_name("Export segmentation as DICOM SEG", f"{safe_name(layer.name)}-seg.dcm",
                                "DICOM (*.dcm);;All files (*)", ".dcm")
         return self.export_seg(path, layer) if path else None
 
@@ -314,7 +242,7 @@ class ExportActions(QObject):
         layer = self._choose_layer("Export segmentation as NIfTI")
         if layer is None:
             return None
-        path = self._save_name("Export segmentation as NIfTI", f"{_safe_name(layer.name)}.nii.gz",
+        path = self._save_name("Export segmentation as NIfTI", f"{safe_name(layer.name)}.nii.gz",
                                "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)", ".nii.gz")
         return self.export_nifti(path, layer) if path else None
 
@@ -346,7 +274,7 @@ class ExportActions(QObject):
         except ExportRefused as exc:
             self._report(f"No de-identified copy: {exc}.")
             return None
-        folder = QFileDialog.getExistingDirectory(self.window, "Folder for the de-identified copy",
+        folder = QFileDialog.getExistingDirectory(self.parent_widget, "Folder for the de-identified copy",
                                                   self.last_dir or os.getcwd())
         return self.export_deid(folder) if folder else None
 
@@ -356,34 +284,11 @@ class ExportActions(QObject):
             layers = self.label_layers()
             if not layers:
                 raise ExportRefused(NO_LABELS)
-            active = self.window.session.active_label
+            active = self.session.active_label
             layer = active[0] if active is not None and active[0] in layers else layers[-1]
-        if layer not in self.window.session.layers or not hasattr(layer, "label_map"):
+        if layer not in self.session.layers or not hasattr(layer, "label_map"):
             raise ExportRefused("that label layer is no longer shown")
         return layer
-
-    @staticmethod
-    def _snapshot(layer):
-        """A copy of the layer's label map: the worker writes what was shown, whatever is painted meanwhile."""
-        from viewer.io.volume import LabelMap
-
-        lm = layer.label_map
-        return LabelMap(np.array(lm.array, copy=True), lm.geometry, dict(lm.labels), meta=dict(lm.meta or {}))
-
-    def _review_of(self, layer) -> tuple[Any, str | None, bool]:
-        """(provenance dict or None, reviewed by, edited) of a label layer."""
-        from viewer.core.review import result_of_layer, result_status
-        from viewer.export.seg import provenance_dict
-
-        prov = provenance_dict(layer.meta.get("provenance"))
-        edited = bool(layer.meta.get("edited_by") or layer.meta.get("edited"))
-        reviewed_by = None
-        result = result_of_layer(self.window.session, layer) if prov is not None else None
-        if result is not None:
-            status = result_status(self.window.session.annotations.review, result)
-            if status.state == "reviewed":
-                reviewed_by = status.user or "unknown user"
-        return prov, reviewed_by, edited
 
     def export_seg(self, path: str, layer=None) -> int | None:
         """Write ``layer`` (default: the active label layer) as a DICOM SEG of the open series at ``path``.
@@ -394,8 +299,8 @@ class ExportActions(QObject):
             _index, entry = self.dicom_entry()
             layer = self._layer(layer)
             path = self._check_file(path)
-            labels = self._snapshot(layer)
-            prov, reviewed_by, edited = self._review_of(layer)
+            labels = snapshot(layer)
+            prov, reviewed_by, edited = review_of(self.session, layer)
             colors = {int(k): tuple(int(c) for c in v) for k, v in layer.colors.items()}
         except ExportRefused as exc:
             return self._refuse("seg", "DICOM SEG", exc)
@@ -411,8 +316,8 @@ class ExportActions(QObject):
     def export_nifti(self, path: str, layer=None) -> int | None:
         """Write ``layer``'s label map as NIfTI/NRRD/MHA (by extension) with ``labels.json`` and, for an AI
         result, ``findings.json`` beside it; all or nothing."""
-        from viewer.io.image_io import write_image
         from radview_base.atomic_file import atomic_path
+        from viewer.io.image_io import write_image
 
         try:
             layer = self._layer(layer)
@@ -420,13 +325,13 @@ class ExportActions(QObject):
             if not path.lower().endswith(NIFTI_EXTENSIONS):
                 raise ExportRefused(f"give a file name ending in {', '.join(NIFTI_EXTENSIONS)} "
                                     f"(not {os.path.basename(path)})")
-            labels = self._snapshot(layer)
+            labels = snapshot(layer)
             names = {str(k): v for k, v in sorted(labels.labels.items()) if int(k) > 0}
             sidecars = {os.path.join(os.path.dirname(path), "labels.json"):
                         json.dumps(names, indent=2, ensure_ascii=False) + "\n"}
-            prov, reviewed_by, edited = self._review_of(layer)
+            prov, reviewed_by, edited = review_of(self.session, layer)
             if prov is not None:
-                doc = self._layer_findings(layer, prov, reviewed_by, edited)
+                doc = layer_findings(self.session, layer, prov, reviewed_by, edited)
                 sidecars[os.path.join(os.path.dirname(path), "findings.json")] = \
                     json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
         except (ExportRefused, ValueError) as exc:
@@ -448,60 +353,6 @@ class ExportActions(QObject):
 
         return self._submit("nifti", "NIfTI", path, work, done)
 
-    def _layer_findings(self, layer, prov: dict, reviewed_by: str | None, edited: bool) -> dict:
-        """findings.json of an AI label layer (the shape ``radview-cli ai run`` writes), plus its review state."""
-        from viewer.core.review import result_of_layer
-        from viewer.export.seg import seg_note
-
-        volume = self.window.session.volume
-        g = volume.geometry
-        result = result_of_layer(self.window.session, layer)
-        doc = self._findings(result) if result is not None else {"provenance": prov, "detections": [],
-                                                                  "structures": []}
-        doc["input"] = {"series_uid": str(volume.meta.get("series_uid", "")), "shape_zyx": list(g.shape_zyx),
-                        "spacing_zyx": [float(v) for v in g.spacing_zyx]}
-        doc["note"] = seg_note(prov, reviewed_by, edited)
-        doc["edited"] = edited
-        for key in ("edited_by", "edited_at", "revision", "review_state", "reviewed_by", "reviewed_at"):
-            if layer.meta.get(key) not in (None, ""):
-                doc[key] = str(layer.meta[key])
-        return json_safe(doc)
-
-    @staticmethod
-    def _structures(result) -> list:
-        metas = [layer.meta for layer in result.layers]
-        return [s for m in metas for s in m.get("structures", ())]
-
-    def _findings(self, result) -> dict | None:
-        """One AI result as findings.json content (plain dicts), or None."""
-        from viewer.export.seg import provenance_dict
-
-        if result is None:
-            return None
-        volume = self.window.session.volume
-        messages = next((list(layer.meta.get("messages") or ()) for layer in result.layers), [])
-        return {"provenance": provenance_dict(result.provenance),
-                "input": {"series_uid": str(volume.meta.get("series_uid", "")) if volume is not None else ""},
-                "detections": [_plain(d) for d in result.detections],
-                "structures": [_plain(s) for s in self._structures(result)],
-                "messages": [str(m) for m in messages]}
-
-    def _default_result(self, result):
-        if result is not None:
-            return result
-        results = [r for r in self.ai_results() if r.detections or self._structures(r)]
-        active = self.window.session.active_label
-        if active is not None:
-            mine = next((r for r in results if active[0] in r.layers), None)
-            if mine is not None:
-                return mine
-        return results[-1] if results else None
-
-    def _measurement_doc(self) -> dict:
-        annotations = self.window.session.annotations
-        return {"measurements": [a.as_dict() for a in annotations],
-                "review": {str(k): dict(v) for k, v in annotations.review.items()}}
-
     def export_sr(self, path: str, result=None) -> int | None:
         """The study's measurements, the review table and one AI result (default: the active layer's, or the
         last one) as a DICOM SR (TID 1500) of the open series."""
@@ -511,8 +362,8 @@ class ExportActions(QObject):
         try:
             index, entry = self.dicom_entry()
             path = self._check_file(path)
-            findings = self._findings(self._default_result(result))
-            doc = self._measurement_doc()
+            findings = findings_doc(self.session, default_result(self.session, result))
+            doc = measurement_doc(self.session.annotations)
             if not doc["measurements"] and not (findings and (findings["detections"] or findings["structures"])):
                 raise ExportRefused(NOTHING_MEASURED)
         except ExportRefused as exc:
@@ -551,8 +402,8 @@ class ExportActions(QObject):
             path = self._check_file(path)
             if not path.lower().endswith(".json"):
                 raise ExportRefused(f"give a file name ending in .json (not {os.path.basename(path)})")
-            findings = self._findings(self._default_result(result))
-            doc = self._measurement_doc()
+            findings = findings_doc(self.session, default_result(self.session, result))
+            doc = measurement_doc(self.session.annotations)
             if not doc["measurements"] and not (findings and (findings["detections"] or findings["structures"])):
                 raise ExportRefused(NOTHING_MEASURED)
             try:
@@ -584,18 +435,19 @@ class ExportActions(QObject):
             roots = [source] if isinstance(source, str) else sorted({os.path.dirname(f) for f in source})
             if not roots:
                 raise ExportRefused("no files to copy")
-            index = self.window.index
+            index = self.study_index()
             if index is not None and os.path.isdir(index.root) and not isinstance(source, str):
                 roots.append(index.root)
             for root in roots:
-                if os.path.isdir(root) and _within(out_dir, root):
+                if os.path.isdir(root) and within(out_dir, root):
                     raise ExportRefused(f"the output folder must not be inside the study folder {root}")
         except ExportRefused as exc:
             return self._refuse("deid", "De-identified copy", exc)
 
         def work(progress, cancel):
             def step(fraction: float, message: str = "") -> None:
-                progress(int(round(fraction * DEID_STEPS)), DEID_STEPS, message)
+                progress(int(round(fraction * DEID_STEPS)), DEID_STEPS, message[:1].upper() + message[1:] + "…"
+                         if message else "")
 
             if isinstance(source, str):
                 return deidentify_study(source, out_dir, step, cancel, options)
@@ -603,19 +455,12 @@ class ExportActions(QObject):
 
         job = self._submit("deid", "De-identified copy", out_dir, work, self._deid_done)
         self.deid_job = job
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_button.show()
-        self.cancel_button.setEnabled(True)
-        self.window.status_label.setText(f"De-identifying into {out_dir}…")
         self.update_actions()
         return job
 
     def cancel_deid(self) -> None:
         if self.deid_job is not None:
-            self.window.tasks.cancel(self.deid_job)
-            self.cancel_button.setEnabled(False)
-            self.window.status_label.setText("Cancelling the de-identified copy…")
+            self.jobs.cancel(self.deid_job)
 
     # --- plumbing ----------------------------------------------------------------------------------------
     @staticmethod
@@ -632,8 +477,8 @@ class ExportActions(QObject):
         return None
 
     def _submit(self, kind: str, what: str, path: str, fn, on_done) -> int:
-        from viewer.io.image_io import ImageFileError
         from viewer.export import ExportError
+        from viewer.io.image_io import ImageFileError
 
         def work(progress, cancel):
             try:
@@ -641,30 +486,30 @@ class ExportActions(QObject):
             except (ExportError, ExportRefused, ImageFileError, OSError, ValueError) as exc:  # one line for the user
                 return False, str(exc) or type(exc).__name__
 
-        job = self.window.tasks.submit(work)
-        self._jobs[job] = _Job(kind, what, path, on_done)
-        self.last_dir = path if kind == "deid" else os.path.dirname(path)
-        if kind != "deid":
-            self.window.status_label.setText(f"Writing {os.path.basename(path)}…")
+        entry = _Job(kind, what, path, on_done)
+        deid = kind == "deid"
+        message = f"De-identifying into {path}…" if deid else f"Writing {os.path.basename(path)}…"
+        job = self.jobs.submit(work, lambda outcome: self._on_finished(entry, outcome), message, cancellable=deid,
+                               label="De-identified copy" if deid else "", cancel_text="Cancel copy",
+                               cancel_tip="Stop the de-identified copy (the files already written are complete)",
+                               on_failed=lambda text: self._on_failed(entry, text),
+                               on_cancelled=lambda: self._end(entry))
+        entry.job = job
+        self._jobs[job] = entry
+        self.last_dir = path if deid else os.path.dirname(path)
         return job
 
     def _saved(self, path: str, extra: str = "") -> None:
-        self.window.status_label.setText(f"Saved {path}{extra}")
-        self.window.exported.emit(path)
+        self.notices.saved(path, extra)
 
-    def _end(self, job: int) -> _Job | None:
-        entry = self._jobs.pop(job, None)
-        if entry is not None and job == self.deid_job:
+    def _end(self, entry: _Job) -> None:
+        self._jobs.pop(entry.job, None)
+        if entry.job == self.deid_job:
             self.deid_job = None
-            self.progress.hide()
-            self.cancel_button.hide()
             self.update_actions()
-        return entry
 
-    def _on_finished(self, job: int, outcome) -> None:
-        entry = self._end(job)
-        if entry is None:
-            return None
+    def _on_finished(self, entry: _Job, outcome) -> None:
+        self._end(entry)
         ok, value = outcome
         if not ok:
             self._fail(entry, value)
@@ -672,10 +517,9 @@ class ExportActions(QObject):
         entry.on_done(value)
         self.finished.emit(entry.kind, value)
 
-    def _on_failed(self, job: int, message: str) -> None:  # an unexpected error (the worker printed it)
-        entry = self._end(job)
-        if entry is not None:
-            self._fail(entry, message)
+    def _on_failed(self, entry: _Job, message: str) -> None:  # an unexpected error (the worker printed it)
+        self._end(entry)
+        self._fail(entry, message)
 
     def _fail(self, entry: _Job, message: str) -> None:
         text = f"{entry.what} not written: {message}"
@@ -684,17 +528,10 @@ class ExportActions(QObject):
         self._report(text)
         self.failed.emit(entry.kind, text)
 
-    def _on_progress(self, job: int, done: int, total: int, message: str) -> None:
-        if job == self.deid_job and job in self._jobs:
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(done)
-            if message:
-                self.window.status_label.setText(message[:1].upper() + message[1:] + "…")
-
     def _deid_done(self, report) -> None:
         summary = deid_summary(report)
-        self.window.status_label.setText(f"De-identified copy in {report.out_dir}: {summary}")
-        if not self.window.isVisible():  # the window was closed while the copy ran (and stopped it)
+        self.notices.info(f"De-identified copy in {report.out_dir}: {summary}")
+        if not self.parent_widget.isVisible():  # the window was closed while the copy ran (and stopped it)
             return None
         reasons = Counter(s.reason for s in report.skipped)
         lines = [f"{summary}.", f"Folder: {report.out_dir}"]
@@ -705,10 +542,6 @@ class ExportActions(QObject):
             lines += [f"• {n} × {reason}" for reason, n in reasons.most_common(8)]
             if len(reasons) > 8:
                 lines.append(f"• … {len(reasons) - 8} other reasons (see the details)")
-        box = QMessageBox(QMessageBox.Information, "De-identified copy", "\n".join(lines), QMessageBox.Ok, self.window)
-        if report.skipped:
-            box.setDetailedText("\n".join(f"{s.path}: {s.reason}" for s in report.skipped))
-        box.setAttribute(Qt.WA_DeleteOnClose)
-        box.setModal(False)
-        box.show()
-        self.message_box = box
+        details = "\n".join(f"{s.path}: {s.reason}" for s in report.skipped)
+        self.message_box = self.notices.show_box("De-identified copy", "\n".join(lines), QMessageBox.Information,
+                                                 details)

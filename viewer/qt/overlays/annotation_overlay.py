@@ -28,7 +28,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
 from viewer.core import measurements as m
 from viewer.core.annotations import Annotation, Plane, display_text, measured, new_annotation
-from viewer.qt.overlays.annotation_tools import CLICKS, TOOL_KEYS, ToolState
+from viewer.qt.overlays.tool_state import CLICKS, TOOL_KEYS, ToolState
 
 HANDLE_PX = 7.0
 HIT_PX = 6.0
@@ -290,7 +290,7 @@ class AnnotationOverlay:
     def cancel_draft(self) -> None:
         painter = getattr(self.view, "label_painter", None)
         if painter is not None and painter.stroke is not None:  # a stroke in progress ends (and can be undone)
-            painter._finish()
+            painter.end_stroke()
         self.draft, self.floating = [], None
         self._drag = None
         self.preview = None

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QIcon, QPen, QPixmap
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QGraphicsEllipseItem, QLabel
 
 from viewer.core.label_edit import BrushStroke, record_edit
-from viewer.qt.overlays.annotation_tools import MAX_BRUSH_MM, MIN_BRUSH_MM, TOOL_TITLES
+from viewer.qt.overlays.tool_state import MAX_BRUSH_MM, MIN_BRUSH_MM, TOOL_TITLES
 
 ERASER_COLOR = QColor(235, 235, 235)
 
@@ -51,7 +51,7 @@ class LabelPainter:
     # --- the cursor circle -------------------------------------------------------------------------
     def _on_tool_changed(self, _name: str) -> None:
         if self.stroke is not None:
-            self._finish()
+            self.end_stroke()
         self._place_cursor()
 
     def hover(self, scene_pos) -> None:
@@ -118,9 +118,10 @@ class LabelPainter:
 
     def finish(self, scene_pos) -> None:
         self._paint(scene_pos)
-        self._finish()
+        self.end_stroke()
 
-    def _finish(self) -> None:
+    def end_stroke(self) -> None:
+        """The stroke in progress (if any) ends here: one step of the undo stack."""
         stroke, self.stroke = self.stroke, None
         if stroke is None:
             return
@@ -141,7 +142,7 @@ class LabelPainter:
     def click(self, scene_pos) -> bool:
         if not self.begin(scene_pos):
             return False
-        self._finish()
+        self.end_stroke()
         return True
 
 
@@ -153,12 +154,12 @@ def _swatch(rgb) -> QIcon:
 
 
 class PaintWidgets:
-    """The Radius box and the Label box of the Measure toolbar."""
+    """The Radius box and the Label box of the Measure toolbar (``add_widget(widget)`` puts a widget there)."""
 
-    def __init__(self, bar, tools, session):
+    def __init__(self, add_widget, tools, session):
         self.tools, self.session = tools, session
         self._choices: list[tuple] = []
-        bar.addWidget(QLabel(" Radius "))
+        add_widget(QLabel(" Radius "))
         self.radius = QDoubleSpinBox()
         self.radius.setRange(MIN_BRUSH_MM, MAX_BRUSH_MM)
         self.radius.setSingleStep(0.5)
@@ -169,15 +170,15 @@ class PaintWidgets:
         self.radius.setFocusPolicy(Qt.ClickFocus)
         self.radius.valueChanged.connect(tools.set_brush_radius)
         tools.brush_changed.connect(self._show_radius)
-        bar.addWidget(self.radius)
-        bar.addWidget(QLabel(" Label "))
+        add_widget(self.radius)
+        add_widget(QLabel(" Label "))
         self.label_box = QComboBox()
         self.label_box.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.label_box.setToolTip("The label the brush (B) paints and the eraser (X) erases; clicking a label in the "
                                   "Overlays legend chooses it too")
         self.label_box.setFocusPolicy(Qt.ClickFocus)
         self.label_box.activated.connect(self._chosen)
-        bar.addWidget(self.label_box)
+        add_widget(self.label_box)
         for signal in (session.layer_added, session.layer_removed):
             signal.connect(lambda *_: self.refresh())
         session.active_label_changed.connect(self.refresh)
@@ -218,6 +219,3 @@ class PaintWidgets:
     def choices(self) -> list[tuple]:
         return list(self._choices)
 
-
-def build_paint_widgets(bar, tools, session) -> PaintWidgets:
-    return PaintWidgets(bar, tools, session)

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from dataclasses import dataclass
 from html import escape
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHeaderView, QLabel, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.core.layers import LabelLayer
-from viewer.qt.jobs import BackgroundTasks
+from viewer.logic.evaluation import LabelPairing, compare_layers
+from viewer.qt.actions import ActionSpec
 
 COLUMNS = ("Structure", "Dice", "IoU", "HD95", "ASD", "ΔV mL", "ΔV %")
 COLUMN_TIPS = ("Structure (AI label paired with the reference label)", "Dice overlap, 0-1 (1 = identical)",
@@ -33,72 +40,11 @@ UNITS = "HD95 and ASD in mm; ΔV: AI volume minus reference volume."
 NO_REFERENCE_TEXT = ("No reference loaded.\nAI → Compare with reference segmentation… loads a label map made on "
                      "this series and compares the AI segmentation with it.")
 NO_AI_TEXT = "Reference loaded. Run AI (Ctrl+R): its segmentation is compared with the reference when it arrives."
-_DEFAULT_NAME = re.compile(r"^label \d+$")
-
-
-# --- pairing the labels (pure) -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LabelPairing:
-    pairs: tuple[tuple[int, int, str], ...]  # (AI id, reference id, name shown)
-    by_name: bool
-    ai_only: tuple[str, ...] = ()  # AI structures with no reference counterpart
-    ref_only: tuple[str, ...] = ()  # reference structures with no AI counterpart
-
-
-def _key(name: str) -> str:
-    return name.strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def _real_names(names: dict[int, str], ids) -> dict[int, str]:
-    return {i: names[i] for i in sorted(ids) if i > 0 and names.get(i, "").strip()
-            and not _DEFAULT_NAME.match(names[i].strip())}
-
-
-def pair_labels(ai_names: dict[int, str], ai_present, ref_names: dict[int, str], ref_present) -> LabelPairing:
-    """By name when both sides name their labels and share a name; else by id over the labels present."""
-    ai_named = _real_names(ai_names, set(ai_names) | set(ai_present))
-    ref_named = _real_names(ref_names, set(ref_names) | set(ref_present))
-    if {_key(n) for n in ai_named.values()} & {_key(n) for n in ref_named.values()}:
-        pairs, ai_only, used = [], [], set()
-        for ai_id, name in ai_named.items():
-            ref_id = next((r for r, n in ref_named.items() if _key(n) == _key(name)), None)
-            if ref_id is None:
-                ai_only.append(name)
-            else:
-                pairs.append((ai_id, ref_id, name))
-                used.add(ref_id)
-        ai_only += [f"label {i}" for i in sorted(ai_present) if i > 0 and i not in ai_named]
-        ref_only = [n for r, n in ref_named.items() if r not in used]
-        return LabelPairing(tuple(pairs), True, tuple(ai_only), tuple(ref_only))
-    ids = sorted(i for i in set(ai_present) | set(ref_present) if i > 0)
-    return LabelPairing(tuple((i, i, ai_names.get(i) or ref_names.get(i) or f"label {i}") for i in ids), False)
-
-
-def _remapped(array: np.ndarray, pairs, slab: int = 8) -> np.ndarray:
-    """The AI array with each paired AI id replaced by its reference id (others 0), a few slices at a time."""
-    lut = np.zeros(max(int(array.max(initial=0)), *(a for a, _, _ in pairs)) + 1, np.uint16)
-    for ai_id, ref_id, _ in pairs:
-        lut[ai_id] = ref_id
-    out = np.empty(array.shape, np.uint16)
-    for z in range(0, array.shape[0], slab):
-        np.take(lut, array[z:z + slab], out=out[z:z + slab])
-    return out
-
-
-def compare_layers(ai_layer: LabelLayer, reference: LabelLayer, progress=None):
-    """``(pairing, [LabelMetrics])`` of ``ai_layer`` against ``reference`` (both on one grid). Slow: off the GUI."""
-    from ai.metrics import segmentation_metrics
-
-    pairing = pair_labels(ai_layer.label_map.labels, ai_layer.volumes_ml, reference.label_map.labels,
-                          reference.volumes_ml)
-    if not pairing.pairs:
-        return pairing, []
-    identity = all(a == r for a, r, _ in pairing.pairs) and not pairing.by_name
-    pred = ai_layer.label_map.array if identity else _remapped(ai_layer.label_map.array, pairing.pairs)
-    names = {r: name for _, r, name in pairing.pairs}
-    rows = segmentation_metrics(pred, reference.label_map.array, reference.geometry.spacing_zyx, names,
-                                labels=sorted(names), progress=progress)
-    return pairing, rows
+#: the AI menu's entry
+COMPARE_ACTIONS = [
+    ActionSpec("ai.compare_reference", "Compare with &reference segmentation…", "choose_reference", menu="AI#compare",
+               status_tip="Load a reference label map of this series and compare the AI segmentation with it"),
+]
 
 
 # --- the panel ------------------------------------------------------------------------------------------------
@@ -198,33 +144,30 @@ class MetricsPanel(QWidget):
 
 # --- the controller --------------------------------------------------------------------------------------------
 class ReferenceComparison(QObject):
-    """The action in the AI menu, the "Reference" dock and the two background jobs (reading, comparing)."""
+    """The action in the AI menu, the "Reference" dock and the two jobs (reading, comparing).
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.window = window
-        self.session = window.session
+    ``tasks``: the jobs service; ``notices``: the notifier; ``actions``: the action registry; ``dock_host``: the
+    main window (the dock goes there, tabbed with ``tabify_with``).
+    """
+
+    def __init__(self, session, tasks, notices, actions, dock_host, tabify_with=None):
+        super().__init__(dock_host)
+        self.session, self.tasks, self.notices = session, tasks, notices
+        self.dock_host = dock_host
         self.reference: LabelLayer | None = None
         self.compared_layer: LabelLayer | None = None
         self._load_job: int | None = None
         self._load_for = None  # the volume a reference is being read for
         self._compare_job: int | None = None
-        self._compare_title = ""
-        self.tasks = BackgroundTasks(self)
-        self.tasks.finished.connect(self._on_finished)
-        self.tasks.failed.connect(self._on_failed)
-        self.action = QAction("Compare with &reference segmentation…", window)
-        self.action.setStatusTip("Load a reference label map of this series and compare the AI segmentation with it")
-        self.action.triggered.connect(self.choose_reference)
-        window.ai.menu.addSeparator()
-        window.ai.menu.addAction(self.action)
+        self.action = actions.add(COMPARE_ACTIONS, target=self)["ai.compare_reference"]
         self.panel = MetricsPanel()
-        self.dock = QDockWidget("Reference", window)
+        self.dock = QDockWidget("Reference", dock_host)
         self.dock.setObjectName("Reference")
         self.dock.setWidget(self.panel)
         self.dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
-        window.addDockWidget(Qt.RightDockWidgetArea, self.dock)
-        window.tabifyDockWidget(window.ai.findings_dock, self.dock)
+        dock_host.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        if tabify_with is not None:
+            dock_host.tabifyDockWidget(tabify_with, self.dock)
         self.dock.hide()
         self.session.volume_loaded.connect(self._reset)
         self.session.volume_cleared.connect(self._reset)
@@ -234,10 +177,10 @@ class ReferenceComparison(QObject):
     # --- the reference ---------------------------------------------------------------------------
     def choose_reference(self) -> None:
         if self.session.volume is None:
-            self.window._report("Open a series first: a reference segmentation is compared on the open series.")
+            self.notices.error("Open a series first: a reference segmentation is compared on the open series.")
             return
-        path, _ = QFileDialog.getOpenFileName(self.window, "Reference segmentation", "", "Label maps (*.nii *.nii.gz "
-                                              "*.nrrd *.seg.nrrd *.nhdr *.mha *.mhd);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self.dock_host, "Reference segmentation", "", "Label maps (*.nii "
+                                              "*.nii.gz *.nrrd *.seg.nrrd *.nhdr *.mha *.mhd);;All files (*)")
         if path:
             self.load_reference(path)
 
@@ -246,7 +189,7 @@ class ReferenceComparison(QObject):
         from viewer.io.image_io import read_label_map
 
         if self.session.volume is None:
-            self.window._report("Open a series first: a reference segmentation is compared on the open series.")
+            self.notices.error("Open a series first: a reference segmentation is compared on the open series.")
             return None
         path = str(path)
         name = os.path.basename(path)
@@ -256,10 +199,10 @@ class ReferenceComparison(QObject):
                               meta={"reference": True, "path": path})
 
         if self._load_job is not None:
-            self.tasks.cancel(self._load_job)
-        self._load_job = self.tasks.submit(work)
+            self.tasks.cancel(self._load_job, drop=True)
+        self._load_job = self.tasks.submit(work, self._on_loaded, f"Reading the reference {name}…",
+                                           cancellable=False, on_failed=self._on_load_failed)
         self._load_for = self.session.volume
-        self.window.status_label.setText(f"Reading the reference {name}…")
         return self._load_job
 
     def _accept_reference(self, layer: LabelLayer) -> None:
@@ -272,10 +215,10 @@ class ReferenceComparison(QObject):
         try:
             require_same_grid(volume.geometry, layer.geometry, what=f"the reference {name}")
         except GeometryMismatchError as exc:
-            from viewer.cli.ai_eval import grid_differences
+            from viewer.logic.evaluation import grid_differences
 
             what = "; ".join(grid_differences(layer.geometry, volume.geometry)) or str(exc)
-            self.window._report(f"{name} was not used as a reference: it does not lie on this series' voxel grid "
+            self.notices.error(f"{name} was not used as a reference: it does not lie on this series' voxel grid "
                                 f"({what}, reference vs series). Use a label map made on this series.")
             return
         old, self.reference = self.reference, None
@@ -286,8 +229,8 @@ class ReferenceComparison(QObject):
         self.dock.show()
         self.dock.raise_()
         if self.dock.width() < 440:  # room for the table's columns (the user may resize)
-            self.window.resizeDocks([self.dock], [440], Qt.Horizontal)
-        self.window.status_label.setText(f"Reference {name}: {len(layer.volumes_ml)} labels")
+            self.dock_host.resizeDocks([self.dock], [440], Qt.Horizontal)
+        self.notices.info(f"Reference {name}: {len(layer.volumes_ml)} labels")
         self.compare()
 
     # --- comparing ------------------------------------------------------------------------------
@@ -299,7 +242,7 @@ class ReferenceComparison(QObject):
     def compare(self) -> int | None:
         """(Re)compute the table for the newest AI label layer against the reference, off the GUI thread."""
         if self._compare_job is not None:
-            self.tasks.cancel(self._compare_job)
+            self.tasks.cancel(self._compare_job, drop=True)
             self._compare_job = None
         ai_layer, reference = self.ai_label_layer(), self.reference
         self.compared_layer = ai_layer
@@ -312,7 +255,7 @@ class ReferenceComparison(QObject):
             return None
 
         def work(progress, cancel):
-            from viewer.io.dicom_index import Cancelled
+            from radview_base.cancel import Cancelled
 
             def step(done, total):
                 if cancel.is_set():
@@ -321,8 +264,8 @@ class ReferenceComparison(QObject):
             return compare_layers(ai_layer, reference, step)
 
         self.panel.show_message("Comparing…", title)
-        self._compare_job = self.tasks.submit(work)
-        self._compare_title = title
+        self._compare_job = self.tasks.submit(work, lambda result: self._on_compared(title, result),
+                                              cancellable=False, on_failed=self._on_compare_failed)
         return self._compare_job
 
     @property
@@ -330,26 +273,25 @@ class ReferenceComparison(QObject):
         return self._load_job is not None or self._compare_job is not None
 
     # --- events -------------------------------------------------------------------------------------
-    def _on_finished(self, job: int, result) -> None:
-        if job == self._load_job:
-            self._load_job = None
-            self._accept_reference(result)
-        elif job == self._compare_job:
-            self._compare_job = None
-            pairing, rows = result
-            self.panel.show_result(self._compare_title, pairing, rows)
-            if rows:
-                mean = float(np.mean([m.dice for m in rows]))
-                self.window.status_label.setText(f"Compared with the reference: mean Dice {mean:.3f} over "
-                                                 f"{len(rows)} structure(s)")
+    def _on_loaded(self, layer: LabelLayer) -> None:
+        self._load_job = None
+        self._accept_reference(layer)
 
-    def _on_failed(self, job: int, message: str) -> None:
-        if job == self._load_job:
-            self._load_job = None
-            self.window._report(f"The reference was not loaded: {message}")
-        elif job == self._compare_job:
-            self._compare_job = None
-            self.panel.show_message(f"The comparison failed: {message}")
+    def _on_load_failed(self, message: str) -> None:
+        self._load_job = None
+        self.notices.error(f"The reference was not loaded: {message}")
+
+    def _on_compared(self, title: str, result) -> None:
+        self._compare_job = None
+        pairing, rows = result
+        self.panel.show_result(title, pairing, rows)
+        if rows:
+            mean = float(np.mean([m.dice for m in rows]))
+            self.notices.info(f"Compared with the reference: mean Dice {mean:.3f} over {len(rows)} structure(s)")
+
+    def _on_compare_failed(self, message: str) -> None:
+        self._compare_job = None
+        self.panel.show_message(f"The comparison failed: {message}")
 
     def _on_layer_added(self, layer) -> None:
         if isinstance(layer, LabelLayer) and layer.meta.get("ai") and self.reference is not None:
@@ -366,11 +308,15 @@ class ReferenceComparison(QObject):
         """Another series (or none): drop the reference, the table and any job in flight."""
         for job in (self._load_job, self._compare_job):
             if job is not None:
-                self.tasks.cancel(job)
+                self.tasks.cancel(job, drop=True)
         self._load_job = self._compare_job = None
         self._load_for = None
         self.reference = self.compared_layer = None
         self.panel.show_message(NO_REFERENCE_TEXT)
 
     def shutdown(self) -> None:
-        self.tasks.shutdown()
+        """Stop reading and comparing (the window is closing)."""
+        for job in (self._load_job, self._compare_job):
+            if job is not None:
+                self.tasks.cancel(job, drop=True)
+        self._load_job = self._compare_job = None

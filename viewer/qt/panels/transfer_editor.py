@@ -86,11 +86,11 @@ class _Points(pg.ScatterPlotItem):
             self._drag = None
         self.set_points(self.pos, self.brushes)
         ev.accept()
-        self.editor._edited()
+        self.editor.points_edited()
 
     def _clicked(self, _item, points, ev=None):
         if ev is not None and ev.button() == Qt.RightButton and len(points) and len(self.pos) > 1:
-            self.editor._remove(self.kind, int(points[0].data()))
+            self.editor.remove_point(self.kind, int(points[0].data()))
 
 
 class TransferEditor(QWidget):
@@ -186,19 +186,19 @@ class TransferEditor(QWidget):
                        color_points=self.current_color_points())
 
     # --- editing -----------------------------------------------------------------------------------
-    def _edited(self) -> None:
+    def points_edited(self) -> None:
         self._draw_band()
         self.preset = self.current_preset()
         self.preset_edited.emit(self.preset.copy())
 
-    def _remove(self, kind: str, index: int) -> None:
+    def remove_point(self, kind: str, index: int) -> None:
         if kind == "opacity":
             self.opacity_item.set_points(np.delete(self.opacity_item.pos, index, axis=0))
         else:
             points = self.current_color_points()
             del points[index]
             self._set_color_points(points)
-        self._edited()
+        self.points_edited()
 
     def add_point(self, value: float, y: float) -> None:
         """An opacity point at ``(value, y)`` (y ≥ 0) or a colour point at ``value`` (y < 0, band colour)."""
@@ -211,13 +211,13 @@ class TransferEditor(QWidget):
             rgb = tuple(float(np.interp(value, values, [c[k] for c in self._colors])) for k in range(3))
             points.append((float(value), *rgb))
             self._set_color_points(sorted(points))
-        self._edited()
+        self.points_edited()
 
     def set_color(self, index: int, rgb) -> None:
         points = self.current_color_points()
         points[index] = (points[index][0], *(float(c) for c in rgb))
         self._set_color_points(points)
-        self._edited()
+        self.points_edited()
 
     def _scene_clicked(self, ev) -> None:
         if not ev.double():

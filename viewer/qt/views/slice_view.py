@@ -34,9 +34,9 @@ from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
 from viewer.core.window_presets import preset_for_key
 from viewer.qt.overlays.annotation_overlay import AnnotationOverlay
-from viewer.qt.overlays.annotation_tools import ToolState
-from viewer.qt.views.corner_text import corner_lines
 from viewer.qt.overlays.label_brush import LabelPainter
+from viewer.qt.overlays.tool_state import ToolState
+from viewer.qt.views.corner_text import corner_lines
 
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
 _CURSOR_PEN = pg.mkPen((80, 200, 255, 150), width=1)
@@ -127,6 +127,7 @@ class SliceView(pg.GraphicsView):
         self.image_item = pg.ImageItem()
         self.vb.addItem(self.image_item)
         self._label_items: dict[int, pg.ImageItem] = {}
+        self.label_luts: dict[int, np.ndarray] = {}  # id(label layer) → the colours its labels are drawn in
         self._marker_items: list = []
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=_CURSOR_PEN)
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=_CURSOR_PEN)
@@ -199,6 +200,7 @@ class SliceView(pg.GraphicsView):
         for item in self._label_items.values():
             self.vb.removeItem(item)
         self._label_items.clear()
+        self.label_luts.clear()
         if self.plane is not None:
             rejected = self._rejected_layers()
             for layer in self.session.label_layers():
@@ -207,7 +209,7 @@ class SliceView(pg.GraphicsView):
                 item.setTransform(self._pixel_transform)
                 self.vb.addItem(item)
                 self._label_items[id(layer)] = item
-                item._lut = greyed_lut(layer.lut()) if id(layer) in rejected else layer.lut()
+                self.label_luts[id(layer)] = greyed_lut(layer.lut()) if id(layer) in rejected else layer.lut()
         self._draw_overlays()
         self.viewport().update()
 
@@ -247,7 +249,7 @@ class SliceView(pg.GraphicsView):
                 item.hide()
                 continue
             labels = self.plane.extract(layer.label_map.array, self.k)
-            item.setImage(render_labels(layer, labels, item._lut), autoLevels=False, levels=None)
+            item.setImage(render_labels(layer, labels, self.label_luts[id(layer)]), autoLevels=False, levels=None)
             item.show()
 
     def _draw_overlays(self) -> None:

@@ -33,8 +33,8 @@ full quality.
 
 ``capture()`` reads the pixels back with ``vtkWindowToImageFilter`` (``QWidget.grab()`` of a VTK
 widget returns garbage); :func:`grab_widget` grabs any widget tree with its 3D views composed in;
-:func:`viewer.render3d.session_render.render_session_offscreen` renders what a 3D view of a session shows with no widget at all (for
-exports under Qt's offscreen platform, where a VTK widget cannot draw).
+:func:`viewer.render3d.session_render.render_session_offscreen` renders what a 3D view of a session shows with no
+widget at all (for exports under Qt's offscreen platform, where a VTK widget cannot draw).
 Call :meth:`View3D.shutdown` (``close()`` does) before the window goes: it cancels surface builds,
 joins their threads, removes the VTK observers and finalizes the render window.
 """
@@ -45,8 +45,16 @@ import time
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter
-from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 from vtkmodules.vtkCommonDataModel import vtkPolyData
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
@@ -54,12 +62,12 @@ from vtkmodules.vtkInteractionWidgets import vtkBoxRepresentation, vtkBoxWidget2
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.qt.jobs import BackgroundTasks
+from viewer.qt.views.vtk_widget import VtkWidget as _VtkWidget
 from viewer.render3d.label_surfaces import build_label_surfaces
+from viewer.render3d.level_of_detail import LOD_MIN_CELLS, adapted_image_sample_distance, coarse_surfaces
 from viewer.render3d.offscreen import read_pixels
 from viewer.render3d.scene import Scene3D
-from viewer.render3d.level_of_detail import LOD_MIN_CELLS, adapted_image_sample_distance, coarse_surfaces
 from viewer.render3d.transfer_presets import PRESETS, TransferPreset, preset_names
-from viewer.qt.views.vtk_widget import VtkWidget as _VtkWidget
 
 #: camera button → Scene3D view name
 CAMERA_BUTTONS = (("A", "anterior"), ("P", "posterior"), ("L", "left"), ("R", "right"),
@@ -642,6 +650,11 @@ class View3D(QWidget):
         return self._editor
 
     # --- closing ---------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """``shutdown`` has run: the view draws nothing any more."""
+        return self._closed
+
     def shutdown(self) -> None:
         """Cancel surface builds (joining their threads), drop observers, finalize the render window. Idempotent."""
         if self._closed:
@@ -693,7 +706,7 @@ def grab_widget(widget: QWidget) -> QImage:
     """``widget.grab()`` with every visible :class:`View3D` inside it painted from its own ``capture()``."""
     image = widget.grab().toImage()
     views = [widget] if isinstance(widget, View3D) else widget.findChildren(View3D)
-    views = [v for v in views if v.isVisible() and not v._closed]
+    views = [v for v in views if v.isVisible() and not v.closed]
     if views:
         painter = QPainter(image)
         for view in views:

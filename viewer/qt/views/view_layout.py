@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from viewer.core.session import Session
-from viewer.qt.overlays.annotation_tools import ToolState
+from viewer.qt.overlays.tool_state import ToolState
 from viewer.qt.views.slice_view import SliceView
 
 LAYOUTS = ("1x1", "1x3", "2x2")

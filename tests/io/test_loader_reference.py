@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from reference import DATA, compare_in_physical_space, data_path, sitk_geometry_arrays
+
 from viewer.io.dicom_index import scan
 from viewer.io.series_loader import load_series
 
@@ -131,4 +131,5 @@ def test_mr_philips_matches_dcm2niix(ref_name, philips_indexes):
         except AssertionError:
             continue
         matched.append(entry.split_label or entry.key)
-    assert len(matched) == 1, f"{ref_name} (echo {echo}, phase={phase}): matched {matched} among {[c.split_label for c in candidates]}"
+    assert len(matched) == 1, (f"{ref_name} (echo {echo}, phase={phase}): matched {matched} "
+                               f"among {[c.split_label for c in candidates]}")

@@ -11,8 +11,8 @@ import pytest
 from scipy import ndimage
 
 from ai.metrics import detection_metrics, segmentation_metrics
-from viewer.cli.main import main
 from radview_base.geometry import Geometry
+from viewer.cli.main import main
 from viewer.io.image_io import read_label_map, write_image
 from viewer.io.volume import LabelMap
 
@@ -84,7 +84,9 @@ def test_an_eroded_shifted_copy_matches_segmentation_metrics(capsys, tmp_path, t
     assert got[2]["hd95_mm"] > 0 and got[2]["volume_diff_pct"] < 0
 
 
-def _write(path, array, spacing=(2.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3)):
+def _write(path, array, spacing=(2.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=None):
+    if direction is None:
+        direction = np.eye(3)
     write_image(LabelMap(np.asarray(array, np.uint8), Geometry(np.shape(array), spacing, origin, direction)),
                 str(path))
     return path
@@ -177,7 +179,8 @@ def test_the_installed_command_exits_non_zero_with_one_line(tmp_path):
     a = np.zeros((3, 4, 4), np.uint8)
     pred = _write(tmp_path / "pred.nii.gz", a)
     ref = _write(tmp_path / "ref.nii.gz", a, spacing=(3.0, 1.0, 1.0))
-    out = subprocess.run([sys.executable, "-m", "viewer.cli.main", "ai", "eval", "--pred", str(pred), "--ref", str(ref)],
+    out = subprocess.run([sys.executable, "-m", "viewer.cli.main", "ai", "eval",
+                          "--pred", str(pred), "--ref", str(ref)],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [

@@ -18,8 +18,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
 from reference import DATA
+
 from viewer.io import pixel_reader, series_loader
 from viewer.io.dicom_index import Cancelled, scan
 from viewer.io.series_loader import LoadError, load_series

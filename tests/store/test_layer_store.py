@@ -8,23 +8,37 @@ import os
 import threading
 import time
 import weakref
+import zlib
 
 import numpy as np
 import pytest
 
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
 from radview_base.atomic_file import TEMP_PREFIX
+from radview_base.geometry import Geometry
 from viewer.core import review
 from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
-from viewer.store.annotation_store import AnnotationStore, Autosave
-from radview_base.geometry import Geometry
 from viewer.core.label_edit import BrushStroke, record_edit
-from viewer.store.layer_store import (DATA_SUFFIX, SETTLE_ADDED_S, LayerAutosave, LayerStore, decode_value, encode_value,
-                                     label_manifest, marker_manifest)
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
 from viewer.io.volume import LabelMap, Volume
+from viewer.store.annotation_store import AnnotationStore, Autosave
+from viewer.store.layer_store import (
+    CHUNK,
+    DATA_SUFFIX,
+    SETTLE_ADDED_S,
+    LayerAutosave,
+    LayerFormatError,
+    LayerStore,
+    decode_value,
+    encode_value,
+    label_manifest,
+    marker_manifest,
+    nrrd_header,
+    read_nrrd,
+    write_nrrd_atomic,
+)
 
 # oblique, anisotropic, with digits a float32 would lose
 _A = 0.3
@@ -195,6 +209,44 @@ def test_a_damaged_layer_is_kept_aside_and_reported_and_the_others_still_load(st
     assert "kept as" in loaded.messages[0] and loaded.kept_as and all(p.exists() for p in loaded.kept_as)
     assert not manifest_path.exists() and all(".corrupt-" in p.name for p in loaded.kept_as)
     assert store.load(STUDY, SERIES).messages == []  # reported once; the file stays aside
+
+
+def test_a_data_file_declaring_a_huge_size_is_refused_before_anything_is_allocated(store):
+    layer = LabelLayer(LabelMap(np.ones(GEOM.shape_zyx, np.uint8), GEOM, {1: "a"}), name="x", meta={"edited": True})
+    store.write_labels(STUDY, label_manifest(layer, "l1", STUDY, SERIES, None, 1.0), layer.label_map.array)
+    folder = store.folder(STUDY)
+    data = folder / json.loads((folder / "l1.json").read_text())["data"]["file"]
+    raw = data.read_bytes()
+    head, _, body = raw.partition(b"\n\n")
+    sizes = next(line for line in head.split(b"\n") if line.startswith(b"sizes:"))
+    data.write_bytes(head.replace(sizes, b"sizes: 50000 50000 50000") + b"\n\n" + body)  # 116 TiB of uint8
+    loaded = store.load(STUDY)
+    assert loaded.layers == [] and len(loaded.messages) == 1
+    assert "(50000, 50000, 50000), the manifest says (12, 30, 40)" in loaded.messages[0]
+
+
+@pytest.mark.parametrize("n", [1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17])
+@pytest.mark.parametrize("encoding", ["gzip", "raw"])
+def test_the_streamed_reader_reads_every_length_across_chunk_boundaries(tmp_path, n, encoding):
+    rng = np.random.default_rng(n)
+    array = rng.integers(0, 256, n, dtype=np.uint8).reshape(1, 1, n)  # random: the gzip body spans several chunks
+    geometry = Geometry((1, 1, n), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    path = tmp_path / "x.nrrd"
+    if encoding == "raw":
+        path.write_bytes(nrrd_header(array.shape, array.dtype, geometry).replace(b"encoding: gzip", b"encoding: raw")
+                         + array.tobytes())
+    else:
+        assert write_nrrd_atomic(path, array, geometry) == zlib.crc32(array)
+    back, back_geometry = read_nrrd(path, (1, 1, n))
+    assert back.flags.writeable and np.array_equal(back, array) and back_geometry == geometry
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])  # the end of the gzip trailer, or the last voxel, gone
+    with pytest.raises(LayerFormatError, match="truncated"):
+        read_nrrd(path)
+    if n > 1:  # a header that declares fewer voxels than the file holds
+        path.write_bytes(whole.replace(f"sizes: {n} 1 1".encode(), f"sizes: {n - 1} 1 1".encode(), 1))
+        with pytest.raises(LayerFormatError, match="more voxels than its header says"):
+            read_nrrd(path)
 
 
 def test_leftovers_of_an_interrupted_write_are_ignored_then_tidied(store):

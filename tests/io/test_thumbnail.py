@@ -9,7 +9,7 @@ import pytest
 
 from viewer.demo import ensure_demo
 from viewer.io.dicom_index import SeriesEntry, scan
-from viewer.io.thumbnail import (ThumbnailError, area_resize, middle_frame, series_thumbnail, thumbnail_shape)
+from viewer.io.thumbnail import ThumbnailError, area_resize, middle_frame, series_thumbnail, thumbnail_shape
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from reference import compare_in_physical_space, data_path, sitk_geometry_arrays
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, timeout=300):
@@ -123,3 +122,27 @@ def test_demo_command_writes_a_study_the_loader_places_on_the_truth_grid(tmp_pat
     assert -950 < np.median(lung_hu) < -750
     for n in nodules:
         assert label_map.array[tuple(np.rint(vol.geometry.world_to_index(n["center_lps_mm"])).astype(int))] == 8
+
+
+def _imported_modules(*args) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``python -X importtime -m viewer.cli.main ARGS`` in a fresh interpreter: its result and every module
+    it imported (``-X importtime`` names each on stderr)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "viewer.cli.main", *map(str, args)],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    mods = {ln.rsplit("|", 1)[1].strip() for ln in out.stderr.splitlines() if ln.startswith("import time:")}
+    return out, mods
+
+
+@pytest.mark.parametrize("args", [("index", "DICOM"), ("ai", "models")])
+def test_commands_without_widgets_load_neither_qt_nor_vtk_nor_torch(args):
+    """Only screenshot and export report render widgets; index and ai models must start without Qt, VTK or torch."""
+    args = tuple(str(data_path("odd-dicom", "generic", "anatomical", "001_implicit")) if a == "DICOM" else a
+                 for a in args)
+    out, mods = _imported_modules(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip()  # the command really ran: a series list, a model table
+    assert "viewer.cli.main" in mods or "viewer.cli.index" in mods  # importtime really listed the modules
+    heavy = sorted(m for m in mods if m.split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph", "vtk", "vtkmodules",
+                                                           "torch") or m.startswith("viewer.qt"))
+    assert not heavy, heavy

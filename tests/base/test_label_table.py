@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from viewer.io.image_io import read_label_map
 from radview_base.label_table import read_label_names
+from viewer.io.image_io import read_label_map
 
 
 def _label_array() -> np.ndarray:

@@ -8,10 +8,10 @@ import statistics
 import numpy as np
 import pytest
 
-from viewer.store.annotation_store import ENV_DIR, AnnotationStore, Autosave, default_directory, write_atomic
-from viewer.core.annotations import AnnotationSet, Plane, new_annotation
 from radview_base.geometry import Geometry
+from viewer.core.annotations import AnnotationSet, Plane, new_annotation
 from viewer.io.volume import Volume
+from viewer.store.annotation_store import ENV_DIR, AnnotationStore, Autosave, default_directory, write_atomic
 
 GEOM = Geometry((10, 40, 50), (2.0, 0.7, 0.7), (0.0, 0.0, 0.0))
 AXIAL = Plane((0, 0, 1), (0, 0, 8.0))

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
+from reference import data_path
 from scipy.ndimage import map_coordinates
 
-from reference import data_path
 from viewer.io.dicom_index import scan
 from viewer.io.series_loader import LoadError, load_series
 
@@ -56,7 +56,7 @@ def test_mixed_orientation_is_split_and_each_part_has_its_own_geometry():
     for entry in index.series:
         assert entry.loadable and "orientation" in entry.warnings[0]
         vol = load_series(entry)
-        for arr, ipp, iop, spacing in originals:
+        for arr, ipp, iop, _spacing in originals:
             normal = np.cross(iop[:3], iop[3:])
             if abs(normal @ vol.geometry.slice_normal) < 0.999:
                 continue
@@ -141,7 +141,8 @@ def test_dicom_objects_each_loads_or_gives_a_reason():
                 continue
             assert vol.array.shape[:3] == entry.shape_zyx
             outcomes[path.name] = "loaded"
-    # every transfer syntax with a PyPI decoder loads: RLE, JPEG baseline/lossless, JPEG-LS, JPEG 2000, HTJ2K, deflate, big endian
+    # every transfer syntax with a PyPI decoder loads: RLE, JPEG baseline/lossless, JPEG-LS, JPEG 2000, HTJ2K,
+    # deflate, big endian
     for name in ("emri_small_RLE.dcm", "JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "JLSL_16_15_1_1F.dcm",
                  "emri_small_jpeg_ls_lossless.dcm", "emri_small_jpeg_2k_lossless.dcm", "US1_J2KR.dcm",
                  "HTJ2KLossless_08_RGB.dcm", "HTJ2K_08_RGB.dcm", "emri_small_big_endian.dcm", "OBXXXX1A_rle.dcm",

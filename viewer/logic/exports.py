@@ -1,0 +1,193 @@
+"""Exports, without Qt: what File → Export gathers from the session and the open study before a writer of
+:mod:`viewer.export` runs, and the de-identified copy of a list of files.
+
+The GUI (:mod:`viewer.qt.controllers.export_actions`) calls these on the GUI thread to gather a snapshot, then
+runs the writer in a job; the messages are for the user.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+from typing import Any
+
+import numpy as np
+
+from viewer.export.json_file import json_safe
+
+#: label map formats written in one file (and so atomically); ``.nhdr`` / ``.mhd`` keep their data apart
+NIFTI_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
+
+NO_SERIES = "Open a series first"
+NO_LABELS = "No label map is shown: load a segmentation or run an AI model first"
+NOTHING_MEASURED = "Nothing to export yet: no measurements and no AI findings on this series"
+NOT_DICOM = "the open image was not read from a DICOM series"
+
+
+class ExportRefused(ValueError):
+    """An export that cannot start as asked; the message is for the user."""
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", str(text)).strip("._") or "export"
+
+
+def plain(obj) -> dict:
+    if obj is None:
+        return {}
+    if hasattr(obj, "as_dict"):
+        return dict(obj.as_dict())
+    if isinstance(obj, dict):
+        return dict(obj)
+    return dict(vars(obj))
+
+
+def within(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def deid_summary(report) -> str:
+    """``12 files: 11 written, 1 skipped`` (or ``Cancelled after 3 of 12 files: ...``)."""
+    head = (f"Cancelled after {report.n_processed} of {report.n_files} files" if report.cancelled
+            else f"{report.n_files} files")
+    return f"{head}: {report.n_written} written, {len(report.skipped)} skipped"
+
+
+def deidentify_files(files: list[str], out_dir: str, progress=None, cancel=None, options=None):
+    """``deidentify_study`` over a list of files as one run: one secret, so the same original UID or patient
+    gives the same new one in every file; returns one :class:`~viewer.export.deid.DeidReport`."""
+    from viewer.export.deid import DeidOptions, DeidReport, SkippedFile, deidentify_study
+
+    options = options or DeidOptions()
+    if options.secret is None:
+        options = dataclasses.replace(options, secret=secrets.token_hex(32))
+    common = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files]) if files else ""
+    report = DeidReport(src=common, out_dir=os.path.realpath(out_dir), n_files=len(files))
+    written: dict[str, str] = {}
+    for i, path in enumerate(files):
+        if cancel is not None and cancel.is_set():
+            report.cancelled = True
+            break
+        one = deidentify_study(path, out_dir, None, None, options)
+        report.skipped.extend(one.skipped)
+        for w in one.written:
+            if w.path in written:
+                report.skipped.append(SkippedFile(path, f"same SOP Instance UID as {written[w.path]}: written once"))
+            else:
+                written[w.path] = path
+                report.written.append(w)
+        report.n_processed = i + 1
+        if progress is not None:
+            progress((i + 1) / max(len(files), 1), f"de-identifying {i + 1}/{len(files)}")
+    report.n_patients = len({os.path.relpath(w.path, report.out_dir).split(os.sep)[0] for w in report.written})
+    return report
+
+
+def dicom_entry(session, index):
+    """``(index, series entry)`` of the session's volume in the open study ``index``; :class:`ExportRefused` when
+    it is not a DICOM series of that study."""
+    volume = session.volume
+    if volume is None:
+        raise ExportRefused(NO_SERIES)
+    meta = volume.meta or {}
+    key = str(meta.get("series_key") or "")
+    if meta.get("source_file") or not key or index is None:
+        name = os.path.basename(str(meta.get("source_file") or "")) or "the open image"
+        raise ExportRefused(f"{name} was not read from a DICOM series" if name != "the open image" else NOT_DICOM)
+    try:
+        entry = index.find(key)
+    except KeyError:
+        raise ExportRefused(f"{NOT_DICOM} of the open study folder") from None
+    if entry.series_uid != meta.get("series_uid"):
+        raise ExportRefused(f"{NOT_DICOM} of the open study folder")
+    return index, entry
+
+def study_source(session, index) -> str | list[str]:
+    """What the de-identified copy reads: the opened folder when it holds only the open study, else the
+    open study's files."""
+    index, entry = dicom_entry(session, index)
+    if all(e.study_uid == entry.study_uid for e in index.series):
+        return index.root
+    return sorted({f for e in index.series if e.study_uid == entry.study_uid for f in e.files})
+
+
+def snapshot(layer):
+    """A copy of the layer's label map: the worker writes what was shown, whatever is painted meanwhile."""
+    from viewer.io.volume import LabelMap
+
+    lm = layer.label_map
+    return LabelMap(np.array(lm.array, copy=True), lm.geometry, dict(lm.labels), meta=dict(lm.meta or {}))
+
+def review_of(session, layer) -> tuple[Any, str | None, bool]:
+    """(provenance dict or None, reviewed by, edited) of a label layer."""
+    from viewer.core.review import result_of_layer, result_status
+    from viewer.export.seg import provenance_dict
+
+    prov = provenance_dict(layer.meta.get("provenance"))
+    edited = bool(layer.meta.get("edited_by") or layer.meta.get("edited"))
+    reviewed_by = None
+    result = result_of_layer(session, layer) if prov is not None else None
+    if result is not None:
+        status = result_status(session.annotations.review, result)
+        if status.state == "reviewed":
+            reviewed_by = status.user or "unknown user"
+    return prov, reviewed_by, edited
+
+
+def layer_findings(session, layer, prov: dict, reviewed_by: str | None, edited: bool) -> dict:
+    """findings.json of an AI label layer (the shape ``radview-cli ai run`` writes), plus its review state."""
+    from viewer.core.review import result_of_layer
+    from viewer.export.seg import seg_note
+
+    volume = session.volume
+    g = volume.geometry
+    result = result_of_layer(session, layer)
+    doc = findings_doc(session, result) if result is not None else {"provenance": prov, "detections": [],
+                                                              "structures": []}
+    doc["input"] = {"series_uid": str(volume.meta.get("series_uid", "")), "shape_zyx": list(g.shape_zyx),
+                    "spacing_zyx": [float(v) for v in g.spacing_zyx]}
+    doc["note"] = seg_note(prov, reviewed_by, edited)
+    doc["edited"] = edited
+    for key in ("edited_by", "edited_at", "revision", "review_state", "reviewed_by", "reviewed_at"):
+        if layer.meta.get(key) not in (None, ""):
+            doc[key] = str(layer.meta[key])
+    return json_safe(doc)
+
+def structures(result) -> list:
+    metas = [layer.meta for layer in result.layers]
+    return [s for m in metas for s in m.get("structures", ())]
+
+def findings_doc(session, result) -> dict | None:
+    """One AI result as findings.json content (plain dicts), or None."""
+    from viewer.export.seg import provenance_dict
+
+    if result is None:
+        return None
+    volume = session.volume
+    messages = next((list(layer.meta.get("messages") or ()) for layer in result.layers), [])
+    return {"provenance": provenance_dict(result.provenance),
+            "input": {"series_uid": str(volume.meta.get("series_uid", "")) if volume is not None else ""},
+            "detections": [plain(d) for d in result.detections],
+            "structures": [plain(s) for s in structures(result)],
+            "messages": [str(m) for m in messages]}
+
+def default_result(session, result):
+    """``result``, else the AI result of the active label layer, else the last one with findings (or None)."""
+    from viewer.core.review import ai_results
+
+    if result is not None:
+        return result
+    results = [r for r in ai_results(session) if r.detections or structures(r)]
+    active = session.active_label
+    if active is not None:
+        mine = next((r for r in results if active[0] in r.layers), None)
+        if mine is not None:
+            return mine
+    return results[-1] if results else None
+
+def measurement_doc(annotations) -> dict:
+    """The measurements and the review table, as plain dicts."""
+    return {"measurements": [a.as_dict() for a in annotations],
+            "review": {str(k): dict(v) for k, v in annotations.review.items()}}

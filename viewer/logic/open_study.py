@@ -1,0 +1,188 @@
+"""Opening a study, without Qt: what File → Open, the study browser, PgUp / PgDn and the demo do.
+
+The GUI runs the slow functions here (:func:`open_path`, :func:`load_series`, :func:`read_segmentation`,
+:func:`prepare_demo`) in its background jobs and shows the texts made here; what a path opens as is decided
+once, by :mod:`viewer.io.loaders`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+#: the demo opens at the solid nodule closest to this diameter
+DEMO_NODULE_MM = 12.0
+
+
+# --- a path ------------------------------------------------------------------------------------------------
+def missing_path_text(path: str) -> str | None:
+    """What to say when ``path`` does not exist (None when it does)."""
+    return None if os.path.exists(path) else f"{path} does not exist"
+
+
+def opening_text(path: str) -> str:
+    return f"Indexing {path}…" if os.path.isdir(path) else f"Reading {path}…"
+
+
+def open_path(path: str, progress: Callable | None = None, cancel: threading.Event | None = None):
+    """The best way to open ``path`` (:func:`viewer.io.loaders.examine`), loaded: a ``Volume``, or a ``StudyIndex``
+    for DICOM files. ``progress(done, total)``. Slow: off the GUI thread."""
+    from viewer.io import loaders
+
+    best = loaders.examine(path)[0]
+    scan_progress = None if progress is None else (lambda done, total, _path: progress(done, total))
+    return loaders.load(best, progress=scan_progress if best.kind == loaders.DICOM_FILES else None, cancel=cancel)
+
+
+def is_study_index(result: Any) -> bool:
+    """:func:`open_path` gave a study index (its series are then chosen and loaded one by one)."""
+    from viewer.io.dicom_index import StudyIndex
+
+    return isinstance(result, StudyIndex)
+
+
+# --- the series of a study -------------------------------------------------------------------------------------
+def index_text(index) -> str:
+    """``12 series, 2 files skipped (see the list under the study)``."""
+    n_skipped = len(index.skipped)
+    text = f"{len(index.series)} series"
+    if n_skipped:
+        text += f", {n_skipped} files skipped (see the list under the study)"
+    return text
+
+
+def skipped_details(index, limit: int = 50) -> str:
+    return "\n".join(f"{s.path}: {s.reason}" for s in index.skipped[:limit])
+
+
+def no_images_text(path: str, index) -> str:
+    n_skipped = len(index.skipped)
+    return f"No images found in {path}" + (f" ({n_skipped} files skipped)" if n_skipped else "")
+
+
+def choose_series(index, series: str | None = None):
+    """The series to show first: ``series`` (a key or SeriesInstanceUID) when the study has it, else the largest
+    loadable volume; None when there is none."""
+    if series is not None:
+        try:
+            return index.find(series)
+        except KeyError:
+            pass
+    return index.largest_volume()
+
+
+def neighbour_series(index, current_key: str | None, step: int) -> str | None:
+    """PgUp / PgDn: the key of the loadable volume series ``step`` away from ``current_key`` (None at the ends)."""
+    keys = [e.key for e in index.volumes() if e.loadable]
+    if current_key not in keys:
+        return None
+    i = keys.index(current_key) + step
+    return keys[i] if 0 <= i < len(keys) else None
+
+
+def series_name(entry, key: str) -> str:
+    return entry.description or key
+
+
+def refusal_text(entry, key: str) -> str:
+    return f"{series_name(entry, key)}: {entry.refusal}"
+
+
+@dataclass(frozen=True)
+class FirstSlice:
+    """The first slice read of a series still loading (shown as a preview)."""
+
+    z: int
+    image: np.ndarray
+
+
+def load_series(entry, progress: Callable | None = None, cancel: threading.Event | None = None,
+                on_first_slice: Callable[[FirstSlice], None] | None = None):
+    """The series as a ``Volume``; ``on_first_slice`` is called once, with a copy of the first slice read."""
+    from viewer.io.series_loader import load_series as load
+
+    lock, sent = threading.Lock(), []
+
+    def on_slice(z, image) -> None:  # (called from the loader's threads)
+        if on_first_slice is None:
+            return
+        with lock:
+            if sent:
+                return
+            sent.append(z)
+        on_first_slice(FirstSlice(int(z), np.array(image)))
+
+    return load(entry, progress=progress, cancel=cancel, on_slice=on_slice)
+
+
+def volume_text(volume) -> str:
+    """``CT thin: 160×512×512 — warnings``."""
+    text = f"{volume.meta.get('description', '') or 'Volume'}: " + "×".join(map(str, volume.shape_zyx))
+    if volume.warnings:
+        text += " — " + "; ".join(volume.warnings)
+    return text
+
+
+# --- a segmentation over the series -----------------------------------------------------------------------------
+def read_segmentation(path: str):
+    """A label map file as a ``LabelLayer`` (reading and counting the labels pass over every voxel: off the GUI)."""
+    from viewer.core.layers import LabelLayer
+    from viewer.io.image_io import read_label_map
+
+    return LabelLayer(read_label_map(path), name=os.path.basename(path))
+
+
+def add_segmentation(session, layer, path: str) -> tuple[bool, str]:
+    """Show ``layer`` over the session's series: ``(True, status text)``, or ``(False, why it was refused)``."""
+    from radview_base.geometry import GeometryMismatchError
+
+    name = os.path.basename(path)
+    try:
+        session.add_layer(layer)
+    except GeometryMismatchError as exc:
+        return False, (f"{name} was not loaded: it does not lie on this series' voxel grid ({exc}). Load it over "
+                       "the series it was made for.")
+    except RuntimeError as exc:
+        return False, f"{name} was not loaded: {exc}"
+    return True, f"{name}: {len(layer.volumes_ml)} labels"
+
+
+def add_saved_layers(session, loaded) -> list[str]:
+    """Show the layers saved for the series (``LoadedLayers``); the messages to give the user."""
+    from radview_base.geometry import GeometryMismatchError
+
+    messages = list(loaded.messages)
+    for stored in loaded.layers:
+        try:
+            session.add_layer(stored.layer)
+        except GeometryMismatchError as exc:
+            messages.append(f"The saved layer {stored.layer.name} does not lie on this series' grid ({exc}); it "
+                            "was not shown.")
+    return messages
+
+
+# --- the demo ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DemoStudy:
+    paths: Any  # viewer.demo.DemoPaths
+    target: dict | None  # the nodule it opens at
+
+
+def demo_target(nodules: list[dict]) -> dict | None:
+    """The solid nodule closest to :data:`DEMO_NODULE_MM` (any nodule when none is solid)."""
+    solid = [n for n in nodules if n.get("type") == "solid"] or nodules
+    return sorted(solid, key=lambda n: abs(n["diameter_mm"] - DEMO_NODULE_MM))[0] if solid else None
+
+
+def prepare_demo(progress: Callable | None = None) -> DemoStudy:
+    """The demo study (made once, then cached) and the nodule to open at. ``progress(fraction, message)``."""
+    from viewer.demo import ensure_demo
+
+    paths = ensure_demo(progress=progress)
+    with open(paths.nodules_json, encoding="utf-8") as fh:
+        nodules = json.load(fh)
+    return DemoStudy(paths, demo_target(nodules))

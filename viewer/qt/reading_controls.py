@@ -1,0 +1,74 @@
+"""The reading controls of the window: View → display toggles, the toolbar's Window box, Invert, Reset and Cine.
+
+Declared in :data:`READING_ACTIONS`; the toggles and the Window box follow the session whatever changed it
+(a key in a view, a preset, the menu).
+"""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QLabel
+
+from viewer.core.window_presets import CT_PRESETS, FROM_FILE
+from viewer.qt.actions import ActionSpec
+
+#: View menu toggle → the session's display option
+DISPLAY_TOGGLES = {"view.corner_text": "show_corner_text", "view.patient_data": "show_patient_data",
+                   "view.overlays": "overlays_visible", "view.invert": "invert"}
+
+READING_ACTIONS = [
+    ActionSpec("view.corner_text", "Corner text\tF12", "set_display", args=("show_corner_text",),
+               menu="View#display", checkable=True),
+    ActionSpec("view.patient_data", "Patient data\tShift+F12", "set_display", args=("show_patient_data",),
+               menu="View#display", checkable=True),
+    ActionSpec("view.overlays", "Overlays\tG", "set_display", args=("overlays_visible",), menu="View#display",
+               checkable=True),
+    ActionSpec("view.invert", "Invert\tI", "set_display", args=("invert",), menu="View#display", checkable=True),
+    ActionSpec("toolbar.invert", "Invert", "toggle_invert", toolbar="reading#display"),
+    ActionSpec("toolbar.reset", "Reset", "reset_view", toolbar="reading#display"),
+    ActionSpec("toolbar.cine", "Cine", "toggle_cine", toolbar="reading#display"),
+]
+
+
+class ReadingControls:
+    """``preset_box``: the toolbar's Window box (the presets, "from file" and "custom")."""
+
+    def __init__(self, session, layout, actions):
+        self.session, self.layout = session, layout
+        made = actions.add(READING_ACTIONS, target=self)
+        self.toggles = {action_id: made[action_id] for action_id in DISPLAY_TOGGLES}
+        self.sync_toggles()
+        session.display_changed.connect(self.sync_toggles)
+        self.preset_box = QComboBox()
+        self.preset_box.addItem(f"0  {FROM_FILE}", FROM_FILE)
+        for preset in CT_PRESETS:
+            self.preset_box.addItem(f"{preset.key}  {preset.name} ({preset.width:g}/{preset.level:g})", preset.name)
+        self.preset_box.addItem("custom", "")
+        self.preset_box.activated.connect(self.apply_preset_at)
+        actions.add_widget("reading#window", QLabel(" Window "))
+        actions.add_widget("reading#window", self.preset_box)
+        session.window_changed.connect(self.sync_preset_box)
+
+    def set_display(self, option: str, on: bool) -> None:
+        if getattr(self.session, option) != on:
+            self.session.set_display(**{option: on})
+
+    def sync_toggles(self) -> None:
+        for action_id, option in DISPLAY_TOGGLES.items():
+            self.toggles[action_id].setChecked(getattr(self.session, option))
+
+    def toggle_invert(self) -> None:
+        self.session.set_display(invert=not self.session.invert)
+
+    def reset_view(self) -> None:
+        self.layout.active.reset_view()
+
+    def toggle_cine(self) -> None:
+        self.layout.active.toggle_cine()
+
+    def apply_preset_at(self, index: int) -> None:
+        name = self.preset_box.itemData(index)
+        if name:
+            self.session.apply_preset(name)
+
+    def sync_preset_box(self, _width, _level, name: str) -> None:
+        i = self.preset_box.findData(name)
+        self.preset_box.setCurrentIndex(i if i >= 0 else self.preset_box.count() - 1)
