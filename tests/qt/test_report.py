@@ -196,7 +196,8 @@ def test_patient_data_on_request_and_the_review_state(window, qtbot, tmp_path):
 def test_review_state_from_the_layers_meta_alone(demo_volume):
     """Exporters read ``reviewed_by`` / ``reviewed_at`` / ``detection_review`` from the layers' meta."""
     from viewer.core.layers import MarkerLayer
-    from viewer.qt.capture.report import AI_NOT_REVIEWED, ai_results_from_layers, detection_table, provenance_lines
+    from viewer.export import AI_NOT_REVIEWED
+    from viewer.logic.report_content import ai_results_from_layers, detection_table, provenance_lines
 
     det = Detection((1.0, 2.0, 3.0), 8.0, 0.3, 20.0, "solid", 0.7, "nodule", "lung_right")
     layer = MarkerLayer([], name="AI: X findings", meta={"provenance": PROV, "detections": (det, det),

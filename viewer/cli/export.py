@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
     pd.add_argument("path", help="a DICOM folder (or file)")
     pd.add_argument("--out", required=True, help="output folder")
     pd.set_defaults(func=cmd_deid)
-    _add_report_parser(esub)  # export report: one-page PDF (viewer.qt.capture.report)
+    _add_report_parser(esub)  # export report: one-page PDF (viewer.logic.report_content, viewer.qt.capture.report)
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -280,9 +280,10 @@ def cmd_report(args) -> int:
     from viewer.qt.capture.offscreen import painting_app
 
     painting_app()  # the report is painted with Qt (fonts, QPdfWriter), on the offscreen platform
+    from viewer.export import AI_NOT_REVIEWED
     from viewer.io.image_io import ImageFileError
     from viewer.io.series_loader import LoadError
-    from viewer.qt.capture.report import AI_NOT_REVIEWED, report_from_files, write_report
+    from viewer.qt.capture.report import report_from_files, write_report
 
     try:
         data = report_from_files(args.path, args.series, args.labels, findings, measurements, args.preset,
