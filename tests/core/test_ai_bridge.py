@@ -7,8 +7,6 @@ import pytest
 from ai.api import CLASSICAL_NOTE, Detection, InferenceResult, Provenance, StructureFeatures
 from radview_base.geometry import Geometry, GeometryMismatchError
 from viewer.core.ai_bridge import (
-    geometry_from_grid,
-    grid_from_geometry,
     layers_from_result,
     method_in_plain_words,
     modality_mismatch,
@@ -39,7 +37,7 @@ def test_request_from_volume_shares_the_pixels_and_the_grid():
     assert (r.modality, r.series_uid, r.series_description) == ("CT", "1.2.3", "chest")
     idx = np.array([[1, 2, 3], [5, 7, 9]])
     assert np.allclose(r.grid.index_to_world(idx), GEOM.index_to_world(idx))
-    assert geometry_from_grid(grid_from_geometry(GEOM)) == GEOM
+    assert r.grid is v.geometry  # one Geometry class: the request carries the volume's own
     bare = request_from_volume(_volume(meta={}), "m")
     assert bare.modality == "CT" and bare.series_uid == ""  # the request's defaults where the volume says nothing
 
@@ -55,7 +53,7 @@ def test_layers_from_result_carry_labels_markers_and_provenance():
     labels[1:3, 2:4, 2:6] = 2
     labels[4, 5, 5] = 3
     det = Detection((1.0, 2.0, 3.0), 12.4, 0.9, 35.0, "solid", 0.934, location="lung_left")
-    result = InferenceResult(grid_from_geometry(GEOM), _prov(), labels, {2: "lung_left", 3: "lung_right"}, (det,),
+    result = InferenceResult(GEOM, _prov(), labels, {2: "lung_left", 3: "lung_right"}, (det,),
                              ("GPU out of memory: ran on the CPU instead",))
     lab, mk = layers_from_result(result, GEOM)
     assert lab.name == "AI: CT lungs" and lab.label_map.array.dtype == np.uint8
@@ -67,8 +65,8 @@ def test_layers_from_result_carry_labels_markers_and_provenance():
     assert m.center_lps == (1.0, 2.0, 3.0) and m.size_mm == (12.4,) * 3 and m.text == "N1 12 mm solid"
     assert m.score == pytest.approx(0.934)
     # a segmentation-only result has no marker layer, a detection-only one no label layer
-    assert layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), labels), GEOM)[1] is None
-    assert layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), None, {}, (det,)), GEOM)[0] is None
+    assert layers_from_result(InferenceResult(GEOM, _prov(), labels), GEOM)[1] is None
+    assert layers_from_result(InferenceResult(GEOM, _prov(), None, {}, (det,)), GEOM)[0] is None
 
 
 def test_the_structures_of_a_result_go_with_its_label_layer():
@@ -76,10 +74,10 @@ def test_the_structures_of_a_result_go_with_its_label_layer():
     labels[1:3, 2:4, 2:6] = 2
     lung = StructureFeatures(2, "lung_left", 16, 0.0179, (1.0, 2.0, 3.0), 3.0, 4.5, 0.7, -800.0, 40.0)
     det = Detection((1.0, 2.0, 3.0), 12.4, 0.9, 35.0, "solid", 0.934)
-    lab, mk = layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), labels, {2: "lung_left"}, (det,),
+    lab, mk = layers_from_result(InferenceResult(GEOM, _prov(), labels, {2: "lung_left"}, (det,),
                                                  structures=(lung,)), GEOM)
     assert lab.meta["structures"] == (lung,) and "structures" not in mk.meta  # listed once
-    _, mk = layers_from_result(InferenceResult(grid_from_geometry(GEOM), _prov(), None, {}, (det,),
+    _, mk = layers_from_result(InferenceResult(GEOM, _prov(), None, {}, (det,),
                                                structures=(lung,)), GEOM)
     assert mk.meta["structures"] == (lung,)  # no label map: the markers carry them
 
@@ -92,7 +90,7 @@ def test_a_result_on_another_grid_is_an_error_not_a_misalignment():
         layers_from_result(InferenceResult(shifted, _prov(), labels), GEOM)
     other_shape = Geometry((6, 8, 11), GEOM.spacing_zyx, GEOM.origin_lps, GEOM.direction)
     with pytest.raises(GeometryMismatchError):
-        layers_from_result(InferenceResult(grid_from_geometry(other_shape), _prov(), np.zeros((6, 8, 11), np.uint8)),
+        layers_from_result(InferenceResult(other_shape, _prov(), np.zeros((6, 8, 11), np.uint8)),
                            GEOM)
 
 

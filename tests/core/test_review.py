@@ -7,7 +7,7 @@ import pytest
 from ai.api import Detection, InferenceResult, Provenance
 from radview_base.geometry import Geometry
 from viewer.core import review
-from viewer.core.ai_bridge import NOT_REVIEWED, grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import NOT_REVIEWED, layers_from_result
 from viewer.core.session import Session
 from viewer.io.volume import Volume
 from viewer.store.annotation_store import AnnotationStore, Autosave
@@ -27,7 +27,7 @@ def _result(version="1.0", with_labels=True):
     labels[5:10, 10:20, 10:30] = 1
     dets = tuple(Detection(c, 8.0 + i, 0.3, 20.0, "solid", 0.9 - 0.1 * i, "nodule", "lung_left")
                  for i, c in enumerate(CENTRES))
-    return InferenceResult(grid_from_geometry(GEOM), _provenance(version), labels if with_labels else None,
+    return InferenceResult(GEOM, _provenance(version), labels if with_labels else None,
                            {1: "nodule"}, dets)
 
 

@@ -16,7 +16,7 @@ from stall_probe import STALL_BOUND_S, StallProbe
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
 from radview_base.atomic_file import TEMP_PREFIX
 from radview_base.geometry import Geometry
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import layers_from_result
 from viewer.core.annotations import Plane, new_annotation
 from viewer.core.layers import LabelLayer
 from viewer.io.image_io import read_label_map
@@ -43,7 +43,7 @@ def add_ai_result(session):
     centre = tuple(g.index_to_world((k, 218, 350)))
     det = Detection(centre, 21.0, 2.1, 38.0, "solid", 0.87, "nodule", "lung_left")
     structure = StructureFeatures(1, "nodule", 10080, 13.57, centre, 29.4, 31.6, 0.71, 38.0, 12.0, -20.0, 90.0)
-    result = InferenceResult(grid_from_geometry(g), PROV, labels, {1: "nodule"}, (det,), structures=(structure,))
+    result = InferenceResult(g, PROV, labels, {1: "nodule"}, (det,), structures=(structure,))
     label_layer, marker_layer = layers_from_result(result, g)
     session.add_layer(label_layer)
     session.add_layer(marker_layer)

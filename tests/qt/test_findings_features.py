@@ -10,7 +10,7 @@ from PySide6.QtCore import QPoint, Qt
 from ai.api import Detection, InferenceResult, Provenance
 from ai.features import detection_features, label_features
 from radview_base.geometry import Geometry
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import layers_from_result
 from viewer.core.session import Session
 from viewer.io.volume import Volume
 from viewer.qt.panels.findings_panel import STRUCTURE_COLUMNS, FindingsPanel
@@ -36,7 +36,7 @@ def _case():
         ball = _ball(centre, radius)
         labels[ball] = 8
         image[ball] = hu + (np.indices(GEOM.shape_zyx)[2][ball] % 3) * 10  # a ramp: SD > 0
-    grid = grid_from_geometry(GEOM)
+    grid = GEOM
     names = {2: "lung_left", 8: "nodule"}
     structures = label_features(labels, image, grid, names, components=True)
     a = detection_features(labels, image, grid, grid.index_to_world(BALL_A[0]), label_id=8, names=names)

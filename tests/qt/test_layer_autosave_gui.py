@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 from ai.api import Detection, InferenceResult, Provenance
 from radview_base.geometry import Geometry
 from viewer.core import review
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import layers_from_result
 from viewer.core.layers import LabelLayer, MarkerLayer
 from viewer.io.volume import LabelMap, Volume
 from viewer.qt.main_window import MainWindow
@@ -41,7 +41,7 @@ def _result():
     dets = (Detection(tuple(GEOM.index_to_world((14, 20, 20))), 4.0, 0.1, 40.0, "solid", 0.9, "nodule", "lung_left"),)
     prov = Provenance("test-nodules", "Test nodules", "1.0", "classical image analysis, not a learned network", "cpu",
                       "float32", 0.3, "2026-01-01T00:00:00Z", {"threshold": -400})
-    return InferenceResult(grid_from_geometry(GEOM), prov, labels, {LUNG: "lung_left", NODULE: "nodule"}, dets)
+    return InferenceResult(GEOM, prov, labels, {LUNG: "lung_left", NODULE: "nodule"}, dets)
 
 
 def _window(qtbot, tmp_path, name="settings.ini") -> MainWindow:

@@ -10,7 +10,7 @@ from stall_probe import STALL_BOUND_S, StallProbe
 from ai.api import InferenceResult, Provenance
 from ai.metrics import segmentation_metrics
 from radview_base.geometry import Geometry
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import layers_from_result
 from viewer.io.image_io import write_image
 from viewer.io.volume import LabelMap, Volume
 from viewer.logic.evaluation import pair_labels
@@ -31,7 +31,7 @@ def ai_layer(labels: np.ndarray, names: dict, geometry, model: str = "Test lungs
     """A label layer exactly as the AI controller builds it from a finished run."""
     prov = Provenance(model.lower().replace(" ", "-"), model, "1.0", "classical image analysis, not a learned network",
                       "cpu", "float32", 0.1, "2026-01-01T00:00:00Z")
-    result = InferenceResult(grid_from_geometry(geometry), prov, labels=labels, label_names=names)
+    result = InferenceResult(geometry, prov, labels=labels, label_names=names)
     layer, _ = layers_from_result(result, geometry)
     return layer
 

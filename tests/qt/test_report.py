@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import layers_from_result
 from viewer.core.annotations import new_annotation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ def add_ai_result(session, n_detections: int = 1):
     dets = tuple(Detection((centre[0] + i, centre[1], centre[2]), 21.0 - i * 0.1, 2.1, 38.0, "solid", 0.87,
                            "nodule", "lung_left") for i in range(n_detections))
     structure = StructureFeatures(1, "nodule", 10080, 13.57, centre, 29.4, 31.6, 0.71, 38.0, 12.0, -20.0, 90.0)
-    result = InferenceResult(grid_from_geometry(g), PROV, labels, {1: "nodule"}, dets, structures=(structure,))
+    result = InferenceResult(g, PROV, labels, {1: "nodule"}, dets, structures=(structure,))
     label_layer, marker_layer = layers_from_result(result, g)
     session.add_layer(label_layer)
     session.add_layer(marker_layer)

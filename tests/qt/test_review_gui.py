@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 from ai.api import Detection, InferenceResult, Provenance
 from radview_base.geometry import Geometry
 from viewer.core import review
-from viewer.core.ai_bridge import NOT_REVIEWED, grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import NOT_REVIEWED, layers_from_result
 from viewer.io.volume import Volume
 from viewer.qt.main_window import MainWindow
 
@@ -49,7 +49,7 @@ def _result():
                            "lung_left") for i, (c, r) in enumerate(NODULES))
     prov = Provenance("test-nodules", "Test nodules", "1.0", "classical image analysis, not a learned network", "cpu",
                       "float32", 0.3, "2026-01-01T00:00:00Z")
-    return InferenceResult(grid_from_geometry(GEOM), prov, labels, {2: "lung_left", 8: "nodule"}, dets)
+    return InferenceResult(GEOM, prov, labels, {2: "lung_left", 8: "nodule"}, dets)
 
 
 def _window(qtbot, tmp_path) -> MainWindow:
@@ -262,7 +262,7 @@ def test_with_two_results_the_result_box_chooses_which_one_is_decided(window, qt
     labels[4:26, 4:44, 4:28] = 1
     prov = Provenance("test-lungs", "Test lungs", "2.0", "classical image analysis, not a learned network", "cpu",
                       "float32", 0.1, "2026-01-01T00:00:00Z")
-    lungs, none = layers_from_result(InferenceResult(grid_from_geometry(GEOM), prov, labels, {1: "lung_left"}), GEOM)
+    lungs, none = layers_from_result(InferenceResult(GEOM, prov, labels, {1: "lung_left"}), GEOM)
     assert none is None
     w.session.add_layer(lungs)
     assert panel.result_box.isEnabled() and panel.result_box.count() == 2

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QImage
 
 from ai.api import Detection, InferenceResult, Provenance
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import layers_from_result
 from viewer.core.annotations import new_annotation
 from viewer.qt.capture.screenshot import ScreenshotDialog, ScreenshotOptions, render
 
@@ -54,7 +54,7 @@ def ai_layers(volume, k: int):
     prov = Provenance("test-nodules", "Test nodules", "0.9", "classical image analysis, not a learned network",
                       "cpu", "float32", 0.2, "2026-01-01T00:00:00Z", {"threshold": 0.5})
     det = Detection(tuple(centre), 21.0, 2.1, 38.0, "solid", 0.87, "nodule", "lung_left")
-    result = InferenceResult(grid_from_geometry(g), prov, labels, {1: "nodule"}, (det,))
+    result = InferenceResult(g, prov, labels, {1: "nodule"}, (det,))
     return layers_from_result(result, g)
 
 

@@ -17,7 +17,7 @@ from ai.api import Detection, InferenceResult, Provenance, StructureFeatures
 from radview_base.atomic_file import TEMP_PREFIX
 from radview_base.geometry import Geometry
 from viewer.core import review
-from viewer.core.ai_bridge import grid_from_geometry, layers_from_result
+from viewer.core.ai_bridge import layers_from_result
 from viewer.core.label_edit import BrushStroke, record_edit
 from viewer.core.layers import LabelLayer
 from viewer.core.session import Session
@@ -60,7 +60,7 @@ def _result():
             Detection((6.0, -0.04, -4.0), 6.0, 0.1, -400.0, "subsolid", 0.7))
     structures = (StructureFeatures(1, "lung_left", 1200, 5.2, (1.0, 2.0, 3.0), 40.0, 55.0, 0.6, -800.0, 40.0),
                   StructureFeatures(2, "nodule", 32, 0.1, (1.5, 2.5, 3.5), 8.0, 9.0, 0.9, 20.0, 4.0, float("nan")))
-    return InferenceResult(grid_from_geometry(GEOM), _provenance(), labels, {1: "lung_left", 2: "nodule"}, dets,
+    return InferenceResult(GEOM, _provenance(), labels, {1: "lung_left", 2: "nodule"}, dets,
                            ("ran on CPU",), structures)
 
 

@@ -25,16 +25,6 @@ DETECTION_COLOR = (255, 230, 0)  # yellow, the nodule colour of the label table
 # --- grids --------------------------------------------------------------------------------
 # AI requests and results carry the viewer's own ``Geometry`` (radview_base: the one grid class), so these are
 # identities, kept as the named crossing points between a volume and a request/result.
-def grid_from_geometry(geometry: Geometry) -> Geometry:
-    """The grid of an AI request on a volume of ``geometry``: the geometry itself."""
-    return geometry
-
-
-def geometry_from_grid(grid: Geometry) -> Geometry:
-    """The geometry of an AI result's grid: the grid itself."""
-    return grid
-
-
 # --- requests -------------------------------------------------------------------------------
 def request_from_volume(volume: Volume, model_id: str, device: str = "auto",
                         options: Mapping[str, Any] | None = None) -> InferenceRequest:
@@ -46,7 +36,7 @@ def request_from_volume(volume: Volume, model_id: str, device: str = "auto",
                  "series_description": meta.get("description")}
     return InferenceRequest(  # what the volume does not say keeps the request's default (modality "CT")
         array=volume.array,
-        grid=grid_from_geometry(volume.geometry),
+        grid=volume.geometry,
         model_id=str(model_id),
         device=str(device or "auto"),
         options=dict(options or {}),
@@ -105,8 +95,7 @@ def layers_from_result(result: InferenceResult, geometry: Geometry,
             "messages": tuple(result.messages), "reviewed": False}
     label_layer = None
     if result.labels is not None:
-        result_geometry = geometry_from_grid(result.grid)
-        require_same_grid(geometry, result_geometry, what=f"the label map of {name}")
+        require_same_grid(geometry, result.grid, what=f"the label map of {name}")
         if tuple(result.labels.shape) != geometry.shape_zyx:  # the grid check above covers this; belt and braces
             raise ValueError(f"label array {result.labels.shape} is not on the volume's grid {geometry.shape_zyx}")
         names = dict(result.label_names) or {int(k): str(v) for k, v in (getattr(manifest, "labels", None)
