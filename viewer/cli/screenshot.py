@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
     ps.add_argument("--preset", help="2D: window preset (soft tissue, lung, bone, brain, liver, mediastinum, stroke, "
                                      "CT angiography, or 'from file', the default); 3D: volume-rendering preset "
                                      "(bone, soft tissue, lung, angio, mip, minip; MR: default, mip)")
+    ps.add_argument("--image", type=int, help="2D series: the Nth image (1-based) of a stack (default: the hanging)")
+    ps.add_argument("--frame", type=int, help="2D series: the Nth frame (1-based) of a cine")
     ps.add_argument("--labels", help="a label map (NIfTI/NRRD) on the series' grid, shown as an overlay")
     ps.add_argument("--out", required=True, help="output .png or .jpg")
     ps.add_argument("--size", type=_size, default=(768, 768), help="WxH in pixels (default 768x768)")
@@ -57,7 +59,7 @@ def cmd_screenshot(args) -> int:
     req = ScreenshotRequest(path=args.path, out=args.out, view=args.view, series=args.series,
                             slice_index=args.slice, preset=args.preset, labels=args.labels, size=args.size,
                             show_patient_data=args.show_patient_data, layout=args.layout,
-                            camera=args.camera or "anterior")
+                            camera=args.camera or "anterior", image=args.image, frame=args.frame)
     try:
         out = render_screenshot(req)
     except (KeyError, ValueError, LoadError, ImageFileError, GeometryMismatchError, OSError) as exc:

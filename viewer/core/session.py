@@ -19,6 +19,8 @@ from viewer.io.volume import Volume
 class Session:
     volume_loaded = Signal(object)  # Volume
     volume_cleared = Signal()
+    images_loaded = Signal(object)  # viewer.io.planar.PlanarSeries: a 2D series (radiographs, US, cine …)
+    images_cleared = Signal()
     cursor_moved = Signal(object)  # np.ndarray LPS (3,)
     window_changed = Signal(float, float, str)  # width, level, preset name ("" when custom)
     display_changed = Signal()  # invert, corner text, patient data
@@ -30,6 +32,7 @@ class Session:
 
     def __init__(self) -> None:
         self.volume: Volume | None = None
+        self.images = None  # the open 2D series (viewer.io.planar.PlanarSeries), when a 2D series is open
         self.cursor_lps = np.zeros(3)
         self.width, self.level, self.preset_name = 1.0, 0.0, FROM_FILE
         self.invert = False
@@ -50,6 +53,7 @@ class Session:
         The annotations stay while the volume is of the same study; another study starts an empty set.
         """
         self._drop_layers()
+        self._drop_images()
         self.volume = volume
         self.annotations.volume = volume
         key = study_key(volume.meta)
@@ -67,9 +71,29 @@ class Session:
 
     def clear(self) -> None:
         self._drop_layers()
+        self._drop_images()
         self.volume = None
         self.annotations.volume = None
         self.volume_cleared.emit()
+
+    # --- 2D images ------------------------------------------------------------------
+    def load_images(self, series) -> None:
+        """Show a 2D series (radiographs, mammograms, ultrasound, cine) instead of a volume."""
+        if self.volume is not None:
+            self._drop_layers()
+            self.volume = None
+            self.annotations.volume = None
+            self.volume_cleared.emit()
+        key = study_key(series.meta)
+        if key != self.annotations.study_uid or not key:
+            self.annotations.open_study(key)
+        self.images = series
+        self.images_loaded.emit(series)
+
+    def _drop_images(self) -> None:
+        if self.images is not None:
+            self.images = None
+            self.images_cleared.emit()
 
     def _drop_layers(self) -> None:
         self.dropping_layers = True

@@ -34,6 +34,8 @@ NON_IMAGE_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.88.59": "Key Object Selection (not an image)",
 }
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+#: a file whose pixel data would decode to more than this is refused at index time (never allocated)
+MAX_DECODED_BYTES = 4 * 2**30
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
@@ -238,14 +240,19 @@ def _pixel_element(fp, explicit: bool, little: bool) -> tuple[str, int | None, i
     return PIXEL_TAGS[tag], offset, None if length == 0xFFFFFFFF else length
 
 
-def _encapsulated_problem(path: str, offset: int) -> str | None:
+def _encapsulated_problem(path: str, offset: int, n_frames: int = 1) -> str | None:
     """Walk the items of encapsulated pixel data starting at ``offset``: why it is incomplete, or None.
+
+    Each frame needs at least one fragment after the Basic Offset Table item: a file declaring more frames
+    than it holds fragments is refused here, before anything is allocated for them.
 
     Only item headers are read (a seek per fragment), so a truncated compressed file is skipped at index
     time instead of taking its series down when the series is loaded.
     """
     size = os.path.getsize(path)
-    pos = offset
+    if n_frames * 8 > size:
+        return f"declares {n_frames} frames, more than the file's {size} bytes can hold"
+    pos, items = offset, 0
     with open(path, "rb") as fp:
         while True:
             fp.seek(pos)
@@ -255,7 +262,10 @@ def _encapsulated_problem(path: str, offset: int) -> str | None:
             group, elem, length = struct.unpack("<HHI", head)
             tag = (group << 16) | elem
             if tag == 0xFFFEE0DD:
+                if items - 1 < n_frames:
+                    return f"declares {n_frames} frames but its compressed pixel data holds {max(items - 1, 0)}"
                 return None
+            items += 1
             if tag != 0xFFFEE000 or length == 0xFFFFFFFF:
                 return (f"compressed pixel data is malformed (element ({group:04X},{elem:04X}) where a fragment "
                         "was expected)")
@@ -328,16 +338,20 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
     if bits_allocated not in (1, 8, 16, 32, 64):
         return Skipped(path, f"unsupported BitsAllocated {bits_allocated}")
     pixel_tag, offset, length = pixel if pixel else ("PixelData", None, None)
-    if offset is not None and length is None:  # encapsulated (undefined length): every fragment must be there
-        problem = _encapsulated_problem(path, offset)
-        if problem:
-            return Skipped(path, problem)
     n_frames = _i(ds.get("NumberOfFrames"), 1) or 1
     samples = _i(ds.get("SamplesPerPixel"), 1) or 1
     if n_frames < 0:
         return Skipped(path, f"invalid NumberOfFrames {n_frames}")
     if samples < 0:
         return Skipped(path, f"invalid SamplesPerPixel {samples}")
+    declared = rows * cols * samples * n_frames * max(bits_allocated, 8) // 8
+    if declared > MAX_DECODED_BYTES:
+        return Skipped(path, f"declares {n_frames} frame(s) of {rows}×{cols}×{samples} at {bits_allocated} bits "
+                             f"({declared / 2**30:.1f} GiB decoded): refused before reading, too large to be real")
+    if offset is not None and length is None:  # encapsulated (undefined length): every fragment must be there
+        problem = _encapsulated_problem(path, offset, n_frames)
+        if problem:
+            return Skipped(path, problem)
     if offset is not None and length is not None and pixel_tag == "PixelData" and bits_allocated >= 8:
         expected = rows * cols * samples * n_frames * bits_allocated // 8
         if length < expected:

@@ -2,7 +2,12 @@
 
 A DICOM series that mixes orientations, sizes, echoes or magnitude/phase
 images is split into separate volumes (as dcm2niix does); localizers and
-secondary captures stay apart from the volume series. Every skipped file and
+secondary captures stay apart from the volume series. Images with no common
+3D grid — radiographs, mammograms, ultrasound, nuclear medicine, cine, and any
+image without ImagePositionPatient/ImageOrientationPatient — are 2D series
+(kind ``projection``, ``stack`` or ``cine``, see :mod:`viewer.io.planar`): their
+images in display order (InstanceNumber, then acquisition time), each with what
+its file says about letters, calibration and frames. Every skipped file and
 every refused series carries a reason a user can read.
 """
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from radview_base.cancel import Cancelled
 from viewer.io.dicom_header import FrameRecord, ImageFile, Skipped, read_header
+from viewer.io.planar_header import CINE_MODALITIES, PROJECTION_MODALITIES, ImageDisplay, read_display
 from viewer.io.slice_stack import StackError, StackPlan, plan_stack
 
 ProgressFn = Callable[[int, int, str], None]
@@ -36,12 +42,15 @@ class SeriesEntry:
     series_number: int | None
     date: str
     time: str
-    kind: str  # "volume", "localizer", "secondary"
+    kind: str  # "volume", "localizer", "secondary"; 2D series: "projection", "stack", "cine" (``planar``)
     frames: list[FrameRecord]
     plan: StackPlan | None
     refusal: str | None = None
     split_label: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: 2D series: one entry per image (file) in display order; empty for volumes
+    images: list[ImageDisplay] = field(default_factory=list)
+    planar: bool = False
 
     @property
     def files(self) -> list[str]:
@@ -69,7 +78,7 @@ class SeriesEntry:
 
     @property
     def loadable(self) -> bool:
-        return self.plan is not None and self.refusal is None
+        return self.refusal is None and (self.plan is not None or (self.planar and bool(self.images)))
 
     @property
     def n_voxels(self) -> int:
@@ -99,6 +108,9 @@ class SeriesEntry:
             "loadable": self.loadable,
             "refusal": self.refusal,
             "warnings": list(self.warnings),
+            **({"images": [dict(path=d.path, sop_instance_uid=d.sop_instance_uid, instance_number=d.instance_number,
+                                rows=d.rows, columns=d.columns, display=d.as_dict()) for d in self.images]}
+               if self.planar else {}),
         }
 
 
@@ -142,6 +154,9 @@ class StudyIndex:
 
     def volumes(self) -> list[SeriesEntry]:
         return [s for s in self.series if s.loadable and s.kind == "volume"]
+
+    def planar_series(self) -> list[SeriesEntry]:
+        return [s for s in self.series if s.loadable and s.planar]
 
     def largest_volume(self) -> SeriesEntry | None:
         candidates = self.volumes() or [s for s in self.series if s.loadable]
@@ -207,18 +222,25 @@ def scan(root: str, progress: ProgressFn | None = None, cancel: threading.Event 
 def build_index(root: str, images: Iterable[ImageFile], skipped: list[Skipped], n_files: int) -> StudyIndex:
     by_series: dict[str, list[ImageFile]] = defaultdict(list)
     seen_sop: dict[str, str] = {}
+    duplicates: dict[str, int] = defaultdict(int)  # path read → files with the same SOPInstanceUID not read
     for img in images:
+        uid = img.series["uid"] or f"no-series-uid:{os.path.dirname(img.path)}"
         if img.sop_instance_uid and img.sop_instance_uid in seen_sop:
             skipped.append(Skipped(img.path, f"duplicate of {seen_sop[img.sop_instance_uid]} (same SOPInstanceUID)"))
+            duplicates[seen_sop[img.sop_instance_uid]] += 1
             continue
         if img.sop_instance_uid:
             seen_sop[img.sop_instance_uid] = img.path
-        uid = img.series["uid"] or f"no-series-uid:{os.path.dirname(img.path)}"
         by_series[uid].append(img)
 
     entries: list[SeriesEntry] = []
     for uid, files in by_series.items():
-        entries.extend(_series_entries(uid, files))
+        for entry in _series_entries(uid, files):
+            n_duplicates = sum(duplicates.get(path, 0) for path in entry.files)
+            if n_duplicates:
+                entry.warnings.append(f"{n_duplicates} more file(s) hold an instance already read (same "
+                                      "SOPInstanceUID): each instance is read once (see the skipped files)")
+            entries.append(entry)
     entries.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.key))
     return StudyIndex(root, _hierarchy(by_series, entries), entries, skipped, n_files)
 
@@ -287,32 +309,90 @@ def _describe_split(key: tuple, all_keys: list[tuple]) -> tuple[str, str]:
     return ", ".join(differing), ", ".join(parts)
 
 
+def is_planar(frame: FrameRecord) -> bool:
+    """A 2D image rather than a slice of a volume: a projection modality, or no patient position/orientation."""
+    return frame.file.modality in PROJECTION_MODALITIES or frame.position is None or frame.orientation is None
+
+
 def _series_entries(uid: str, files: list[ImageFile]) -> list[SeriesEntry]:
     clusters: list = []
     groups: dict[tuple, list[FrameRecord]] = defaultdict(list)
+    planar: dict[tuple, list[FrameRecord]] = defaultdict(list)
     for img in files:
         for frame in img.frames:
-            groups[_split_key(frame, clusters)].append(frame)
+            if is_planar(frame):
+                planar[(img.modality, img.category)].append(frame)
+            else:
+                groups[_split_key(frame, clusters)].append(frame)
+    entries = _volume_entries(uid, groups)
+    for key in sorted(planar, key=str):
+        entries.append(_planar_entry(uid, planar[key]))
+    if len(entries) > 1:
+        for entry in entries:
+            if entry.planar:
+                entry.split_label = entry.split_label or f"{entry.kind}, {entry.modality or 'no modality'}"
+                entry.warnings.insert(0, f"series split into {len(entries)} parts: this is the 2D images "
+                                         f"({entry.split_label})")
+    for n, entry in enumerate(entries, start=1):
+        entry.key = uid if len(entries) == 1 else f"{uid}#{n}"
+    return entries
+
+
+def _entry(uid: str, frames: list[FrameRecord], kind: str) -> SeriesEntry:
+    f0 = frames[0].file
+    return SeriesEntry(key=uid, series_uid=uid, study_uid=f0.study["uid"], patient_id=f0.patient["id"],
+                       modality=f0.modality, description=f0.series["description"], series_number=f0.series["number"],
+                       date=f0.series["date"] or f0.study["date"], time=f0.series["time"], kind=kind, frames=frames,
+                       plan=None)
+
+
+def _planar_entry(uid: str, frames: list[FrameRecord]) -> SeriesEntry:
+    """The 2D images of a series: ``projection`` (one radiograph), ``cine`` (one multi-frame file played at its
+    rate), else ``stack`` (images of any sizes, scrolled one by one; SC images alone stay ``secondary``).
+
+    A single file also keeps the stack plan it always had (frames in file order, image coordinates), so that
+    :func:`viewer.io.series_loader.load_series` still reads it as an array; the viewer shows it as 2D images.
+    """
+    files = list({id(fr.file): fr.file for fr in frames}.values())
+    f0 = files[0]
+    entry = _entry(uid, frames, "stack")
+    entry.planar = True
+    if f0.bits_allocated == 1:
+        entry.refusal = "1-bit (binary) pixel data: a segmentation or bitmap, not an image"
+        return entry
+    displays, problems = [], []
+    for f in files:
+        try:
+            displays.append(read_display(f.path)[0])
+        except Exception as exc:  # the header was read once already: this is a corrupt detail, say which
+            problems.append(f"{os.path.basename(f.path)}: display attributes unreadable ({type(exc).__name__})")
+    displays.sort(key=lambda d: (d.instance_number is None, d.instance_number or 0, d.time, d.path))
+    entry.images = displays
+    entry.warnings.extend(problems)
+    if len(files) == 1 and f0.number_of_frames > 1:
+        timed = bool(displays and displays[0].frame_time_ms)
+        entry.kind = "cine" if timed or f0.modality in CINE_MODALITIES else "stack"
+    elif len(files) == 1:
+        entry.kind = ("projection" if f0.modality in PROJECTION_MODALITIES
+                      else "secondary" if f0.category == "secondary" else "stack")
+    if len(files) == 1 and f0.samples_per_pixel in (1, 3):
+        try:
+            entry.plan = plan_stack(frames)
+        except (StackError, ValueError, ArithmeticError, TypeError):
+            entry.plan = None
+    if any(f.lossy for f in files):
+        entry.warnings.append("lossy compressed pixel data")
+    if not displays:
+        entry.refusal = "no image of this series has readable display attributes"
+    return entry
+
+
+def _volume_entries(uid: str, groups: dict[tuple, list[FrameRecord]]) -> list[SeriesEntry]:
     keys = sorted(groups, key=lambda k: (k[0] != "image", -len(groups[k]), str(k)))
     entries = []
-    for n, key in enumerate(keys, start=1):
+    for key in keys:
         frames = groups[key]
-        f0 = frames[0].file
-        kind = {"image": "volume"}.get(key[0], key[0])
-        entry = SeriesEntry(
-            key=uid if len(keys) == 1 else f"{uid}#{n}",
-            series_uid=uid,
-            study_uid=f0.study["uid"],
-            patient_id=f0.patient["id"],
-            modality=f0.modality,
-            description=f0.series["description"],
-            series_number=f0.series["number"],
-            date=f0.series["date"] or f0.study["date"],
-            time=f0.series["time"],
-            kind=kind,
-            frames=frames,
-            plan=None,
-        )
+        entry = _entry(uid, frames, {"image": "volume"}.get(key[0], key[0]))
         if len(keys) > 1:
             differing, entry.split_label = _describe_split(key, keys)
             entry.warnings.append(f"series split into {len(keys)} parts differing in {differing}: "

@@ -111,6 +111,9 @@ def load_series(entry: SeriesEntry, timepoint: int | None = 0, progress: Progres
     if not entry.loadable:
         raise LoadError(entry.refusal or "series cannot be loaded")
     plan = entry.plan
+    if plan is None:
+        raise LoadError(f"{entry.key} is a series of {len(entry.images)} 2D images without a common grid "
+                        f"({entry.kind}): it opens as 2D images (viewer.io.planar.load_planar), not as a volume")
     times = range(plan.n_timepoints) if timepoint is None else [timepoint]
     if timepoint is not None and not 0 <= timepoint < plan.n_timepoints:
         raise LoadError(f"time point {timepoint} out of range (series has {plan.n_timepoints})")

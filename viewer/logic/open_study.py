@@ -119,6 +119,30 @@ def load_series(entry, progress: Callable | None = None, cancel: threading.Event
     return load(entry, progress=progress, cancel=cancel, on_slice=on_slice)
 
 
+def load_images(entry, progress: Callable | None = None, cancel: threading.Event | None = None):
+    """A 2D series (radiographs, ultrasound, cine …) as a ``PlanarSeries``; undecodable images are skipped."""
+    from viewer.io.planar import load_planar
+
+    return load_planar(entry, progress=progress, cancel=cancel)
+
+
+def is_planar_series(entry) -> bool:
+    """The series opens as 2D images (no common 3D grid), not as a volume."""
+    return bool(getattr(entry, "planar", False))
+
+
+def images_text(series) -> str:
+    """``CR projection: 1 image (1955×1841) — warnings``."""
+    n = len(series.images)
+    first = series.images[0]
+    frames = f", {first.n_frames} frames" if n == 1 and first.n_frames > 1 else ""
+    text = (f"{series.meta.get('description') or series.modality or 'Images'} ({series.kind}): {n} image"
+            f"{'s' if n != 1 else ''} ({first.shape[0]}×{first.shape[1]}{frames})")
+    if series.warnings:
+        text += " — " + "; ".join(series.warnings)
+    return text
+
+
 def volume_text(volume) -> str:
     """``CT thin: 160×512×512 — warnings``."""
     text = f"{volume.meta.get('description', '') or 'Volume'}: " + "×".join(map(str, volume.shape_zyx))

@@ -186,7 +186,7 @@ def location_text(location: str) -> str:
     return " ".join(parts) or "—"
 
 
-def _dicom_date(value: str) -> str:
+def dicom_date(value: str) -> str:
     value = (value or "").strip()
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
 
@@ -299,11 +299,11 @@ def study_lines(volume, include_patient_data: bool = False) -> list[tuple[str, s
     if include_patient_data:
         name = str(patient.get("name") or "").replace("^", " ").strip()
         who = ", ".join(s for s in (name, f"ID {patient['id']}" if patient.get("id") else "",
-                                    f"born {_dicom_date(patient.get('birth_date', ''))}"
+                                    f"born {dicom_date(patient.get('birth_date', ''))}"
                                     if patient.get("birth_date") else "",
                                     f"sex {patient['sex']}" if patient.get("sex") else "") if s)
         lines.append(("Patient", who or "—"))
-        place = ", ".join(s for s in (study.get("institution"), _dicom_date(study.get("date", "")),
+        place = ", ".join(s for s in (study.get("institution"), dicom_date(study.get("date", "")),
                                       f"accession {study['accession']}" if study.get("accession") else "") if s)
         if place:
             lines.append(("Institution, date", place))

@@ -12,7 +12,7 @@ progress and Cancel in the status bar), ``notices`` (status bar and non-modal me
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QDockWidget, QMainWindow
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QStackedWidget
 
 from viewer.core.session import Session
 from viewer.qt.actions import ActionRegistry
@@ -24,6 +24,7 @@ from viewer.qt.panels.layer_panel import LayerPanel
 from viewer.qt.panels.study_browser import StudyBrowser
 from viewer.qt.reading_controls import ReadingControls
 from viewer.qt.recent import RecentStudies
+from viewer.qt.views.planar_area import PlanarArea
 from viewer.qt.views.view_layout import ViewLayout
 from viewer.qt.window_actions import MENUS, TOOLBARS, WINDOW_ACTIONS
 
@@ -41,7 +42,13 @@ class MainWindow(QMainWindow):
         self.view3d = None
 
         self.layout_widget = ViewLayout(self.session)
-        self.setCentralWidget(self.layout_widget)
+        self.planar_area = PlanarArea(self.session)  # 2D series: radiographs, mammograms, ultrasound, cine
+        self.reading_area = QStackedWidget()
+        self.reading_area.addWidget(self.layout_widget)
+        self.reading_area.addWidget(self.planar_area)
+        self.setCentralWidget(self.reading_area)
+        self.session.images_loaded.connect(lambda _series: self.reading_area.setCurrentWidget(self.planar_area))
+        self.session.volume_loaded.connect(lambda _volume: self.reading_area.setCurrentWidget(self.layout_widget))
         self.browser = StudyBrowser()
         study_dock = self.add_dock("Study", self.browser, Qt.LeftDockWidgetArea)
         self.layer_panel = LayerPanel(self.session)
@@ -56,7 +63,7 @@ class MainWindow(QMainWindow):
         recent_menu = actions.menu("File/Recent")
         recent_menu.aboutToShow.connect(lambda: self.recent.populate_menu(recent_menu, self.open_path))
         self.captures = CaptureActions(self.session, self.layout_widget, self.tasks, self.notices, actions,
-                                       lambda: self.view3d, self)
+                                       lambda: self.view3d, self, planar=self.planar_area)
         from viewer.qt.controllers.export_actions import ExportActions  # SEG, NIfTI, SR, JSON, de-identified copy
 
         self.exports = ExportActions(self.session, self.tasks, self.notices, actions, lambda: self.opener.index, self)
@@ -147,6 +154,7 @@ class MainWindow(QMainWindow):
         for view in self.layout_widget.views.values():
             if view.cine_running:
                 view.toggle_cine()
+        self.planar_area.stop_cine()
         self.browser.shutdown()
         if self.view3d is not None:
             self.view3d.shutdown()

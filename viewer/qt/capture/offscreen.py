@@ -23,6 +23,58 @@ class ScreenshotRequest:
     show_patient_data: bool = False
     layout: str = "1x3"
     camera: str = "anterior"
+    image: int | None = None  # 2D series: the Nth image (1-based) of a stack
+    frame: int | None = None  # 2D series: the Nth frame (1-based) of a cine
+
+
+def planar_series_at(path: str, series: str | None):
+    """The 2D series (radiographs, ultrasound, cine …) that ``path`` opens to, loaded; None for a volume."""
+    from viewer.io import loaders
+    from viewer.io.planar import load_planar
+
+    best = loaders.examine(path)[0]
+    if best.kind != loaders.DICOM_FILES:
+        return None
+    index = loaders.load(best)
+    entry = index.find(series) if series else index.largest_volume()
+    return load_planar(entry) if entry is not None and entry.planar else None
+
+
+def _render_planar(app, series, req: ScreenshotRequest) -> str:
+    """A 2D series as the GUI hangs it, or one image / frame of it (``--image``, ``--frame``), fitted to the view."""
+    from viewer.core.session import Session
+    from viewer.qt.capture.screenshot import grab, save_image
+    from viewer.qt.views.planar_area import PlanarArea
+    from viewer.qt.views.planar_view import PlanarView
+
+    session = Session()
+    if req.image is not None or req.frame is not None:
+        image = (req.image or 1) - 1
+        if not 0 <= image < len(series.images):
+            raise ValueError(f"--image {req.image} out of range (1..{len(series.images)})")
+        frame = (req.frame or 1) - 1
+        n_frames = series.images[image].n_frames
+        if not 0 <= frame < n_frames:
+            raise ValueError(f"--frame {req.frame} out of range (1..{n_frames})")
+        session.images = series
+        widget = PlanarView(session)
+        widget.set_series(series, image)
+        widget.show_position(image, frame)
+    else:
+        widget = PlanarArea(session)
+        session.load_images(series)
+    widget.resize(*req.size)
+    widget.show()
+    app.processEvents()
+    for view in ([widget] if isinstance(widget, PlanarView) else widget.views):
+        view.reset_view()
+    app.processEvents()
+    try:
+        return save_image(grab(widget, session, req.show_patient_data), req.out)
+    finally:
+        widget.close()
+        widget.deleteLater()
+        app.processEvents()
 
 
 _painting_app = None  # the QGuiApplication made for painting without a window; lives as long as the process
@@ -54,7 +106,15 @@ def render_screenshot(req: ScreenshotRequest) -> str:
     from viewer.qt.views.slice_view import SliceView
     from viewer.qt.views.view_layout import ViewLayout
 
+    if req.view != "3d":
+        planar = planar_series_at(req.path, req.series)
+        if planar is not None:
+            return _render_planar(app, planar, req)
+    elif req.image is not None or req.frame is not None:
+        raise ValueError("--image / --frame apply to 2D series, not to --view 3d")
     volume = load_path(req.path, req.series)
+    if req.image is not None or req.frame is not None:
+        raise ValueError("--image / --frame apply to 2D series (radiographs, stacks, cine); this is a volume")
     session = Session()
     session.load_volume(volume, preset=None if req.view == "3d" else req.preset)
     if req.labels:

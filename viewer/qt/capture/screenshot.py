@@ -80,8 +80,10 @@ def image_format(path: str) -> str:
 def export_corner_texts(view, include_patient_data: bool = False) -> dict[str, list[str]]:
     """The corner lines an exported picture of ``view`` shows: patient data and dates only when asked for."""
     from viewer.qt.views.corner_text import corner_lines
+    from viewer.qt.views.planar_text import planar_corner_lines
 
-    return corner_lines(view, patient_data=include_patient_data, acquisition_date=include_patient_data)
+    lines = planar_corner_lines if hasattr(view, "series") else corner_lines  # a 2D image view, or a slice view
+    return lines(view, patient_data=include_patient_data, acquisition_date=include_patient_data)
 
 
 @contextmanager
@@ -90,7 +92,7 @@ def exported_look(view, include_patient_data: bool = False, record: dict | None 
     the view's own attributes are restored on the way out, whatever happens."""
     texts = export_corner_texts(view, include_patient_data)
     if record is not None:
-        record[view.view] = texts
+        record[getattr(view, "view", "image")] = texts
     was_active = view.active
     view.corner_texts = lambda: texts  # shadows SliceView.corner_texts for this object only
     view.active = False
@@ -195,9 +197,10 @@ def render_3d_view(view3d, scale: float = 1.0) -> QImage:
 def render_pane(widget: QWidget, scale: float = 1.0, include_patient_data: bool = False,
                 record: dict | None = None) -> QImage:
     """One pane of the layout: a 2D view, the 3D view (its picture where its render widget is) or another widget."""
+    from viewer.qt.views.planar_view import PlanarView
     from viewer.qt.views.slice_view import SliceView
 
-    if isinstance(widget, SliceView):
+    if isinstance(widget, (SliceView, PlanarView)):
         return render_slice_view(widget, scale, include_patient_data, record)
     image = _blank(widget.width(), widget.height(), scale, QColor(0, 0, 0))
     painter = QPainter(image)
@@ -229,10 +232,11 @@ def render_layout(layout, scale: float = 1.0, include_patient_data: bool = False
 
 def render(widget: QWidget, options: ScreenshotOptions | None = None, record: dict | None = None) -> QImage:
     """A view (2D or 3D) or the whole layout as seen, per ``options``; ``record`` gets each 2D view's corner text."""
+    from viewer.qt.views.planar_area import PlanarArea
     from viewer.qt.views.view_layout import ViewLayout
 
     options = options or ScreenshotOptions()
-    if isinstance(widget, ViewLayout):
+    if isinstance(widget, (ViewLayout, PlanarArea)):
         image = render_layout(widget, options.scale, options.include_patient_data, record)
     elif _is_3d(widget):
         image = render_3d_view(widget, options.scale)

@@ -33,9 +33,10 @@ CAPTURE_ACTIONS = [
 class CaptureActions(QObject):
     """Screenshots and the PDF report of what is on screen. ``view3d()``: the 3D view, or None before it opens."""
 
-    def __init__(self, session, layout, jobs, notices, registry, view3d: Callable[[], object], parent):
+    def __init__(self, session, layout, jobs, notices, registry, view3d: Callable[[], object], parent, planar=None):
         super().__init__(parent)
         self.session, self.layout, self.jobs, self.notices = session, layout, jobs, notices
+        self.planar = planar  # the 2D images' reading area (viewer.qt.views.planar_area.PlanarArea)
         self.parent_widget = parent
         self.view3d = view3d
         self.include_patient_data = False
@@ -71,12 +72,19 @@ class CaptureActions(QObject):
                     raise ValueError("the 3D view is not open (choose the 2×2 layout)")
                 widget = view3d
             else:
-                widget = self.layout.active if what == "view" else self.layout
+                widget = self.reading_widget(what)
             image = render(widget, options)
         except (OSError, ValueError, RuntimeError) as exc:
             self.notices.error(f"Screenshot not saved: {exc}")
             return None
         return self.write(lambda: save_image(image, path, options.quality), "Screenshot", path, wait)
+
+    def reading_widget(self, what: str):
+        """The active view (``what="view"``) or the whole reading area: the 2D images' when a 2D series is open."""
+        planar = self.planar
+        if self.session.images is not None and planar is not None:
+            return planar.active if what == "view" and planar.active is not None else planar
+        return self.layout.active if what == "view" else self.layout
 
     def choose_report(self) -> None:
         """A one-page report of the open series, its AI results and measurements."""

@@ -131,6 +131,11 @@ class StudyOpener(QObject):
             self.notices.error(open_study.refusal_text(entry, key), dialog=False)
             return
         self.browser.select_series(key)
+        if open_study.is_planar_series(entry):
+            self.start_load(lambda progress, cancel: open_study.load_images(
+                entry, progress=lambda done, total: progress(done, total), cancel=cancel),
+                f"Loading {open_study.series_name(entry, key)}…")
+            return
 
         def work(progress, cancel):
             return open_study.load_series(entry, progress=lambda done, total: progress(done, total), cancel=cancel,
@@ -159,9 +164,12 @@ class StudyOpener(QObject):
                 self.layout.clear_preview()
             return True
 
-        def done(volume) -> None:
+        def done(result) -> None:
             ended(job)
-            self.show_volume(volume)
+            if hasattr(result, "images"):  # a 2D series (viewer.io.planar.PlanarSeries)
+                self.show_images(result)
+            else:
+                self.show_volume(result)
 
         def failed(message: str) -> None:
             ended(job)
@@ -185,6 +193,13 @@ class StudyOpener(QObject):
         after, self.after_load = self.after_load, None
         if after is not None:
             after(volume)
+
+    def show_images(self, series) -> None:
+        self.layout.clear_preview()
+        self.session.load_images(series)
+        self.notices.info(open_study.images_text(series))
+        if series.skipped:
+            self.notices.show_skipped(len(series.skipped), "\n".join(f"{p}: {r}" for p, r in series.skipped))
 
     def step_series(self, step: int) -> None:
         """PgUp / PgDn: the previous / next loadable volume series of the study."""

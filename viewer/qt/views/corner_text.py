@@ -12,12 +12,12 @@ import numpy as np
 from viewer.core.window_presets import FROM_FILE
 
 
-def _dicom_date(value: str) -> str:
+def dicom_date(value: str) -> str:
     value = (value or "").strip()
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
 
 
-def _dicom_time(value: str) -> str:
+def dicom_time(value: str) -> str:
     value = (value or "").strip()
     return f"{value[:2]}:{value[2:4]}:{value[4:6]}" if len(value) >= 6 and value[:6].isdigit() else value
 
@@ -61,8 +61,8 @@ def corner_lines(view, patient_data: bool | None = None, acquisition_date: bool 
         patient, study = meta.get("patient") or {}, meta.get("study") or {}
         tr = out["top_right"]
         for line in (str(patient.get("name") or "").replace("^", " ").strip(), patient.get("id"),
-                     " ".join(s for s in (_dicom_date(patient.get("birth_date", "")), patient.get("sex", "")) if s),
-                     study.get("institution"), study.get("description"), _dicom_date(study.get("date", ""))):
+                     " ".join(s for s in (dicom_date(patient.get("birth_date", "")), patient.get("sex", "")) if s),
+                     study.get("institution"), study.get("description"), dicom_date(study.get("date", ""))):
             if line:
                 tr.append(str(line))
 
@@ -78,8 +78,8 @@ def corner_lines(view, patient_data: bool | None = None, acquisition_date: bool 
 
     br = out["bottom_right"]
     series_info = meta.get("series_info") or {}
-    date = _dicom_date(series_info.get("date", ""))
-    time = _dicom_time(series_info.get("time", ""))
+    date = dicom_date(series_info.get("date", ""))
+    time = dicom_time(series_info.get("time", ""))
     if (date or time) and acquisition_date:
         br.append(" ".join(s for s in (date, time) if s))
     if modality == "MR":

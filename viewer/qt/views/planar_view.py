@@ -1,0 +1,435 @@
+"""One 2D image of a radiograph, mammogram, ultrasound, nuclear medicine or cine series, drawn with pyqtgraph.
+
+Pixels go through :mod:`viewer.core.grayscale` (the DICOM display pipeline: bone bright on every radiograph);
+letters come from the file (:mod:`viewer.io.planar_header`) and move with a flip; distances use the image's
+own calibration and say which ("mm at detector", "px" …); a scale bar shows only where the image is
+calibrated. Keys: wheel / Up / Down next and previous image (or frame of a cine), Left / Right frame step,
+C play / pause at the acquired rate, I invert, H flip left–right, O overlay planes, S display shutter,
+L length tool (Esc back), Space reset, F12 corner text, Shift+F12 patient data, 0 the file's first VOI,
+1–9 the file's other VOIs.
+
+Scene units are image pixels (x = column, y = row × row spacing / column spacing, so non-square pixels keep
+their aspect).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
+
+from viewer.core import grayscale
+from viewer.core.hanging import flipped_letters
+from viewer.io.planar_header import VoiPreset
+from viewer.qt.views.planar_text import planar_corner_lines
+
+
+class _PlanarViewBox(pg.ViewBox):
+    def __init__(self, view: "PlanarView"):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
+        self._view = view
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        ev.accept()
+        delta = ev.pos() - ev.lastPos()
+        if ev.button() == Qt.LeftButton:
+            if self._view.tool == "length":
+                self._view.measure_drag(ev.buttonDownScenePos(), ev.scenePos(), ev.isFinish())
+            else:
+                self._view.drag_window(delta.x(), delta.y())
+        elif ev.button() == Qt.MiddleButton:
+            self._view.fitted = False
+            shift = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
+            self.translateBy(x=shift.x(), y=shift.y())
+        elif ev.button() == Qt.RightButton:
+            self._view.fitted = False
+            factor = math.exp(delta.y() * 0.01)
+            self.scaleBy((factor, factor), center=self.mapToView(ev.buttonDownPos()))
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        ev.ignore()
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802
+        ev.accept()
+        steps = ev.delta() / 120.0 if hasattr(ev, "delta") else ev.angleDelta().y() / 120.0
+        if ev.modifiers() & Qt.ControlModifier:
+            self._view.fitted = False
+            self.scaleBy((0.85 ** steps,) * 2, center=self.mapToView(ev.pos()))
+        elif steps:
+            self._view.step(-(int(round(steps)) or (1 if steps > 0 else -1)))
+
+
+class PlanarView(pg.GraphicsView):
+    """Shows ``series.images[image]`` frame ``frame``; ``position_changed`` after every image or frame change."""
+
+    activated = Signal(object)
+    position_changed = Signal(int, int)  # image, frame
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.setBackground("k")
+        self.setMinimumSize(120, 120)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.vb = _PlanarViewBox(self)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.overlay_item = pg.ImageItem(axisOrder="row-major")
+        self.overlay_item.setZValue(5)
+        self.vb.addItem(self.image_item)
+        self.vb.addItem(self.overlay_item)
+        self.line_item = pg.PlotCurveItem(pen=pg.mkPen((255, 220, 60), width=2))
+        self.line_item.setZValue(10)
+        self.vb.addItem(self.line_item)
+        self._font = QFont()
+        self._font.setPointSize(9)
+        self.series = None
+        self.image, self.frame = 0, 0
+        self.flip_h = False
+        self.invert = False
+        self.show_overlays = True
+        self.show_shutter = True
+        self.active = False
+        self.fitted = True
+        self.tool = ""
+        self.voi: VoiPreset | None = None
+        self._table = None
+        self.measurement: dict | None = None  # the last length drawn: points (row, col), value, unit, label
+        self._cine = QTimer(self)
+        self._cine.setSingleShot(True)
+        self._cine.setTimerType(Qt.PreciseTimer)
+        self._cine.timeout.connect(self._cine_tick)
+        self._cine_due = 0.0
+        self.frames_shown = 0
+        self.frames_dropped = 0
+
+    # --- what is shown -----------------------------------------------------------------------------------------
+    def set_series(self, series, image: int = 0, flip_h: bool = False) -> None:
+        self.stop_cine()
+        self.series, self.image, self.frame, self.flip_h = series, max(0, image), 0, flip_h
+        self.measurement = None
+        self.line_item.setData([], [])
+        self._select_image()
+        self.fitted = True
+        self.reset_view()
+
+    def clear(self) -> None:
+        self.stop_cine()
+        self.series = None
+        self.image_item.clear()
+        self.overlay_item.clear()
+        self.line_item.setData([], [])
+        self.viewport().update()
+
+    def close(self) -> bool:
+        """pyqtgraph's close clears the scene (its items are deleted): drop the series first, so nothing queued
+        (a refit after a resize, a cine frame) touches them afterwards."""
+        self.clear()
+        return super().close()
+
+    @property
+    def current(self):
+        return None if self.series is None else self.series.images[self.image]
+
+    def _select_image(self) -> None:
+        image = self.current
+        self.voi = grayscale.default_voi(image)
+        self._table = None
+        rows, cols = image.shape
+        spacing = image.display.calibration.spacing_mm
+        aspect = spacing[0] / spacing[1] if spacing else 1.0
+        transform = QTransform()
+        if self.flip_h:
+            transform.translate(cols, 0)
+            transform.scale(-1, aspect)
+        else:
+            transform.scale(1, aspect)
+        self.image_item.setTransform(transform)
+        self.overlay_item.setTransform(transform)
+        self._render()
+
+    def _render(self) -> None:
+        image = self.current
+        if image is None:
+            return
+        if self._table is None and not image.is_color:
+            lo, hi = image.stored_range
+            if np.issubdtype(image.frames.dtype, np.integer) and hi - lo < (1 << 16):
+                self._table = grayscale.display_table(image, self.voi, self.invert)
+        shown = grayscale.render(image, self.frame, self.voi, self.invert, self.show_shutter, self._table)
+        self.image_item.setImage(shown, autoLevels=False, levels=(0, 255))
+        self._render_overlays(image)
+        self.position_changed.emit(self.image, self.frame)
+        self.viewport().update()
+
+    def _render_overlays(self, image) -> None:
+        groups = image.display.overlay_groups if self.show_overlays else ()
+        if not groups:
+            self.overlay_item.clear()
+            return
+        rgba = np.zeros(image.shape + (4,), dtype=np.uint8)
+        for group in groups:
+            mask = image.overlay(group)
+            if mask is not None:
+                rgba[mask] = (255, 255, 80, 230)
+        self.overlay_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def scene_to_pixel(self, scene_pos) -> tuple[float, float]:
+        """(row, col) of the image pixel under a scene position."""
+        p = self.image_item.mapFromScene(scene_pos)
+        return float(p.y()), float(p.x())
+
+    # --- navigation ------------------------------------------------------------------------------------------
+    def positions(self) -> list[tuple[int, int]]:
+        """Every (image, frame) in scroll order: a stack image by image, a cine frame by frame."""
+        if self.series is None:
+            return []
+        return [(i, f) for i, im in enumerate(self.series.images) for f in range(im.n_frames)]
+
+    def show_position(self, image: int, frame: int) -> None:
+        if self.series is None:
+            return
+        image = int(np.clip(image, 0, len(self.series.images) - 1))
+        frame = int(np.clip(frame, 0, self.series.images[image].n_frames - 1))
+        changed_image = image != self.image
+        self.image, self.frame = image, frame
+        if changed_image:
+            self.measurement = None
+            self.line_item.setData([], [])
+            self._select_image()
+        else:
+            self._render()
+
+    def step(self, n: int) -> None:
+        """Next (n > 0) or previous image of a stack, frame of a cine."""
+        positions = self.positions()
+        if not positions:
+            return
+        k = positions.index((self.image, self.frame)) + n
+        self.show_position(*positions[int(np.clip(k, 0, len(positions) - 1))])
+
+    def step_frame(self, n: int) -> None:
+        image = self.current
+        if image is not None:
+            self.show_position(self.image, (self.frame + n) % image.n_frames)
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        image = self.current
+        if image is None or image.is_color:
+            return
+        voi = self.voi if self.voi is not None and self.voi.width else grayscale.full_range_voi(image)
+        scale = max(voi.width, 1.0) / 300.0
+        width, center = max(1.0, voi.width + dx * scale), voi.center - dy * scale
+        self.set_voi(VoiPreset("", center, width, voi.function if voi.lut_index is None else "LINEAR"))
+
+    def set_voi(self, voi: VoiPreset) -> None:
+        self.voi = voi
+        self._table = None
+        self._render()
+
+    def set_voi_index(self, k: int) -> None:
+        choices = grayscale.voi_choices(self.current) if self.current is not None else []
+        if 0 <= k < len(choices):
+            self.set_voi(choices[k])
+
+    def reset_view(self) -> None:
+        image = self.current
+        if image is None:
+            return
+        self.fitted = True
+        self.vb.setRange(self.image_item.mapRectToParent(self.image_item.boundingRect()), padding=0.0)
+        self.viewport().update()
+
+    def toggle_flip(self) -> None:
+        self.flip_h = not self.flip_h
+        self._select_image()
+        self.reset_view()
+
+    # --- cine ---------------------------------------------------------------------------------------------
+    @property
+    def cine_running(self) -> bool:
+        return self._cine.isActive()
+
+    def toggle_cine(self) -> None:
+        if self.cine_running:
+            self.stop_cine()
+        elif self.current is not None and (self.current.n_frames > 1 or len(self.series.images) > 1):
+            self.frames_shown = self.frames_dropped = 0
+            self._cine_due = time.perf_counter()
+            self._cine_tick()
+
+    def stop_cine(self) -> None:
+        self._cine.stop()
+
+    def frame_interval_s(self) -> float:
+        image = self.current
+        ms = grayscale.frame_interval_ms(image.display, self.frame) if image is not None else None
+        return (ms or 100.0) / 1000.0  # no rate in the file: 10 frames/s, and the corner says so
+
+    def _cine_tick(self) -> None:
+        """Show the frame due now; frames whose time has passed are dropped (counted), so time stays true."""
+        image = self.current
+        if image is None:
+            return
+        now = time.perf_counter()
+        interval = self.frame_interval_s()
+        late = int((now - self._cine_due) // interval) if now > self._cine_due + interval else 0
+        self.frames_dropped += late
+        if image.n_frames > 1:
+            self.show_position(self.image, (self.frame + 1 + late) % image.n_frames)
+        else:
+            self.show_position((self.image + 1) % len(self.series.images), 0)
+        self.frames_shown += 1
+        self._cine_due += (late + 1) * interval
+        self._cine.start(max(0, int(round((self._cine_due - time.perf_counter()) * 1000))))
+
+    # --- the length tool ----------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self.setCursor(Qt.CrossCursor if tool else Qt.ArrowCursor)
+
+    def measure_drag(self, start_scene, end_scene, finished: bool) -> None:
+        a, b = self.scene_to_pixel(start_scene), self.scene_to_pixel(end_scene)
+        self.set_measurement(a, b)
+
+    def set_measurement(self, a_rc, b_rc) -> dict:
+        """A length between two (row, col) points, in the image's calibration (mm with its label, or px)."""
+        image = self.current
+        cal = image.display.calibration
+        value, unit = cal.length(a_rc, b_rc)
+        label = cal.label if unit == "mm" else ("px (outside the calibrated region)" if cal.spacing_mm else cal.label)
+        self.measurement = {"kind": "length", "points_rc": [list(a_rc), list(b_rc)], "value": value, "unit": unit,
+                            "calibration": cal.source if unit == "mm" else "none", "label": label,
+                            "sop_instance_uid": image.display.sop_instance_uid, "frame": self.frame + 1}
+        pts = [self.image_item.mapToParent(QPointF(c, r)) for r, c in (a_rc, b_rc)]
+        self.line_item.setData([p.x() for p in pts], [p.y() for p in pts])
+        self.viewport().update()
+        return self.measurement
+
+    # --- Qt events ---------------------------------------------------------------------------------------------
+    def mousePressEvent(self, ev):  # noqa: N802
+        self.activated.emit(self)
+        super().mousePressEvent(ev)
+
+    def keyPressEvent(self, ev):  # noqa: N802
+        key, shift = ev.key(), bool(ev.modifiers() & Qt.ShiftModifier)
+        actions = {
+            Qt.Key_Down: lambda: self.step(10 if shift else 1), Qt.Key_Up: lambda: self.step(-10 if shift else -1),
+            Qt.Key_Right: lambda: self.step_frame(1), Qt.Key_Left: lambda: self.step_frame(-1),
+            Qt.Key_Home: lambda: self.show_position(0, 0), Qt.Key_C: self.toggle_cine, Qt.Key_Space: self.reset_view,
+            Qt.Key_I: self._toggle_invert, Qt.Key_H: self.toggle_flip, Qt.Key_O: self._toggle_overlays,
+            Qt.Key_S: self._toggle_shutter, Qt.Key_L: lambda: self.set_tool("length"),
+            Qt.Key_Escape: lambda: self.set_tool(""),
+        }
+        if key == Qt.Key_F12:
+            if shift:
+                self.session.set_display(show_patient_data=not self.session.show_patient_data)
+            else:
+                self.session.set_display(show_corner_text=not self.session.show_corner_text)
+        elif Qt.Key_0 <= key <= Qt.Key_9:
+            self.set_voi_index(key - Qt.Key_0)
+        elif key in actions:
+            actions[key]()
+        else:
+            super().keyPressEvent(ev)
+
+    def _toggle_invert(self) -> None:
+        self.invert = not self.invert
+        self._table = None
+        self._render()
+
+    def _toggle_overlays(self) -> None:
+        self.show_overlays = not self.show_overlays
+        self._render()
+
+    def _toggle_shutter(self) -> None:
+        self.show_shutter = not self.show_shutter
+        self._render()
+
+    def resizeEvent(self, ev):  # noqa: N802
+        super().resizeEvent(ev)
+        if getattr(self, "fitted", False):
+            QTimer.singleShot(0, self, self.reset_view)  # with the view as context: never after it is deleted
+
+    # --- foreground: corner text, letters, scale bar, measurement -----------------------------------------
+    def corner_texts(self) -> dict[str, list[str]]:
+        return planar_corner_lines(self)
+
+    def edge_letters(self) -> dict | None:
+        image = self.current
+        return flipped_letters(image.display.orientation, self.flip_h) if image is not None else None
+
+    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+        if self.current is None:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setFont(self._font)
+        w, h = self.viewport().width(), self.viewport().height()
+        fm = painter.fontMetrics()
+        line_h, margin = fm.height(), 6
+        if self.session.show_corner_text:
+            for corner, lines in self.corner_texts().items():
+                for i, line in enumerate(lines):
+                    tw = fm.horizontalAdvance(line)
+                    x = margin if corner.endswith("left") else w - margin - tw
+                    y = margin + (i + 1) * line_h - fm.descent() if corner.startswith("top") \
+                        else h - margin - (len(lines) - 1 - i) * line_h - fm.descent() - 14
+                    _shadow_text(painter, x, y, line, QColor(235, 235, 235))
+        orange = QColor(255, 190, 80)
+        letters = self.edge_letters()
+        if letters:
+            for edge, text in letters.items():
+                tw = fm.horizontalAdvance(text)
+                x = {"left": margin, "right": w - margin - tw}.get(edge, (w - tw) / 2)
+                y = {"top": margin + line_h, "bottom": h - margin - 16}.get(edge, h / 2 + line_h / 2)
+                _shadow_text(painter, x, y, text, orange)
+        else:
+            text = "orientation not given"
+            _shadow_text(painter, (w - fm.horizontalAdvance(text)) / 2, margin + line_h, text, orange)
+        self._draw_scale_bar(painter, w, h)
+        if self.measurement is not None:
+            m = self.measurement
+            a = self.mapFromScene(self.image_item.mapToScene(QPointF(m["points_rc"][1][1], m["points_rc"][1][0])))
+            _shadow_text(painter, a.x() + 6, a.y() - 6, f"{m['value']:.1f} {m['label']}", QColor(255, 220, 60))
+        if self.active:
+            pen = QPen(QColor(80, 200, 255))
+            pen.setWidth(2)
+            painter.setPen(pen)
+            painter.drawRect(1, 1, w - 2, h - 2)
+        painter.restore()
+
+    def _draw_scale_bar(self, painter, w, h) -> None:
+        """Only on a calibrated image (never on pixels, never across an ultrasound image outside its region)."""
+        cal = self.current.display.calibration
+        if cal.spacing_mm is None or cal.region is not None:
+            return
+        px_per_view = self.vb.viewPixelSize()[0]  # image columns per screen pixel
+        if not px_per_view or not math.isfinite(px_per_view):
+            return
+        mm_per_px = px_per_view * cal.spacing_mm[1]
+        target = w * 0.25 * mm_per_px
+        length_mm = max((n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500) if n <= target), default=None)
+        if length_mm is None:
+            return
+        length_px = length_mm / mm_per_px
+        x0, y0 = (w - length_px) / 2, h - 8
+        painter.setPen(QPen(QColor(235, 235, 235)))
+        painter.drawLine(QPointF(x0, y0), QPointF(x0 + length_px, y0))
+        for x in (x0, x0 + length_px):
+            painter.drawLine(QPointF(x, y0), QPointF(x, y0 - 5))
+        unit = f"{length_mm // 10} cm" if length_mm >= 10 else f"{length_mm} mm"
+        suffix = "" if cal.source == "PixelSpacing" else (" at detector" if cal.source == "ImagerPixelSpacing"
+                                                          else " (÷ magnification)")
+        painter.drawText(QPointF(x0 + length_px + 4, y0 + 3), unit + suffix)
+
+
+def _shadow_text(painter, x, y, text, color) -> None:
+    painter.setPen(QColor(0, 0, 0))
+    painter.drawText(QPointF(x + 1, y + 1), text)
+    painter.setPen(color)
+    painter.drawText(QPointF(x, y), text)
+
