@@ -8,6 +8,7 @@ viewer's too), the pixels a ``(z, y, x)`` array.  Positions are DICOM patient co
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -21,6 +22,8 @@ ProgressFn = Callable[[float, str], None]
 
 CLASSICAL_NOTE = "classical image analysis, not a learned network"
 NOT_A_DIAGNOSIS = "AI result for research use: not a diagnosis, not for clinical use"
+#: what a model listing says of a model whose weights are TorchScript (``ModelManifest.contains_code``)
+CONTAINS_CODE_NOTE = "contains code (TorchScript) that runs with your permissions"
 
 
 class ModelError(Exception):
@@ -58,8 +61,13 @@ class InferenceRequest:
     modality: str = "CT"
     series_uid: str = ""
     series_description: str = ""
+    #: model folders whose code-containing (TorchScript) models the user allowed to run (see ai.code_consent)
+    allow_code_in: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        folders = self.allow_code_in
+        folders = [folders] if isinstance(folders, (str, os.PathLike)) else folders
+        object.__setattr__(self, "allow_code_in", frozenset(os.fspath(p) for p in folders))
         if self.array.ndim != 3:
             raise ValueError(f"an AI request holds a (z, y, x) array, got shape {self.array.shape}")
         if tuple(self.array.shape) != self.grid.shape_zyx:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ai import code_consent
 from ai.api import Cancelled, InferenceRequest, InferenceResult, ModelError, ProgressFn, Provenance
 from ai.manifest import ManifestError, ModelManifest
 from ai.registry import Registry, default_registry
@@ -78,6 +79,7 @@ class Engine:
             started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             t0 = time.perf_counter()
             manifest = self._manifest(request)
+            code_consent.check(manifest, request)  # TorchScript runs only where the user allowed it
             messages = self._check_modality(manifest, request)
             progress(0.0, "loading model")
             if cancel is not None and cancel.is_set():
@@ -142,7 +144,7 @@ class Engine:
         try:
             manifest = self.registry.add_model_folder(folder)
         except ManifestError as exc:
-            raise ModelError(str(exc)) from None
+            raise ModelError(str(exc) if str(folder) in str(exc) else f"{folder}: {exc}") from None
         if manifest.id != request.model_id:
             raise ModelError(f"{folder} now holds model '{manifest.id}', not '{request.model_id}'")
         return manifest

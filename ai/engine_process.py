@@ -97,7 +97,7 @@ def _sweep_stale_job_dirs() -> None:
 def _request_fields(request: InferenceRequest) -> dict[str, Any]:
     return {"grid": request.grid, "model_id": request.model_id, "device": request.device,
             "options": dict(request.options), "modality": request.modality, "series_uid": request.series_uid,
-            "series_description": request.series_description}
+            "series_description": request.series_description, "allow_code_in": request.allow_code_in}
 
 
 def _no_progress(fraction: float, message: str) -> None:

@@ -2,6 +2,11 @@
 
 The lowest room of the model description: :mod:`ai.registry` (the list of known models), the folder readers
 (:mod:`ai.nnunet_folder`, :mod:`ai.totalseg`) and the runners all build on it; it imports none of them.
+
+Security rule: a manifest is untrusted input. Its ``runner`` is a registered name (:mod:`ai.runner_names`), never
+a module to import, and every file it names stays inside its folder (:mod:`ai.model_paths`); both are checked here,
+when the manifest is parsed, before anything is imported or opened. A model whose weights are TorchScript
+:attr:`~ModelManifest.contains_code`: it runs only where the user allowed it (see :func:`ai.code_consent.check`).
 """
 from __future__ import annotations
 
@@ -14,12 +19,15 @@ from typing import Any, Mapping, Optional
 import tomllib
 
 from ai.api import CLASSICAL_NOTE, frozen_mapping
+from ai.model_paths import inside
 from ai.network_spec import NetworkSpec, SpecError, parse_network
+from ai.runner_names import UnknownRunner, runner_name
 
 OUTPUTS = ("labels", "detections")
 DEVICES = ("cuda", "mps", "cpu")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_RUNNER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: manifest parameters that name a file or folder (relative to the model folder, checked like network.file)
+PATH_PARAMETERS = ("folder",)
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,7 @@ class ModelManifest:
     modality: str  # "CT"
     method: str  # e.g. ai.api.CLASSICAL_NOTE
     description: str
-    runner: str  # "package.module:Class"
+    runner: str  # a registered runner's name (see ai.runner_names), e.g. "network"
     labels: Mapping[int, str]
     outputs: tuple[str, ...]
     spacing_mm: Optional[tuple[float, float, float]] = None  # z, y, x
@@ -54,6 +62,19 @@ class ModelManifest:
     def is_classical(self) -> bool:
         return self.method == CLASSICAL_NOTE
 
+    @property
+    def contains_code(self) -> bool:
+        """TorchScript weights: the model contains code that runs with the user's permissions."""
+        return self.network is not None and self.network.format == "torchscript"
+
+    @property
+    def folder(self) -> str:
+        """The model folder (the manifest file's folder, or the folder a reader described); "" for built-ins."""
+        if not self.path:
+            return ""
+        p = Path(self.path)
+        return str(p.parent if p.suffix == ".toml" else p)
+
     def resolve_parameters(self, options: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
         """The manifest's default parameters updated by a request's options."""
         return {**self.parameters, **(options or {})}
@@ -69,6 +90,7 @@ class ModelManifest:
             "device": {"supports": list(self.supports), "mixed_precision": self.mixed_precision,
                        "min_gpu_memory_gb": self.min_gpu_memory_gb},
             "parameters": dict(self.parameters), "path": self.path,
+            "contains_code": self.contains_code,
         }
 
 
@@ -99,7 +121,7 @@ def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
     """Validate a parsed TOML table; raise :class:`ManifestError` naming the first problem.
 
     A manifest with a ``[network]`` table is a learned model in a model folder: its runner defaults to
-    :class:`ai.runners.network.NetworkModel` and its method to "learned network (<format>)".
+    :class:`ai.runners.network.NetworkModel` (runner "network") and its method to "learned network (<format>)".
     """
     network = None
     if "network" in data:
@@ -108,13 +130,14 @@ def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
                                     else {}, Path(path).parent if path else Path.cwd())
         except SpecError as exc:
             raise ManifestError(str(exc)) from None
-        data = {"runner": "ai.runners.network:NetworkModel", "method": network.method, "outputs": ["labels"],
-                **data}
+        data = {"runner": "network", "method": network.method, "outputs": ["labels"], **data}
     text = {k: _need(data, k, str).strip() for k in ("id", "name", "version", "modality", "method", "runner")}
     if not _ID.match(text["id"]):
         raise ManifestError(f"id {text['id']!r}: use letters, digits, '.', '_' and '-'")
-    if not _RUNNER.match(text["runner"]):
-        raise ManifestError(f"runner {text['runner']!r} must look like 'package.module:ClassName'")
+    try:
+        text["runner"] = runner_name(text["runner"])
+    except UnknownRunner as exc:
+        raise ManifestError(str(exc)) from None
     outputs = _need(data, "outputs", list)
     if not outputs or any(o not in OUTPUTS for o in outputs):
         raise ManifestError(f"outputs {outputs!r} must be a non-empty list of {', '.join(OUTPUTS)}")
@@ -158,7 +181,24 @@ def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
     )
 
 
+def _folder_parameters(data: dict, folder: Path) -> dict:
+    """A manifest file's path parameters, checked to lie inside its folder and made absolute."""
+    params = data.get("parameters")
+    if not isinstance(params, dict) or not any(k in params for k in PATH_PARAMETERS):
+        return data
+    params = dict(params)
+    for key in PATH_PARAMETERS:
+        if key in params:
+            if not isinstance(params[key], str):
+                raise ManifestError(f"field 'parameters.{key}' must be a path inside the model folder")
+            params[key] = str(inside(folder, params[key], f"parameters.{key}", ManifestError))
+    return {**data, "parameters": params}
+
+
 def load_manifest(path: str | os.PathLike) -> ModelManifest:
+    """Read and check a manifest file (a regular file: a FIFO or a device is refused unopened)."""
+    if not Path(path).is_file():
+        raise ManifestError("not a regular file" if Path(path).exists() else "no such file")
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -166,4 +206,4 @@ def load_manifest(path: str | os.PathLike) -> ModelManifest:
         raise ManifestError(f"not valid TOML: {exc}") from exc
     except OSError as exc:
         raise ManifestError(f"cannot read: {exc.strerror or exc}") from exc
-    return parse_manifest(data, str(path))
+    return parse_manifest(_folder_parameters(data, Path(path).parent), str(path))

@@ -18,7 +18,7 @@ A model folder holds ``model.toml`` and the weights. Besides the common manifest
 
     [network]
     format = "torchscript"           # "torchscript" | "safetensors" | "checkpoint" (a state_dict) | "onnx"
-    file = "model.pt"                # relative to the folder
+    file = "model.pt"                # inside the folder: no absolute path, no '..', no link leading out
     architecture = "unet3d"          # safetensors / checkpoint: a network defined by radview
     output = "logits"                # "logits" (softmax over channels) | "probabilities"
     resample_back = "probabilities"  # "probabilities": resample, then argmax | "labels": argmax, then nearest
@@ -27,6 +27,10 @@ A model folder holds ``model.toml`` and the weights. Besides the common manifest
 
 Output channel ``c`` is label ``c`` (channel 0 is the background), so the network must have
 ``max(label id) + 1`` output channels; that is checked on a test patch when the model loads.
+
+Security rule: the folder is untrusted input. ``network.file`` must lie inside it (:mod:`ai.model_paths`), and
+``format = "torchscript"`` weights are a program that runs with the user's permissions: such a model runs only
+where the user allowed it (:mod:`ai.code_consent`).
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from ai.model_paths import inside
 
 FORMATS = ("torchscript", "safetensors", "checkpoint", "onnx")
 ARCHITECTURES = ("unet3d",)
@@ -135,7 +141,7 @@ def parse_network(network: Any, inp: Mapping[str, Any], folder: str | Path) -> N
     name = network.get("file")
     if not isinstance(name, str) or not name.strip():
         raise SpecError("missing field 'network.file' (the weights file, relative to the model folder)")
-    path = (Path(folder) / name).resolve()
+    path = inside(folder, name, "network.file", SpecError)  # before anything looks at the file
     if not path.is_file():
         raise SpecError(f"weights file '{name}' not found in {folder}")
     if fmt in ("safetensors", "checkpoint"):

@@ -10,6 +10,9 @@ nnU-Net v2 writes one folder per trained model, named ``<Trainer>__<Plans>__<con
 
 :func:`manifest_from_folder` describes such a folder as a :class:`~ai.manifest.ModelManifest` that runs
 through :class:`ai.runners.nnunet.NnUNetModel` (nnunetv2's own predictor, weights loaded safely).
+
+Security rule: the folder is untrusted input; ``dataset.json``, ``plans.json`` and the checkpoints must not be
+symlinks that lead outside it (:mod:`ai.model_paths`), checked before any of them is opened.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ai.manifest import ManifestError, ModelManifest, parse_manifest
+from ai.model_paths import check_inside
 
-RUNNER = "ai.runners.nnunet:NnUNetModel"
+RUNNER = "nnunet"  # ai.runners.nnunet.NnUNetModel (see ai.runner_names)
 METHOD = "learned network (nnU-Net v2)"
 CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_best.pth")
 DEFAULT_TRAINER = "nnUNetTrainer"
@@ -225,6 +229,7 @@ def manifest_from_folder(path: str | os.PathLike, *, model_id: Optional[str] = N
     if checkpoint is None:
         raise _error("no fold_N/checkpoint_final.pth or checkpoint_best.pth in the folder")
     folds = available_folds(folder, checkpoint)
+    check_inside(folder, ["dataset.json", "plans.json"] + [f"fold_{f}/{checkpoint}" for f in folds], ManifestError)
     dataset_json = read_json(folder / "dataset.json")
     plans = read_json(folder / "plans.json")
     configuration = resolve_configuration(plans, configuration_name)

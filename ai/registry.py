@@ -5,11 +5,15 @@ variable ``RADVIEW_MODELS_DIR`` (``os.pathsep``-separated; each folder's ``*.tom
 ``*/model.toml`` one level down). A broken manifest is skipped and explained in
 :attr:`Registry.problems`; it never breaks the listing. The runner class named in a
 manifest is imported only when the model runs.
+
+Security rule: model folders are untrusted input. A manifest names a registered runner
+(:mod:`ai.runner_names`: radview's own, or an installed package's entry point), never a
+module to import, and the files it names stay inside its folder (:mod:`ai.model_paths`);
+a folder that breaks either rule is skipped with its reason before anything is imported or opened.
 """
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,7 @@ from typing import Callable, Optional
 from ai import nnunet_folder, totalseg
 from ai.api import ModelError
 from ai.manifest import ManifestError, ModelManifest, load_manifest, parse_manifest  # noqa: F401 - re-exported
+from ai.runner_names import UnknownRunner, load_runner, runner_name, target
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "manifests"
 ENV_VAR = "RADVIEW_MODELS_DIR"
@@ -134,19 +139,31 @@ class Registry:
             raise ModelError(f"unknown model '{model_id}' (known models: {known})") from None
 
     def load_runner_class(self, manifest: ModelManifest) -> type:
-        """Import the manifest's runner class (this is where torch gets imported)."""
-        module_name, _, class_name = manifest.runner.partition(":")
+        """Import the manifest's registered runner class (this is where torch gets imported).
+
+        Only a name :mod:`ai.runner_names` knows is imported, also for a manifest built in code.
+        """
         try:
-            module = importlib.import_module(module_name)
+            name = runner_name(manifest.runner)
+        except UnknownRunner as exc:
+            raise ModelError(f"{manifest.name}: {exc}") from None
+        where = target(name)
+        module_name = where.partition(":")[0]
+        try:
+            cls = load_runner(name)
+        except UnknownRunner as exc:
+            raise ModelError(f"{manifest.name}: {exc}") from None
         except ModuleNotFoundError as exc:
             if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
                 raise ModelError(f"{manifest.name}: its code '{module_name}' is not installed") from exc
             raise ModelError(f"{manifest.name}: '{module_name}' needs the missing module '{exc.name}'") from exc
+        except AttributeError as exc:
+            raise ModelError(f"{manifest.name}: '{module_name}' has no runner class '{where.partition(':')[2]}'") \
+                from exc
         except Exception as exc:
             raise ModelError(f"{manifest.name}: cannot import '{module_name}': {type(exc).__name__}: {exc}") from exc
-        cls = getattr(module, class_name, None)
         if not isinstance(cls, type):
-            raise ModelError(f"{manifest.name}: '{module_name}' has no runner class '{class_name}'")
+            raise ModelError(f"{manifest.name}: '{where}' is not a runner class")
         return cls
 
 

@@ -37,7 +37,7 @@ from ai.manifest import ManifestError, ModelManifest, parse_manifest
 from ai.nnunet_folder import is_nnunet_folder, manifest_from_folder
 
 ENV_WEIGHTS = "RADVIEW_TOTALSEG_WEIGHTS"
-RUNNER = "ai.runners.nnunet:TotalSegModel"
+RUNNER = "totalseg"  # ai.runners.nnunet.TotalSegModel (see ai.runner_names)
 CITATION = "Wasserthal et al., TotalSegmentator, Radiology: Artificial Intelligence 2023"
 
 # TotalSegmentator v2 class maps (totalsegmentator/map_to_binary.py, class_map["total"], ["body"]).

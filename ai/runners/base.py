@@ -1,6 +1,6 @@
 """What a runner receives and returns (torch is imported by the caller, not here).
 
-A runner is a class named in a model manifest (``runner = "ai.runners.ct_lungs:LungsModel"``).
+A runner is a class registered in :mod:`ai.runner_names` and named in a model manifest (``runner = "ct-lungs"``).
 The engine constructs it once per (model, device) and caches it::
 
     runner = RunnerClass(manifest, device)      # load weights here, once

@@ -44,6 +44,7 @@ import torch
 from ai import totalseg
 from ai.api import InferenceRequest, ModelError
 from ai.manifest import ManifestError
+from ai.model_paths import inside
 from ai.nnunet_folder import available_folds, read_json
 from ai.runners.base import RunContext, RunOutput
 from ai.runners.safe_load import load_checkpoint
@@ -328,8 +329,8 @@ class NnUNetModel:
         self.checkpoint = str(self.manifest.parameters.get("checkpoint") or "checkpoint_final.pth")
         if "/" in self.checkpoint or "\\" in self.checkpoint or not self.checkpoint.endswith(".pth"):
             raise ModelError(f"checkpoint {self.checkpoint!r} must be a file name like checkpoint_final.pth")
-        dataset_json = _read_json(self.folder / "dataset.json")
-        plans = _read_json(self.folder / "plans.json")
+        dataset_json = _read_json(inside(self.folder, "dataset.json", "dataset.json", ModelError))
+        plans = _read_json(inside(self.folder, "plans.json", "plans.json", ModelError))
         folds = parse_folds(self.manifest.parameters.get("folds") or [0])
         first = self._fold_checkpoint(folds[0])
         self.trainer_name = first["trainer_name"]
@@ -379,7 +380,8 @@ class NnUNetModel:
             self._fold_weights(fold)
 
     def _fold_checkpoint(self, fold) -> dict:
-        path = fold_folder(self.folder, fold) / self.checkpoint
+        name = f"{fold_folder(Path(), fold)}/{self.checkpoint}"
+        path = inside(self.folder, name, name, ModelError)  # a link out of the folder is refused unopened
         if not path.is_file():
             have = ", ".join(str(f) for f in available_folds(self.folder, self.checkpoint)) or "none"
             raise ModelError(f"fold {fold} of this nnU-Net model has no {self.checkpoint} (available folds: {have})")
@@ -539,12 +541,13 @@ class TotalSegModel(NnUNetModel):
         if folder is not None:
             self.load(folder)
 
-    def _ensure_weights(self, params: dict, ctx: RunContext) -> None:
+    def _ensure_weights(self, options, ctx: RunContext) -> None:
+        """The consent comes from the request's options only: a manifest's [parameters] cannot give it."""
         if self.predictor is not None:
             return
         folder = totalseg.find_task_folder(self.task)
         if folder is None:
-            if params.get("allow_download") is not True:
+            if options.get("allow_download") is not True:
                 raise ModelError(f"{self.task.title}: {totalseg.download_note(self.task)} Agree to the download in the "
                                  "Run AI dialog (option allow_download) to let TotalSegmentator fetch them.")
             ctx.step(0.0, "TotalSegmentator is downloading the weights (this can take minutes)")
@@ -557,7 +560,7 @@ class TotalSegModel(NnUNetModel):
 
     def run(self, request: InferenceRequest, ctx: RunContext) -> RunOutput:
         params = self.manifest.resolve_parameters(request.options)
-        self._ensure_weights(params, ctx)
+        self._ensure_weights(request.options, ctx)
         s = self.settings(request)
         canonical = RasCanonical(request.grid)
         image_xyz = canonical.forward(request.array).transpose(2, 1, 0)

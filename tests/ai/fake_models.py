@@ -1,4 +1,9 @@
-"""Small torch runners for the engine tests, and a helper that writes their manifests."""
+"""Small torch runners for the engine tests, and a helper that writes their manifests.
+
+The runners are registered as an installed package would register them (a manifest cannot name a module): an
+entry point per runner in the group ``radview.runners`` of a ``*.dist-info`` folder put on ``sys.path``
+(:func:`install_runners`; a subprocess gets it through ``PYTHONPATH``, see :func:`subprocess_env`).
+"""
 from __future__ import annotations
 
 import os
@@ -105,7 +110,7 @@ version = "0.1"
 modality = "{modality}"
 method = "test model"
 description = "a model for the tests"
-runner = "fake_models:{cls}"
+runner = "fake-{cls}"
 outputs = {outputs}
 
 [labels]
@@ -137,8 +142,32 @@ FAKES = {
 }
 
 
+DIST = "radview_test_fake_runners"
+RUNNERS = ("ThresholdModel", "SlowModel", "StubbornModel", "FailingModel", "OomModel", "BadOutputModel")
+
+
+def install_runners(site: Path, runners: dict[str, str], dist: str = DIST) -> Path:
+    """Register ``{name: "module:Class"}`` as entry points (group radview.runners) of a package in ``site``.
+
+    ``site`` is put on ``sys.path`` (spawned engine processes inherit it); nothing is installed for real.
+    """
+    info = site / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[radview.runners]\n" + "".join(f"{k} = {v}\n" for k, v in runners.items()))
+    if str(site) not in sys.path:
+        sys.path.append(str(site))
+    return site
+
+
+def site_for(folder: Path) -> Path:
+    """Where :func:`write_manifests` registers the fake runners for the models in ``folder``."""
+    return folder.parent / f"{folder.name}-site"
+
+
 def write_manifests(folder: Path) -> Path:
-    """Write one manifest per fake model (and an MR-only one) into ``folder``."""
+    """Write one manifest per fake model (and an MR-only one) into ``folder``; register the fake runners."""
+    install_runners(site_for(folder), {f"fake-{cls}": f"fake_models:{cls}" for cls in RUNNERS})
     folder.mkdir(parents=True, exist_ok=True)
     for model_id, (cls, outputs) in FAKES.items():
         text = MANIFEST.format(id=model_id, name=f"Test {cls}", modality="CT", cls=cls, outputs=outputs)
@@ -151,7 +180,8 @@ def write_manifests(folder: Path) -> Path:
 def subprocess_env(folder: Path) -> dict[str, str]:
     """Environment for a subprocess that must find the fake models."""
     root = HERE.parents[1]
-    path = os.pathsep.join([str(root), str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    path = os.pathsep.join([str(root), str(HERE), str(site_for(folder)),
+                            os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return dict(os.environ, RADVIEW_MODELS_DIR=str(folder), PYTHONPATH=path)
 
 

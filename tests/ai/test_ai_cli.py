@@ -55,7 +55,8 @@ def test_ai_models_table_and_json(models_dir):
     by_id = {m["id"]: m for m in listing}
     assert by_id["ct-lung-nodules"]["input"]["patch_size"] == [96, 160, 160]
     assert by_id["ct-lungs"]["labels"] == {"2": "lung_left", "3": "lung_right", "4": "airway"}
-    assert by_id["test-threshold"]["runner"] == "fake_models:ThresholdModel"
+    assert by_id["test-threshold"]["runner"] == "fake-ThresholdModel"
+    assert by_id["test-threshold"]["contains_code"] is False
 
 
 def test_ai_run_writes_labels_on_the_input_grid_and_findings(models_dir, ct_file, tmp_path):

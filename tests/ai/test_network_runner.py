@@ -36,8 +36,11 @@ def sphere_image(grid: Geometry = GRID) -> tuple[np.ndarray, np.ndarray]:
     return np.where(inside, 200.0, -800.0).astype(np.float32), inside
 
 
-def request(array, model_id, **options) -> InferenceRequest:
-    return InferenceRequest(array=array, grid=GRID, model_id=model_id, device="cpu", options=options)
+def request(array, model_id, models=None, **options) -> InferenceRequest:
+    """``models``: the folder holding the model's folder, whose TorchScript the user allows to run."""
+    allow = {str(models / model_id)} if models is not None else set()
+    return InferenceRequest(array=array, grid=GRID, model_id=model_id, device="cpu", options=options,
+                            allow_code_in=frozenset(allow))
 
 
 def dice(a, b) -> float:
@@ -47,9 +50,10 @@ def dice(a, b) -> float:
 def test_threshold_network_lands_on_the_right_voxels_of_a_flipped_anisotropic_grid(tmp_path):
     write_model(tmp_path, "thr", threshold_net(), "torchscript", spacing=(1.5, 1.5, 1.5))
     manifest = load_model_folder(tmp_path / "thr")
-    assert manifest.method == "learned network (TorchScript)" and manifest.runner.endswith(":NetworkModel")
+    assert manifest.method == "learned network (TorchScript)" and manifest.runner == "network"
+    assert manifest.contains_code and manifest.as_dict()["contains_code"] is True
     image, truth = sphere_image()
-    result = Engine(Registry(extra_dirs=[tmp_path])).run(request(image, "thr"))
+    result = Engine(Registry(extra_dirs=[tmp_path])).run(request(image, "thr", tmp_path))
     assert result.grid == GRID and result.labels.shape == GRID.shape_zyx
     pred = result.labels == 1
     assert dice(pred, truth) > 0.97, dice(pred, truth)
@@ -95,7 +99,7 @@ def test_unet_as_torchscript_and_safetensors_gives_the_same_labels_on_the_input_
                 patch=(8, 16, 16), args=args)
     engine = Engine(Registry(extra_dirs=[tmp_path]))
     image, _ = sphere_image()
-    out = {m: engine.run(request(image, m)) for m in ("ts", "st", "sd")}
+    out = {m: engine.run(request(image, m, tmp_path)) for m in ("ts", "st", "sd")}
     for result in out.values():
         assert result.grid == GRID and result.labels.shape == GRID.shape_zyx and result.labels.dtype == np.uint8
     assert out["st"].provenance.method == "learned network (safetensors)"
@@ -111,7 +115,7 @@ def test_onnx_model_matches_torchscript(tmp_path):
     write_model(tmp_path, "ts", threshold_net(), "torchscript")
     engine = Engine(Registry(extra_dirs=[tmp_path]))
     image, _ = sphere_image()
-    a, b = engine.run(request(image, "ox")), engine.run(request(image, "ts"))
+    a, b = engine.run(request(image, "ox")), engine.run(request(image, "ts", tmp_path))
     assert a.provenance.method == "learned network (ONNX)"
     assert np.array_equal(a.labels, b.labels) and a.labels.any()
 
@@ -151,7 +155,7 @@ def test_mismatched_networks_are_refused_before_inference(tmp_path):
     for model_id, words in (("chan", "1-channel patch"), ("labels", "has 2 output channels"),
                             ("args", "do not fit unet3d")):
         with pytest.raises(ModelError, match=words) as err:
-            engine.run(request(image, model_id), progress=lambda f, m: seen.append(m))
+            engine.run(request(image, model_id, tmp_path), progress=lambda f, m: seen.append(m))
         assert "\n" not in str(err.value)
     assert not any(m.startswith("window") for m in seen)  # nothing was run on the image
 
@@ -179,7 +183,7 @@ def test_cancel_stops_between_window_batches(tmp_path):
             cancel.set()
 
     with pytest.raises(Cancelled):
-        Engine(Registry(extra_dirs=[tmp_path])).run(request(sphere_image()[0], "thr"), progress, cancel)
+        Engine(Registry(extra_dirs=[tmp_path])).run(request(sphere_image()[0], "thr", tmp_path), progress, cancel)
     total = int(windows[0].split("/")[1])
     assert len(windows) == 1 and total > 10
 
@@ -198,7 +202,7 @@ def test_cli_runs_a_model_folder_and_writes_labels_on_the_input_grid(tmp_path, c
     sitk.WriteImage(img, str(tmp_path / "ct.nii.gz"))
     out = tmp_path / "out"
     assert main(["ai", "run", str(tmp_path / "ct.nii.gz"), "--model-dir", str(folder), "--out", str(out),
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--allow-torchscript"]) == 0
     labels = sitk.ReadImage(str(out / "labels.nii.gz"))
     assert np.allclose(labels.GetSpacing(), img.GetSpacing()) and np.allclose(labels.GetOrigin(), img.GetOrigin())
     assert np.allclose(labels.GetDirection(), img.GetDirection(), atol=1e-6)

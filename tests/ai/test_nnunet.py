@@ -75,7 +75,7 @@ def test_an_nnunet_results_folder_is_recognised_and_described(folder):
     m = manifest_from_folder(folder)
     assert m.id == MODEL_ID and m.name == "nnU-Net Dataset999_Tiny (3d_fullres)"
     assert m.modality == "CT" and m.method == "learned network (nnU-Net v2)"
-    assert m.runner == "ai.runners.nnunet:NnUNetModel" and m.outputs == ("labels",)
+    assert m.runner == "nnunet" and m.outputs == ("labels",)
     assert m.labels == {1: "lung", 2: "vessel"}
     assert m.spacing_mm == (2.0, 1.0, 1.0) and m.patch_size == (16, 32, 32) and m.overlap == 0.5
     assert m.intensity == "nnU-Net CT normalisation: clip to [-1000, 900] HU, then (HU - -300.0) / 400.0"

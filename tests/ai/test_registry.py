@@ -47,7 +47,8 @@ def test_builtin_models_are_listed_as_classical_with_the_truth_table_labels():
     assert nod.patch_size == (96, 160, 160) and nod.overlap == 0.25
     for m in ids.values():
         assert m.method == CLASSICAL_NOTE and m.is_classical and m.modality == "CT"
-        assert m.runner.startswith("ai.runners.ct_models:") and m.name and m.description and m.intensity
+        assert m.runner == m.id and m.name and m.description and m.intensity  # the runner's short name
+        assert m.as_dict()["contains_code"] is False
         assert set(m.supports) == {"cuda", "mps", "cpu"}
         json.dumps(m.as_dict())  # JSON-ready
     assert [m.name for m in reg.models()] == sorted(m.name for m in reg.models())
@@ -55,9 +56,9 @@ def test_builtin_models_are_listed_as_classical_with_the_truth_table_labels():
 
 def test_extra_folders_from_the_environment_and_one_level_down(tmp_path, monkeypatch):
     a, b = tmp_path / "a", tmp_path / "b"
-    write(a, "liver.toml", GOOD.format(id="liver", name="Liver", runner="x.y:Z"))
-    write(b / "spleen", "model.toml", GOOD.format(id="spleen", name="Spleen", runner="x.y:Z"))
-    write(b / "spleen" / "deeper", "model.toml", GOOD.format(id="deep", name="Deep", runner="x.y:Z"))
+    write(a, "liver.toml", GOOD.format(id="liver", name="Liver", runner="ct-body"))
+    write(b / "spleen", "model.toml", GOOD.format(id="spleen", name="Spleen", runner="ct-body"))
+    write(b / "spleen" / "deeper", "model.toml", GOOD.format(id="deep", name="Deep", runner="ct-body"))
     monkeypatch.setenv(ENV_VAR, os.pathsep.join([str(a), str(b)]))
     reg = Registry()
     ids = [m.id for m in reg.models()]
@@ -68,23 +69,24 @@ def test_extra_folders_from_the_environment_and_one_level_down(tmp_path, monkeyp
 
 @pytest.mark.parametrize("text, reason", [
     ("id = 'x\nname=", "not valid TOML"),
-    (GOOD.format(id="noname", name="N", runner="a:B").replace('name = "N"\n', ""), "missing field 'name'"),
-    (GOOD.format(id="r", name="R", runner="no-colon"), "must look like 'package.module:ClassName'"),
-    (GOOD.format(id="o", name="O", runner="a:B").replace('["labels"]', '["masks"]'), "outputs"),
-    (GOOD.format(id="l", name="L", runner="a:B").replace('1 = "liver"', 'x = "liver"'), "ids are integers"),
-    (GOOD.format(id="d", name="D", runner="a:B") + "[device]\nsupports = ['tpu']\n", "device.supports"),
-    (GOOD.format(id="p", name="P", runner="a:B") + "[input]\npatch_size = [1, 2]\n", "three numbers"),
+    (GOOD.format(id="noname", name="N", runner="ct-body").replace('name = "N"\n', ""), "missing field 'name'"),
+    (GOOD.format(id="r", name="R", runner="no-colon"), "runner 'no-colon' is not one of radview's runners"),
+    (GOOD.format(id="r", name="R", runner="collections:OrderedDict"), "a model folder cannot name other code"),
+    (GOOD.format(id="o", name="O", runner="ct-body").replace('["labels"]', '["masks"]'), "outputs"),
+    (GOOD.format(id="l", name="L", runner="ct-body").replace('1 = "liver"', 'x = "liver"'), "ids are integers"),
+    (GOOD.format(id="d", name="D", runner="ct-body") + "[device]\nsupports = ['tpu']\n", "device.supports"),
+    (GOOD.format(id="p", name="P", runner="ct-body") + "[input]\npatch_size = [1, 2]\n", "three numbers"),
 ])
 def test_a_broken_manifest_is_skipped_with_a_reason(tmp_path, text, reason):
     write(tmp_path, "broken.toml", text)
-    write(tmp_path, "fine.toml", GOOD.format(id="fine", name="Fine", runner="a:B"))
+    write(tmp_path, "fine.toml", GOOD.format(id="fine", name="Fine", runner="ct-body"))
     reg = Registry(extra_dirs=[tmp_path])
     assert "fine" in reg.ids() and len(reg.ids()) == 5
     assert len(reg.problems) == 1 and "broken.toml" in reg.problems[0] and reason in reg.problems[0]
 
 
 def test_duplicate_ids_keep_the_first_and_a_missing_folder_is_a_problem(tmp_path):
-    write(tmp_path, "dup.toml", GOOD.format(id="ct-body", name="Impostor", runner="a:B"))
+    write(tmp_path, "dup.toml", GOOD.format(id="ct-body", name="Impostor", runner="ct-body"))
     reg = Registry(extra_dirs=[tmp_path, tmp_path / "nope"])
     assert reg.get("ct-body").name == "CT body outline"
     assert any("already defined" in p for p in reg.problems)
@@ -96,25 +98,37 @@ def test_unknown_model_names_the_known_ones():
         Registry(extra_dirs=[]).get("nope")
 
 
-def test_load_runner_class_imports_lazily_and_explains_failures(tmp_path):
-    write(tmp_path, "ok.toml", GOOD.format(id="ok", name="OK", runner="collections:OrderedDict"))
-    write(tmp_path, "nomod.toml", GOOD.format(id="nomod", name="NoMod", runner="no_such_pkg.models:Net"))
-    write(tmp_path, "nocls.toml", GOOD.format(id="nocls", name="NoCls", runner="collections:NoSuchNet"))
-    write(tmp_path, "notcls.toml", GOOD.format(id="notcls", name="NotCls", runner="os.path:join"))
-    reg = Registry(extra_dirs=[tmp_path])
+def test_load_runner_class_imports_registered_runners_and_explains_failures(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from fake_models import install_runners
+
+    install_runners(tmp_path / "site", {"ok": "collections:OrderedDict", "nomod": "no_such_pkg.models:Net",
+                                        "nocls": "collections:NoSuchNet", "notcls": "os.path:join"}, "reg_test_dist")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in ("ok", "nomod", "nocls", "notcls"):
+        write(tmp_path / "m", f"{name}.toml", GOOD.format(id=name, name=name.title(), runner=name))
+    write(tmp_path / "m", "old.toml", GOOD.format(id="old", name="Old", runner="ai.runners.ct_models:BodyModel"))
+    reg = Registry(extra_dirs=[tmp_path / "m"])
+    assert reg.problems == []
     import collections
 
+    from ai.runners.ct_models import BodyModel
+
     assert reg.load_runner_class(reg.get("ok")) is collections.OrderedDict
-    with pytest.raises(ModelError, match="NoMod: its code 'no_such_pkg.models' is not installed"):
+    assert reg.get("old").runner == "ct-body" and reg.load_runner_class(reg.get("old")) is BodyModel
+    with pytest.raises(ModelError, match="Nomod: its code 'no_such_pkg.models' is not installed"):
         reg.load_runner_class(reg.get("nomod"))
     with pytest.raises(ModelError, match="has no runner class 'NoSuchNet'"):
         reg.load_runner_class(reg.get("nocls"))
-    with pytest.raises(ModelError, match="has no runner class 'join'"):
+    with pytest.raises(ModelError, match="'os.path:join' is not a runner class"):
         reg.load_runner_class(reg.get("notcls"))
+    with pytest.raises(ModelError, match="is not one of radview's runners"):  # a manifest built in code, too
+        reg.load_runner_class(replace(reg.get("ok"), runner="collections:OrderedDict"))
 
 
 def test_parameters_resolve_with_request_options(tmp_path):
-    write(tmp_path, "p.toml", GOOD.format(id="p", name="P", runner="a:B") + "[parameters]\nt = 1\nu = 'x'\n")
+    write(tmp_path, "p.toml", GOOD.format(id="p", name="P", runner="ct-body") + "[parameters]\nt = 1\nu = 'x'\n")
     m = load_manifest(tmp_path / "p.toml")
     assert m.resolve_parameters({"t": 5}) == {"t": 5, "u": "x"}
     with pytest.raises(TypeError):

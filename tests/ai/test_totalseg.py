@@ -140,7 +140,7 @@ def test_a_task_whose_weights_are_here_is_listed_and_runs_like_totalsegmentator(
     manifests = totalseg.totalseg_manifests()
     assert [m.id for m in manifests] == ["totalseg-body-fast"]
     m = manifests[0]
-    assert m.name == "TotalSegmentator body, fast (6 mm)" and m.runner == "ai.runners.nnunet:TotalSegModel"
+    assert m.name == "TotalSegmentator body, fast (6 mm)" and m.runner == "totalseg"
     assert m.labels == {1: "body_trunc", 2: "body_extremities"} and m.modality == "CT"
     assert m.parameters["needs_download"] is False and m.parameters["folds"] == [0]
     folder = body_fast_weights / BODY_FAST.dataset / BODY_FAST.folder_name

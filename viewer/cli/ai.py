@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
                                            "or an nnU-Net v2 results folder")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    pr.add_argument("--allow-torchscript", action="store_true",
+                    help="let this model's TorchScript weights run: they contain code that runs with your "
+                         "permissions (only for models you trust)")
     pr.set_defaults(func=cmd_run)
     ai_eval.add_parser(asub)  # ai eval
 
@@ -111,6 +114,7 @@ def _load_volume(args):
 
 
 def cmd_run(args) -> int:
+    from ai import code_consent
     from ai.api import NOT_A_DIAGNOSIS, Cancelled, InferenceRequest, ModelError
     from ai.registry import ManifestError, Registry, default_registry
 
@@ -128,10 +132,14 @@ def cmd_run(args) -> int:
     require_exists(args.path)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out {args.out}: not a folder")
+    allowed = {manifest.folder} if args.allow_torchscript and manifest.folder else set()  # TorchScript: code
+    if not code_consent.allowed(manifest, allowed):
+        raise UserError(code_consent.refusal(manifest))
     volume = _load_volume(args)
     request = InferenceRequest(array=volume.array, grid=volume.geometry, model_id=manifest.id, device=args.device,
                                modality=volume.modality, series_uid=str(volume.meta.get("series_uid", "")),
-                               series_description=str(volume.meta.get("description", "")))
+                               series_description=str(volume.meta.get("description", "")),
+                               allow_code_in=frozenset(allowed))
     from ai.engine import Engine
 
     bar = _Progress(manifest.name)
