@@ -11,8 +11,10 @@ torn one.
 on disk. Writes run on one background thread in the order of the changes
 (a newer snapshot of the same file supersedes an older one still waiting),
 so the GUI thread only takes an immutable snapshot. A file that cannot be
-read is never dropped: it is renamed to ``<name>.corrupt-<time>`` and the
-caller gets a message saying so (and which entries, if any, were recovered).
+read — whatever it holds (:mod:`viewer.store.set_aside`) — is never dropped:
+it is renamed to ``<name>.corrupt-<time>``, and the caller gets a ``(file,
+reason)`` problem and a message saying so (and which entries, if any, were
+recovered).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from psygnal import Signal
 
 from radview_base.atomic_file import TEMP_PREFIX, atomic_path
 from viewer.core.annotations import Annotation, AnnotationFormatError, AnnotationSet
+from viewer.store.set_aside import Problem, StoredFileError, describe, kept_text, read_json, set_aside
 
 ENV_DIR = "RADVIEW_ANNOTATIONS_DIR"
 STALE_TEMP_SECONDS = 60.0
@@ -55,6 +58,27 @@ def write_atomic(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_numbers(entry) -> None:
+    """Points and plane of a stored measurement must be JSON numbers (``"1.5"`` or ``"123"`` is not a point)."""
+    if not isinstance(entry, dict):
+        return  # Annotation.from_dict says what it is
+    points = entry.get("points_lps")
+    if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 3 and all(_is_number(v) for v in p) for p in points):
+        raise AnnotationFormatError(f"measurement {str(entry.get('id', '?'))[:40]!r}: points_lps are not lists of "
+                                    "three numbers")
+    plane = entry.get("plane")
+    if not isinstance(plane, dict) or not all(
+            isinstance(plane.get(k), list) and len(plane[k]) == 3 and all(_is_number(v) for v in plane[k])
+            for k in ("normal", "point")):
+        raise AnnotationFormatError(f"measurement {str(entry.get('id', '?'))[:40]!r}: plane is not a normal and a "
+                                    "point of three numbers each")
+
+
 def serialise(study_uid: str, annotations, review: dict, extra: dict | None = None) -> bytes:
     doc = dict(extra or {})
     doc.update({"study_uid": study_uid, "measurements": [a.as_dict() for a in annotations], "review": review})
@@ -71,6 +95,8 @@ class StoredStudy:
     extra: dict = field(default_factory=dict)
     message: str | None = None
     kept_as: Path | None = None
+    #: the files that could not be restored, ``(file, reason)``: this study's file, when it was damaged
+    problems: list[Problem] = field(default_factory=list)
 
 
 class AnnotationStore:
@@ -84,57 +110,63 @@ class AnnotationStore:
         write_atomic(self.path_for(study_uid), data)
 
     def load(self, study_uid: str) -> StoredStudy:
-        """The study's annotations; a damaged file is renamed aside and reported, with what could be recovered."""
+        """The study's annotations; a damaged file is set aside and reported, with what could be recovered.
+
+        Nothing in the file raises here: too large, nested too deep, not UTF-8, not JSON, or a value of the wrong
+        type anywhere is a ``(file, reason)`` in ``problems`` and the file is renamed ``<name>.corrupt-<time>``.
+        """
         path = self.path_for(study_uid)
         self._remove_stale_temps(path)
         if not path.exists():
             return StoredStudy(study_uid)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            return StoredStudy(study_uid, message=f"The annotations of this study could not be read ({exc}); "
-                                                  f"{path} was left untouched, and changes will not be saved over it.")
         problems: list[str] = []
         out = StoredStudy(study_uid)
         try:
-            doc = json.loads(raw.decode("utf-8"))
-            if not isinstance(doc, dict):
-                raise ValueError(f"the file holds a JSON {type(doc).__name__}, not an object")
-            entries = doc.get("measurements", [])
-            if not isinstance(entries, list):
-                raise ValueError("'measurements' is not a list")
-            review = doc.get("review", {})
-            if isinstance(review, dict) and all(isinstance(v, dict) for v in review.values()):
-                out.review = review
-            else:
-                problems.append("the review section is not a table of findings")
-            for i, entry in enumerate(entries):
-                try:
-                    out.annotations.append(Annotation.from_dict(entry))
-                except AnnotationFormatError as exc:
-                    problems.append(f"measurement {i + 1}: {exc}")
-            out.extra = {k: v for k, v in doc.items() if k not in ("study_uid", "measurements", "review")}
-        except (UnicodeDecodeError, ValueError) as exc:
-            problems.append(f"{type(exc).__name__}: {exc}")
+            self._read(path, out, problems)
+        except OSError as exc:
+            reason = f"it could not be read ({exc})"
+            out.problems.append(Problem(path, f"{reason}; it was left as it is"))
+            out.message = (f"The annotations of this study could not be read ({exc}); "
+                           f"{path} was left untouched, and changes will not be saved over it.")
+            return out
+        except Exception as exc:  # noqa: BLE001 - whatever the file holds, the study opens
+            out.annotations, out.review, out.extra = [], {}, {}
+            problems.append(describe(exc))
         if problems:
-            kept = self._keep_aside(path)
+            kept = set_aside(path)
             recovered = f"{len(out.annotations)} measurement(s) were recovered" if out.annotations else \
                 "no measurements could be recovered"
-            out.message = (f"The saved annotations of this study were damaged ({problems[0]}"
-                           f"{f' and {len(problems) - 1} more problem(s)' if len(problems) > 1 else ''}). "
-                           f"The file was kept as {kept}; {recovered}.")
+            more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+            out.problems.append(Problem(path, f"{problems[0]}{more}; {kept_text(path, kept)}"))
+            out.message = (f"The saved annotations of this study were damaged ({problems[0]}{more}). "
+                           + (f"The file was kept as {kept}; {recovered}." if kept else
+                              f"It could not be moved aside and was left as {path}; {recovered}, and changes will "
+                              "not be saved over it."))
             out.kept_as = kept
         return out
 
-    def _keep_aside(self, path: Path) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = path.with_name(f"{path.name}.corrupt-{stamp}")
-        n = 1
-        while target.exists():
-            n += 1
-            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-        os.replace(path, target)
-        return target
+    @staticmethod
+    def _read(path: Path, out: StoredStudy, problems: list[str]) -> None:
+        """Fill ``out`` from the file; what is wrong with single entries goes to ``problems``."""
+        doc = read_json(path)
+        if not isinstance(doc, dict):
+            raise StoredFileError(f"the file holds a JSON {type(doc).__name__}, not an object")
+        entries = doc.get("measurements", [])
+        if not isinstance(entries, list):
+            raise StoredFileError("'measurements' is not a list")
+        review = doc.get("review", {})
+        if isinstance(review, dict) and all(isinstance(v, dict) for v in review.values()):
+            out.review = review
+        else:
+            problems.append("the review section is not a table of findings")
+        for i, entry in enumerate(entries):
+            try:
+                annotation = Annotation.from_dict(entry)  # (kind, id, …; then the stricter types below)
+                _check_numbers(entry)
+                out.annotations.append(annotation)
+            except (AnnotationFormatError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                problems.append(f"measurement {i + 1}: {exc}")
+        out.extra = {k: v for k, v in doc.items() if k not in ("study_uid", "measurements", "review")}
 
     def _remove_stale_temps(self, path: Path) -> None:
         """Temporary files of a write that a crash interrupted (older than a minute)."""
@@ -166,6 +198,7 @@ class Autosave:
         self.schedule_ms: list[float] = []  # time the caller (GUI) thread spent per change
         self.last_error: str | None = None
         self.study_uid = ""  # the study whose file was last opened
+        self.problems: list[Problem] = []  # what could not be restored when it was opened: (file, reason)
         self._blocked: set[str] = set()  # studies whose unreadable file must not be overwritten
         self._cond = threading.Condition()
         self._queue: queue.Queue = queue.Queue()
@@ -179,10 +212,12 @@ class Autosave:
         """Load a study's saved annotations into the set (replacing what it held); a message if the file was damaged."""
         self.flush()
         self.study_uid = study_uid
+        self.problems = []
         if not study_uid:
             self.annotations.open_study("")
             return None
         stored = self.store.load(study_uid)
+        self.problems = list(stored.problems)
         if stored.message is not None and stored.kept_as is None:
             self._blocked.add(study_uid)
         else:
