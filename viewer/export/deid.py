@@ -4,24 +4,17 @@
 copy of each into ``out_dir`` (``<patient pseudonym>/study-<h>/<modality><series number>-<h>/<instance
 number>-<h>.dcm``, names made only from de-identified values), one file per instance, each written
 atomically (``radview_base.atomic_file``: temporary file in the destination folder, then one rename), so
-a cancelled or failed run never leaves a half-written file. The source is never modified.
+a cancelled or failed run never leaves a half-written file. The source is never modified. The returned
+:class:`DeidReport` lists every file written and every file skipped with its reason.
 
-What is done to each instance (the Basic Profile without options, see ``deid_profile`` for the table
-and its source):
+What is done to each instance (the Basic Profile without options):
 
-* every attribute of PS3.15 Table E.1-1 gets its action, at any depth (attributes inside sequence
-  items too): X removed, Z emptied, D a dummy value valid for the VR, U a new UID. Combined codes
-  need the attribute's Type in the IOD, which varies by SOP class; the choice made here keeps the
-  file conformant whatever that Type is and keeps none of the original value:
-  ``X/Z`` -> Z (empty); ``X/D``, ``X/Z/D`` -> D (dummy); ``Z/D`` -> D for dates and times (Content
-  Date and Time are Type 1 in the enhanced multi-frame IODs), Z otherwise, for plain attributes; for
-  sequences ``Z``, ``X/Z``, ``X/Z/D`` -> an empty sequence, ``X/D`` -> removed, ``D`` (Content
-  Sequence, Graphic Annotation Sequence, ...) -> kept with every item de-identified recursively and
-  its free text (LT, ST, UT, UC) and person names replaced by dummies (code values of Person
-  Identification Code Sequence items too), ``X/Z/U*`` (Referenced Image Sequence, Source Image Sequence) -> kept with
-  its items de-identified and their instance UIDs remapped, so references still resolve;
-* all private attributes (odd groups, creators included) are removed (no Retain Safe Private
-  option), and so are the whole curve (50xx) and overlay (60xx) groups;
+* every attribute, at any depth, goes through :class:`viewer.export.deid_clean.AttributeCleaner`: the
+  action of PS3.15 Table E.1-1 (edition 2026c, :mod:`viewer.export.deid_table`) for the attributes it
+  lists, the compound codes resolved by the attribute's Type in the IOD (:mod:`viewer.export.deid_types`):
+  a Type 3 attribute marked X/Z, X/D, X/Z/D or X/Z/U* is removed, a Type 2 one emptied, a Type 1 one
+  given a dummy (a sequence of references: kept, its instance UIDs replaced); private attributes, curves,
+  overlays and attributes the data dictionary does not know are removed; see that module for the rest;
 * UIDs are remapped consistently across the whole run: the same original UID gives the same new UID
   in every file (Study, Series, SOP Instance, Frame of Reference, references in sequences, the file
   meta's Media Storage SOP Instance UID, any UI attribute listed U). UI attributes the table does not
@@ -30,17 +23,20 @@ and its source):
   New UIDs are ``generate_uid(prefix, entropy=[secret, old])`` with a random per-run secret (or
   ``DeidOptions.secret`` for mappings reproducible across runs); an instance without a SOP Instance
   UID gets a new one;
-* dates and times: Table E.1-1 actions (``StudyDate`` Z -> empty, ``ContentDate`` Z/D -> dummy
-  ``19000101``, ...); dates and times the table does not list (Instance Creation Date, Frame
-  Acquisition DateTime in functional groups, ...) also become dummies (``blank_unlisted_dates``,
-  on by default), so no real date is left. Dates are not shifted: the Basic Profile has no
-  longitudinal option, and Longitudinal Temporal Information Modified is set to REMOVED;
+* dates and times: the table's actions; dates and times the table does not list (Frame Acquisition
+  DateTime in functional groups, ...) also become dummies (``blank_unlisted_dates``, on by default), so
+  no real date is left. Dates are not shifted: the Basic Profile has no longitudinal option, and
+  Longitudinal Temporal Information Modified is set to REMOVED;
 * Patient's Name becomes ``DeidOptions.patient_name`` ("ANONYMOUS") and Patient ID a keyed hash of
   the original (``ANON-`` + 12 hex digits of HMAC-SHA256 with the run's secret: the same patient gets
   the same pseudonym within a run, and the original ID cannot be recovered by hashing guesses);
 * Patient Identity Removed = YES, De-identification Method names the profile, and
   De-identification Method Code Sequence gets (113100, DCM, "Basic Application Confidentiality
   Profile");
+* radview's own SEG and SR (:func:`is_radview_object`: Manufacturer ``radview``, Software Versions
+  ``radview ...``) keep their review stamp (:data:`RADVIEW_STAMPS`, "AI result, not reviewed"): a Series
+  Description or Content Description that holds it becomes the stamp alone, and SR text items equal to
+  it are not replaced by dummies; nothing else of their text is kept;
 * pixel data is copied unchanged, in its transfer syntax (compressed data stays compressed); the
   file meta is rebuilt (Implementation Class UID: pydicom's; no Source AE Title, no private meta).
 
@@ -66,8 +62,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import pydicom
-from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
@@ -79,16 +73,17 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    UID_dictionary,
     generate_uid,
 )
 
 from radview_base.atomic_file import atomic_write
-from viewer.export import ExportError
-from viewer.export.deid_profile import BASIC_PROFILE, TABLE_SOURCE
+from viewer.export import AI_NOT_REVIEWED, ExportError
+from viewer.export.deid_clean import DUMMY_VALUES, PIXEL_TAGS, AttributeCleaner
+from viewer.export.deid_profile import BASIC_PROFILE, TABLE_EDITION, TABLE_SOURCE
 
 __all__ = ["DeidOptions", "DeidReport", "DeidError", "WrittenFile", "SkippedFile", "deidentify_study",
-           "BURNED_IN_REASON", "DEID_METHOD", "DEID_CODE", "DUMMY_VALUES", "BASIC_PROFILE", "TABLE_SOURCE"]
+           "BURNED_IN_REASON", "DEID_METHOD", "DEID_CODE", "DUMMY_VALUES", "BASIC_PROFILE", "TABLE_SOURCE",
+           "TABLE_EDITION", "RADVIEW_STAMPS", "is_radview_object"]
 
 ProgressFn = Callable[[float, str], None]
 
@@ -97,27 +92,11 @@ DEID_METHOD = "PS3.15 Annex E Basic Application Confidentiality Profile"
 #: CID 7050 "De-identification Method": (code value, coding scheme, code meaning)
 DEID_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
-#: UIDs under the DICOM root are the standard's own (classes, syntaxes, context groups): never a patient's
-DICOM_ROOT = "1.2.840.10008."
-
-#: D action: a non-empty value valid for the VR that says nothing about the patient.
-DUMMY_VALUES: dict[str, object] = {
-    "AE": "ANONYMIZED", "AS": "000D", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
-    "DT": "19000101000000.000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED", "PN": "ANONYMIZED",
-    "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000.00", "UC": "ANONYMIZED", "UR": "urn:anonymized",
-    "UT": "ANONYMIZED", "FL": 0.0, "FD": 0.0, "SL": 0, "SS": 0, "SV": 0, "UL": 0, "US": 0, "UV": 0,
-    "OB": b"\x00\x00", "OD": b"\x00" * 8, "OF": b"\x00" * 4, "OL": b"\x00" * 4, "OV": b"\x00" * 8,
-    "OW": b"\x00\x00", "UN": b"\x00\x00", "AT": 0,
-}
-_DATE_VRS = ("DA", "DT", "TM")
-_FREE_TEXT_VRS = ("LT", "ST", "UT", "UC", "PN")
-_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
-#: Person Identification Code Sequence (D): its items are codes that identify a person.
-_PERSON_CODE_SEQ = 0x00401101
-_CODE_TEXT = ("CodeValue", "LongCodeValue", "CodeMeaning")
-#: UI attributes that name a class, an encoding or a coding scheme, not an instance: never remapped.
-_CLASS_LIKE_UI = re.compile(r"ClassUID|TransferSyntaxUID|CodingSchemeUID|ContextGroupExtensionCreatorUID"
-                            r"|MappingResourceUID|ContextUID|PrivateInformationCreatorUID")
+#: radview's review stamps (``viewer.export.seg.seg_note``, ``viewer.export.sr.review_note`` for an AI result
+#: nobody reviewed): the only text of radview's own SEG and SR kept where the profile removes or replaces text
+RADVIEW_STAMPS = (AI_NOT_REVIEWED, "AI result, edited, not reviewed")
+#: where a stamp may stand at the top level of radview's SEG and SR (Series Description is X in the table)
+_STAMP_ATTRIBUTES = ("SeriesDescription", "ContentDescription")
 #: Classes whose pixels usually carry burned-in text (when Burned In Annotation is absent).
 _SUSPECT_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
@@ -191,6 +170,10 @@ class DeidReport:
                  else f"{self.n_files} files")
         return (f"de-identified copy: {state}; {self.n_written} written, {len(self.skipped)} skipped, "
                 f"{self.uid_map_count} UIDs remapped")
+
+    def skipped_lines(self) -> list[str]:
+        """One line per skipped file: ``skipped <path>: <reason>``."""
+        return [f"skipped {s.path}: {s.reason}" for s in self.skipped]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -384,7 +367,15 @@ class _Deidentifier:
             ds.SOPInstanceUID = self.new_uid(f"no-sop-instance-uid:{source}")
         burned = self.burned_in(ds) is not None
         transfer_syntax = _transfer_syntax(ds)
-        self.clean(ds)
+        own = is_radview_object(ds)
+        stamps = {kw: _stamp_in(ds.get(kw)) for kw in _STAMP_ATTRIBUTES} if own else {}
+        cleaner = AttributeCleaner(self.new_uid, str(ds.get("SOPClassUID", "") or "").strip(),
+                                   self.options.blank_unlisted_dates,
+                                   keep_text=frozenset(RADVIEW_STAMPS) if own else frozenset())
+        cleaner.clean(ds)
+        for kw, stamp in stamps.items():
+            if stamp:  # only the stamp itself, none of the rest of the original text
+                setattr(ds, kw, stamp)
         ds.PatientName = self.options.patient_name
         ds.PatientID = self.pseudonym(original_pid)
         ds.PatientIdentityRemoved = "NO" if burned else "YES"
@@ -419,114 +410,23 @@ class _Deidentifier:
         name = f"{prefix}{short(ds.SOPInstanceUID)}.dcm"
         return os.path.join(patient, study, series, name)
 
-    # -- attributes, recursively
-    def clean(self, ds: Dataset, in_dummy_sequence: bool = False) -> None:
-        """Apply the profile to every attribute of ``ds`` and of its sequence items.
-
-        ``in_dummy_sequence``: ``ds`` is an item of a sequence whose action is D (Content Sequence,
-        Graphic Annotation Sequence, ...): its free text and person names become dummies too.
-        """
-        for tag in list(ds.keys()):
-            t = int(tag)
-            group = t >> 16
-            if group % 2 == 1 or (group & 0xFF00) in (0x5000, 0x6000):
-                del ds[tag]  # private attributes and creators; curves and overlays (whole groups)
-                continue
-            if t in _PIXEL_TAGS:
-                continue
-            action = BASIC_PROFILE.get(t)
-            try:
-                elem = ds[tag]
-            except Exception:  # a value pydicom cannot decode: nothing of it may stay
-                if action is None or action.startswith("X"):
-                    del ds[tag]
-                else:
-                    ds[tag] = self._replacement(tag, action, None)
-                continue
-            if action is None:
-                self._unlisted(ds, elem, in_dummy_sequence)
-            else:
-                self._apply(ds, elem, action)
-
-    def _unlisted(self, ds: Dataset, elem: DataElement, in_dummy_sequence: bool) -> None:
-        vr = elem.VR
-        if vr == "SQ":
-            for item in elem.value or ():
-                self.clean(item, in_dummy_sequence)
-        elif in_dummy_sequence and vr in _FREE_TEXT_VRS:
-            if not _is_empty(elem.value):
-                elem.value = DUMMY_VALUES[vr]
-        elif vr == "UN" and not _known(elem.tag):
-            del ds[elem.tag]  # a public attribute this dictionary does not know: its content cannot be judged
-        elif vr in _DATE_VRS and self.options.blank_unlisted_dates:
-            if not _is_empty(elem.value):
-                elem.value = DUMMY_VALUES[vr]
-        elif vr == "UI":
-            keyword = keyword_for_tag(elem.tag) or ""
-            if not _CLASS_LIKE_UI.search(keyword):
-                elem.value = self._map_uids(elem.value, keep_registered=True)
-
-    def _apply(self, ds: Dataset, elem: DataElement, action: str) -> None:
-        vr = elem.VR
-        if action == "X":
-            del ds[elem.tag]
-        elif action == "U":
-            if vr in ("UI", "UN", "LO", "SH"):
-                elem.value = self._map_uids(elem.value, keep_registered=False)
-                if vr == "UN":
-                    ds[elem.tag] = DataElement(elem.tag, "UI", _uid_text(elem.value))
-            else:
-                del ds[elem.tag]
-        elif vr == "SQ":
-            if action in ("X/Z/U*", "D"):
-                for item in elem.value or ():
-                    self.clean(item, in_dummy_sequence=action == "D")
-                    if int(elem.tag) == _PERSON_CODE_SEQ:
-                        for kw in _CODE_TEXT:
-                            if kw in item:
-                                item[kw].value = "ANONYMIZED"
-            elif action == "X/D":
-                del ds[elem.tag]
-            else:  # Z, X/Z, X/Z/D: an empty sequence (zero length) is conformant for Type 2 and Type 3
-                elem.value = Sequence([])
-        elif action in ("Z", "X/Z") or (action == "Z/D" and vr not in _DATE_VRS):
-            elem.value = _empty(vr)
-        elif action in ("D", "X/D", "X/Z/D", "Z/D", "X/Z/U*"):
-            ds[elem.tag] = self._replacement(elem.tag, "D", vr)
-        else:  # K or C would come from options this module does not offer: remove, never keep unseen
-            del ds[elem.tag]
-
-    def _replacement(self, tag, action: str, vr: str | None) -> DataElement:
-        if vr is None or vr == "UN":
-            try:
-                vr = dictionary_VR(tag).split(" or ")[0]
-            except KeyError:
-                vr = "UN"
-        if action in ("Z", "X/Z"):
-            return DataElement(tag, vr, _empty(vr))
-        if action == "U":
-            return DataElement(tag, "UI", self.new_uid(f"unreadable:{int(tag):08X}"))
-        if vr == "SQ":
-            return DataElement(tag, "SQ", Sequence([]))
-        return DataElement(tag, vr, DUMMY_VALUES.get(vr, b"\x00\x00"))
-
-    def _map_uids(self, value, keep_registered: bool):
-        def one(v):
-            s = _uid_text(v)
-            if not s or (keep_registered and (s in UID_dictionary or s.startswith(DICOM_ROOT))):
-                return s
-            return self.new_uid(s)
-
-        if isinstance(value, (list, tuple, MultiValue)):
-            return [one(v) for v in value]
-        if isinstance(value, bytes):
-            value = value.decode("ascii", "replace")
-        return one(value)
-
 
 # ---------------------------------------------------------------------------------------- helpers
+def is_radview_object(ds: Dataset) -> bool:
+    """True for a SEG or SR that radview wrote (``viewer.export.seg``, ``viewer.export.sr``): Manufacturer
+    ``radview`` and Software Versions ``radview <version>``."""
+    software = [str(v) for v in _values(ds.get("SoftwareVersions"))]
+    return str(ds.get("Manufacturer", "") or "").strip() == "radview" and any(
+        v.strip().startswith("radview") for v in software)
+
+
+def _stamp_in(value) -> str | None:
+    text = " ".join(str(v) for v in _values(value))
+    return next((s for s in sorted(RADVIEW_STAMPS, key=len, reverse=True) if s in text), None)
+
+
 def _has_pixels(ds: Dataset) -> bool:
-    return any(int(t) in _PIXEL_TAGS for t in ds.keys())
+    return any(int(t) in PIXEL_TAGS for t in ds.keys())
 
 
 def _transfer_syntax(ds: Dataset) -> str:
@@ -551,38 +451,12 @@ def _file_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
     return meta
 
 
-def _known(tag) -> bool:
-    try:
-        dictionary_VR(tag)
-        return True
-    except KeyError:
-        return False
-
-
-def _uid_text(v) -> str:
-    if isinstance(v, bytes):
-        v = v.decode("ascii", "replace")
-    return str(v).strip().rstrip("\x00").strip() if v is not None else ""
-
-
 def _values(value) -> list:
     if value is None:
         return []
     if isinstance(value, (list, tuple, MultiValue)):
         return list(value)
     return [value]
-
-
-def _is_empty(value) -> bool:
-    return value is None or value == "" or value == b"" or (isinstance(value, (list, MultiValue)) and not value)
-
-
-def _empty(vr: str):
-    if vr == "SQ":
-        return Sequence([])
-    if vr in ("OB", "OD", "OF", "OL", "OV", "OW", "UN"):
-        return b""
-    return None
 
 
 def _int(value) -> int | None:
