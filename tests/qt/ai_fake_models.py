@@ -1,11 +1,16 @@
 """Fake AI models for the GUI tests: quick numpy runners (no torch) the real engine loads from a manifest.
 
-``write_manifests(folder)`` writes one TOML manifest per model into ``folder``; point
-``RADVIEW_MODELS_DIR`` at it (and put this folder on ``PYTHONPATH``) before the engine starts.
+``write_manifests(folder)`` writes one TOML manifest per model into ``folder`` and registers the runners as an
+installed package would (a manifest cannot name a module): entry points ``fake-<Class>`` in the group
+``radview.runners`` of a ``*.dist-info`` folder beside ``folder``, put on ``sys.path`` with this folder (the engine
+child is started with multiprocessing's "spawn", which hands it the parent's ``sys.path``; another process would need
+both folders on ``PYTHONPATH``).
+Point ``RADVIEW_MODELS_DIR`` at ``folder`` before the engine starts.
 Each runner reports progress through ``ctx.step`` (which raises ``Cancelled`` when asked to stop).
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +18,9 @@ import numpy as np
 
 from ai.api import Detection
 from ai.runners.base import RunOutput
+
+HERE = Path(__file__).resolve().parent
+DIST = "radview_qt_test_fake_runners"
 
 #: where the fake nodules sit, as fractions of the grid (z, y, x), with their diameters (mm)
 NODULES = (((0.50, 0.45, 0.30), 12.0, "solid", 0.93, "lung_right"),
@@ -105,15 +113,38 @@ MANIFESTS = {
 }
 
 
+def install_runners(site: Path, runners: dict[str, str], dist: str = DIST) -> Path:
+    """Register ``{name: "module:Class"}`` as entry points (group radview.runners) of a package in ``site``.
+
+    ``site`` and this folder (the runners' module) go on ``sys.path``; nothing is installed for real.
+    """
+    info = Path(site) / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[radview.runners]\n" + "".join(f"{k} = {v}\n" for k, v in runners.items()))
+    for path in (str(HERE), str(site)):
+        if path not in sys.path:
+            sys.path.append(path)
+    return Path(site)
+
+
+def site_for(folder: str | Path) -> Path:
+    """Where :func:`write_manifests` registers the fake runners for the models in ``folder``."""
+    folder = Path(folder)
+    return folder.parent / f"{folder.name}-site"
+
+
 def write_manifests(folder: str | Path) -> Path:
     folder = Path(folder)
+    install_runners(site_for(folder), {f"fake-{cls}": f"ai_fake_models:{cls}"
+                                       for cls in sorted({spec[1] for spec in MANIFESTS.values()})})
     folder.mkdir(parents=True, exist_ok=True)
     for model_id, (name, cls, outputs, labels, params) in MANIFESTS.items():
         lines = [f'id = "{model_id}"', f'name = "{name}"', 'version = "0.1"',
                  f'modality = "{"MR" if model_id == "fake-mr" else "CT"}"',
                  'method = "classical image analysis, not a learned network"',
                  f'description = "A fake model for the GUI tests ({cls})."',
-                 f'runner = "ai_fake_models:{cls}"',
+                 f'runner = "fake-{cls}"',
                  "outputs = [" + ", ".join(f'"{o}"' for o in outputs) + "]", "", "[labels]"]
         lines += [f'{k} = "{v}"' for k, v in labels.items()]
         lines += ["", "[device]", 'supports = ["cpu"]', "", "[parameters]"]

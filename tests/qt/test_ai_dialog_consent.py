@@ -15,7 +15,7 @@ def manifests(monkeypatch, tmp_path):
     monkeypatch.setenv("TOTALSEG_WEIGHTS_PATH", str(tmp_path / "weights"))
     download = totalseg.manifest_for(totalseg.task("body_fast"), None)  # its weights are not here
     local = parse_manifest({"id": "local-model", "name": "A local model", "version": "1", "modality": "CT",
-                            "method": "test", "runner": "x.y:Z", "outputs": ["labels"], "labels": {"1": "a"}})
+                            "method": "test", "runner": "ct-body", "outputs": ["labels"], "labels": {"1": "a"}})
     return local, download
 
 

@@ -1,6 +1,6 @@
 """Run AI from the real main window, through the real engine child process.
 
-Fake numpy models (``ai_fake_models.py``, registered through ``RADVIEW_MODELS_DIR``) test the
+Fake numpy models (``ai_fake_models.py``: manifests on ``RADVIEW_MODELS_DIR``, runners as entry points) test the
 GUI machinery; the built-in classical CT models run when their code is installed. One engine
 child serves the module (``engine``); the responsiveness test starts its own, cold.
 """
@@ -275,6 +275,69 @@ def test_a_failing_model_shows_a_readable_error_and_the_viewer_stays_usable(warm
     window.ai.run_model("fake-lungs", "cpu", {"duration_s": 0.1})  # a second, good run succeeds
     qtbot.waitUntil(lambda: bool(ai_layers(window, "labels")), timeout=RUN_TIMEOUT_MS)
     assert ai_layers(window, "labels")[0].name == "AI: Fake lungs"
+
+
+SCRIPTED_TOML = """\
+id = "fake-scripted"
+name = "Fake scripted"
+version = "0.1"
+modality = "CT"
+runner = "fake-FakeLungs"
+
+[labels]
+2 = "lung_left"
+3 = "lung_right"
+
+[input]
+patch_size = [16, 32, 32]
+
+[device]
+supports = ["cpu"]
+
+[network]
+format = "torchscript"
+file = "model.pt"
+"""
+
+
+def test_a_torchscript_model_runs_only_where_the_user_allowed_its_folder(warm, qtbot, tmp_path, monkeypatch):
+    """A model that contains code (TorchScript) asks once per folder and session (a Yes/No question; here its seam
+    ``ask_code_permission`` answers): No runs nothing; Yes runs it with the folder in the request's allow_code_in,
+    which the real engine checks (the fake runner ignores the weights)."""
+    window = warm
+    folder = tmp_path / "scripted"
+    folder.mkdir()
+    (folder / "model.pt").write_bytes(b"never read by the fake runner")
+    (folder / "model.toml").write_text(SCRIPTED_TOML, encoding="utf-8")
+    manifest = window.ai.add_model_folder(str(folder))
+    assert manifest is not None and manifest.contains_code and manifest.folder == str(folder)
+    if window.ai.dialog is not None:
+        window.ai.dialog.close()
+    asked, answer = [], [False]
+    monkeypatch.setattr(window.ai, "ask_code_permission", lambda m: (asked.append(m.folder), answer[0])[1])
+    submitted, submit = [], window.ai.service.submit
+    monkeypatch.setattr(window.ai.service, "submit", lambda request, after=None: (submitted.append(request),
+                                                                                 submit(request, after))[1])
+
+    assert window.ai.run_model("fake-scripted", "cpu", {"duration_s": 0.1}) is None  # the user said No
+    assert window.ai.run_model("fake-scripted", "cpu", {"duration_s": 0.1}) is None  # remembered: not asked again
+    assert asked == [str(folder)] and submitted == [] and window.ai.current_job is None
+    assert "was not run" in window.ai.last_status and "contains code (TorchScript)" in window.ai.last_status
+
+    window.ai.code_allowed.clear()  # a new session
+    answer[0] = True
+    assert window.ai.run_model("fake-scripted", "cpu", {"duration_s": 0.1}) is not None
+    assert asked == [str(folder)] * 2 and submitted[-1].allow_code_in == frozenset({str(folder)})
+    wait_idle(qtbot, window)
+    assert ai_layers(window, "labels"), window.ai.last_status
+    assert window.ai.run_model("fake-scripted", "cpu", {"duration_s": 0.1}) is not None  # allowed: not asked again
+    assert len(asked) == 2 and submitted[-1].allow_code_in == frozenset({str(folder)})
+    wait_idle(qtbot, window)
+
+    # a model without code never asks and allows nothing
+    assert window.ai.run_model("fake-lungs", "cpu", {"duration_s": 0.1}) is not None
+    assert len(asked) == 2 and submitted[-1].allow_code_in == frozenset()
+    wait_idle(qtbot, window)
 
 
 def test_a_newer_run_supersedes_the_running_one(warm, qtbot):

@@ -44,8 +44,14 @@ def test_a_model_folder_is_added_remembered_and_run_from_the_window(qtbot, windo
     assert "user-thr" in window.ai.registry().ids()
 
     before = len(window.session.layers)
+    assert manifest.contains_code  # TorchScript: the user is asked (here the question's seam answers Yes)
+    asked = []
+    window.ai.ask_code_permission = lambda m: asked.append(m.folder) or True
+    submitted, submit = [], window.ai.service.submit
+    window.ai.service.submit = lambda request, after=None: (submitted.append(request), submit(request, after))[1]
     job = window.ai.run_model("user-thr", "cpu")
     assert job is not None
+    assert asked == [str(folder)] and submitted[0].allow_code_in == frozenset({str(folder)})
     qtbot.waitUntil(lambda: window.ai.current_job is None, timeout=120000)
     layers = window.session.layers[before:]
     assert layers, window.notices.last_message

@@ -13,6 +13,7 @@ import os
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog
 
+from ai.nnunet_folder import RUNNER as NNUNET_RUNNER
 from ai.registry import ManifestError, ModelManifest, Registry, load_model_folder
 
 FOLDERS_KEY = "ai/model_folders"
@@ -57,7 +58,7 @@ class ModelFolders:
     @staticmethod
     def is_user_model(manifest: ModelManifest) -> bool:
         """A model that came from a folder (the engine process must be told where it is)."""
-        return manifest.network is not None or manifest.runner == "ai.runners.nnunet:NnUNetModel"
+        return manifest.network is not None or manifest.runner == NNUNET_RUNNER
 
     def ask_folder(self, parent) -> str:
         return QFileDialog.getExistingDirectory(parent, "Add a model folder (model.toml or an nnU-Net v2 results "

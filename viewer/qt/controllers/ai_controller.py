@@ -8,15 +8,21 @@ them to the session, so the overlays, the legend (with mL) and the 3D surfaces
 follow through their session subscriptions. A result whose job is no longer
 current (a newer run started, another series was opened, the user cancelled) is
 dropped, and the status bar says so.
+
+A model whose weights are TorchScript (``manifest.contains_code``) is a program: before its first run from a folder
+the user is asked (:meth:`AiController.ask_code_permission`, Yes/No); the answer is remembered per folder for the
+session, and an allowed run's request lists the folder in ``allow_code_in`` (the engine refuses it otherwise).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QMessageBox
 
+from ai.api import CONTAINS_CODE_NOTE
 from ai.registry import ManifestError  # manifests only: no torch, no runner is imported
 from viewer.core.ai_bridge import layers_from_result, modality_mismatch, request_from_volume
 from viewer.qt.actions import ActionSpec
@@ -68,6 +74,7 @@ class AiController(QObject):
         self.dialog = None
         self.last_status = ""
         self._docks_widened = False
+        self.code_allowed: dict[str, bool] = {}  # model folder -> the user's answer (this session)
 
         made = actions.add(AI_ACTIONS, target=self)
         self.run_action, self.cancel_action = made["ai.run"], made["ai.cancel"]
@@ -187,6 +194,14 @@ class AiController(QObject):
         if reason:
             self._report(f"{manifest.name} cannot run on this series: {reason}.")
             return None
+        if manifest.contains_code:  # TorchScript is a program: the user decides, once per folder and session
+            if not self._code_permitted(manifest):
+                self._set_status(f"{manifest.name} was not run: it {CONTAINS_CODE_NOTE}, and you did not allow "
+                                 f"it for its folder {manifest.folder} (asked once per session)")
+                return None
+            if self.session.volume is not volume:  # the series changed while the question was open
+                self._report(f"{manifest.name} was not run: the open series changed; run it again.")
+                return None
         if ModelFolders.is_user_model(manifest) and manifest.path:  # the engine process learns the folder
             options = {**(options or {}), "model_folder": manifest.path}
         try:
@@ -194,6 +209,8 @@ class AiController(QObject):
         except ValueError as exc:
             self._report(f"{manifest.name} cannot run on this series: {exc}")
             return None
+        if manifest.contains_code:  # its folder is known to be allowed (asked above)
+            request = dataclasses.replace(request, allow_code_in=frozenset({manifest.folder}))
         if self.current_job is not None:  # a newer run supersedes the running one
             self._drop(self.current_job, "a newer AI run was started")
         geometry = volume.geometry
@@ -209,6 +226,22 @@ class AiController(QObject):
         self._show_progress(job, f"{manifest.name}: starting…", 0.0)
         self._sync_actions()
         return job
+
+    def _code_permitted(self, manifest) -> bool:
+        """Whether the user allows ``manifest``'s code to run (asked once per folder and session)."""
+        folder = manifest.folder
+        if folder not in self.code_allowed:
+            self.code_allowed[folder] = bool(self.ask_code_permission(manifest))
+        return self.code_allowed[folder]
+
+    def ask_code_permission(self, manifest) -> bool:
+        """Ask the user (modal Yes/No) whether ``manifest``'s TorchScript may run; tests replace this seam."""
+        answer = QMessageBox.question(
+            self.dock_host, "Run a model that contains code?",
+            f"{manifest.name} {CONTAINS_CODE_NOTE}.\n\nFolder: {manifest.folder}\n\nRun it only if you trust "
+            "where it came from. Allow TorchScript from this folder for this session?",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
 
     def cancel_current(self) -> None:
         """The Cancel button: stop the current run; control returns at once (nothing will be added)."""
