@@ -368,7 +368,8 @@ def test_deidentified_copy_loads_with_the_same_geometry_and_reports_what_it_skip
     assert stall < STALL_BOUND_S, f"the GUI event loop stalled {stall * 1000:.0f} ms"
     box = ex.message_box
     assert box.isVisible() and not box.isModal()
-    assert "8 files: 7 written, 1 skipped" in box.text() and "1 × not a DICOM file" in box.text()
+    assert "8 files: 7 written, 1 skipped (notes.txt: not a DICOM file)" in box.text()
+    assert "notes.txt: not a DICOM file" in box.text().split("Skipped:")[1]  # each skipped file, with its reason
     assert "notes.txt: not a DICOM file" in box.detailedText()
     assert "De-identified copy in" in window.notices.status_label.text() and not window.tasks.progress_bar.isVisible()
     box.close()

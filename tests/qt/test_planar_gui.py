@@ -8,8 +8,9 @@ import pydicom
 import pytest
 from planar_cases import chest_pixels, mammography_study, write_radiograph, write_ultrasound
 from pydicom.uid import generate_uid
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt
 
+from viewer.core.annotations import display_text
 from viewer.qt.capture.screenshot import ScreenshotOptions, render
 from viewer.qt.main_window import MainWindow
 
@@ -59,12 +60,42 @@ def test_rendered_radiograph_has_bone_bright_as_the_file_says(window, qtbot, tmp
     assert picture.width() > 100
 
 
-def test_uncalibrated_length_is_in_pixels_and_no_scale_bar(window, qtbot, tmp_path):
+def _scene(view, x, y):
+    """The scene position of pixel centre (column x, row y) of the view's image."""
+    return view.image_item.mapToScene(QPointF(x + 0.5, y + 0.5))
+
+
+def test_uncalibrated_length_is_in_pixels(window, qtbot, tmp_path):
     write_radiograph(tmp_path / "cr", "a.dcm", PatientOrientation=["L", "F"])
     view = open_images(qtbot, window, tmp_path / "cr").views[0]
-    m = view.set_measurement((10, 10), (40, 50))
-    assert m["unit"] == "px" and m["value"] == pytest.approx(50.0) and m["label"] == "px (no calibration)"
+    qtbot.keyClick(view, Qt.Key_L)
+    assert window.layout_widget.tools.tool == "length"  # the shared tool: the toolbar shows it too
+    view.measurements.drag(_scene(view, 10, 10), _scene(view, 50, 40), True)
+    (a,) = window.session.annotations
+    assert a.image is not None and a.image.sop_instance_uid == view.current.display.sop_instance_uid
+    assert a.unit == "px" and a.value == pytest.approx(50.0, abs=0.01)
+    assert display_text(a) == "50.0 px (no calibration)"
     assert "Measure: px (no calibration)" in view.corner_texts()["bottom_right"]
+    assert a.as_dict()["points_image"] == [[10.0, 10.0], [50.0, 40.0]] and "points_lps" not in a.as_dict()
+
+
+def test_measurements_use_the_images_calibration_and_stay_with_their_image(window, qtbot, tmp_path):
+    series = generate_uid()
+    write_radiograph(tmp_path / "pair", "a.dcm", series_uid=series, number=1, ImagerPixelSpacing=[0.2, 0.2],
+                     ViewPosition="PA")
+    write_radiograph(tmp_path / "pair", "b.dcm", series_uid=series, number=2, PixelSpacing=[0.1, 0.1],
+                     ViewPosition="LL")
+    area = open_images(qtbot, window, tmp_path / "pair")
+    first, second = area.views
+    length = first.measurements.add("length", [(0, 0), (30, 40)])
+    assert length.value == pytest.approx(10.0) and display_text(length) == "10.0 mm at detector"
+    roi = second.measurements.add("rectangle", [(10, 10), (30, 10), (30, 20), (10, 20)])
+    pixels = chest_pixels()[10:21, 10:31]  # pixel centres inside the rectangle's edges
+    assert roi.stats["area_px2"] == pytest.approx(200.0) and roi.stats["area_mm2"] == pytest.approx(2.0)
+    assert roi.stats["mean"] == pytest.approx(pixels.mean(), rel=0.05)
+    assert first.measurements.shown() == [length] and second.measurements.shown() == [roi]
+    window.session.annotations.undo()
+    assert second.measurements.shown() == []
 
 
 def test_pa_and_lateral_hang_side_by_side(window, qtbot, tmp_path):

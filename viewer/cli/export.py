@@ -174,6 +174,8 @@ def cmd_sr(args) -> int:
     if args.seg:
         seg = _read_seg_header(args.seg)
     index, entry = _index_and_entry(args.path, args.series)
+    if entry.planar:  # 2D images (radiographs, ultrasound, cine): measurements on the images they were drawn on
+        return _image_sr(args, entry, measurements)
     source = _source(entry)
     if findings is not None:
         _check_findings_series(findings, source, f"--findings {args.findings}")
@@ -197,6 +199,27 @@ def cmd_sr(args) -> int:
     unreviewed = sum("not reviewed" in n for n in info.notes)
     print(f"wrote {args.out}: {info.n_detections} detection(s), {info.n_structures} structure(s), "
           f"{info.n_measurements} measurement(s)" + (f"; {unreviewed} AI result(s) not reviewed" if unreviewed else ""))
+    return 0
+
+
+def _image_sr(args, entry, measurements) -> int:
+    import pydicom
+
+    from viewer.export.sr import SrError, write_findings_json
+    from viewer.export.sr_image import write_image_sr
+
+    if args.out.lower().endswith(".json"):
+        write_findings_json(args.out, None, measurements)
+        print(f"wrote {args.out}")
+        return 0
+    headers = [pydicom.dcmread(d.path, stop_before_pixels=True) for d in entry.images]
+    try:
+        info = write_image_sr(args.out, headers, measurements)
+    except SrError as exc:
+        raise UserError(str(exc)) from exc
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc}") from exc
+    print(f"wrote {args.out}: {info.n_measurements} measurement(s) on 2D images")
     return 0
 
 
@@ -233,6 +256,8 @@ def cmd_deid(args) -> int:
     summary = getattr(result, "summary", None)
     print(f"wrote a de-identified copy of {args.path} to {args.out}" + (f": {summary()}" if callable(summary) else
                                                                        f": {summary}" if summary else ""))
+    for skipped in getattr(result, "skipped", ()):  # every file not copied, with the reason
+        print(f"  skipped {skipped.path}: {skipped.reason}")
     return 0
 
 

@@ -12,6 +12,14 @@ shared with the DICOM SR exporter::
 
 ``value`` is the length (mm) or the angle (deg), null for ROIs (their numbers
 are in ``stats``) and arrows. Point layouts per kind: :mod:`.measurements`.
+
+A measurement on a 2D image (radiograph, ultrasound, a cine frame) has no
+patient coordinates: it carries ``"image"`` (the SOP instance, frame and the
+image's calibration, :class:`~viewer.core.image_ref.ImageRef`) and
+``"points_image"`` (``[column, row]`` pixel centres) instead of
+``points_lps`` and ``plane``; its length is in "mm" where the image is
+calibrated for those points, else in "px", and ROI areas in ``area_mm2`` or
+``area_px2``.
 A study's file is ``{"study_uid", "measurements": [...], "review": {...}}``.
 Keys this version does not know are kept and written back.
 """
@@ -30,11 +38,15 @@ import numpy as np
 from psygnal import Signal
 
 from viewer.core import measurements as m
+from viewer.core.image_ref import ImageRef, image_values, polygon_area
 from viewer.core.undo import Command, UndoStack
 
 KNOWN_KEYS = ("id", "kind", "points_lps", "series_uid", "label", "value", "unit", "stats", "plane", "created_by",
-              "created_at")
+              "created_at", "points_image", "image")
 STATS_KEYS = ("mean", "sd", "min", "max", "area_mm2")
+IMAGE_STATS_KEYS = STATS_KEYS + ("area_px2",)
+#: the plane of every measurement on a 2D image (its points are pixel coordinates, z = 0)
+IMAGE_PLANE_NORMAL = (0.0, 0.0, 1.0)
 
 
 class AnnotationFormatError(ValueError):
@@ -93,6 +105,7 @@ class Annotation:
     created_by: str = ""
     created_at: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of a newer version, written back unchanged
+    image: ImageRef | None = None  # a measurement on a 2D image: points are (column, row, 0) pixel centres
 
     def __post_init__(self) -> None:
         if self.kind not in m.KINDS:
@@ -109,6 +122,8 @@ class Annotation:
 
     @property
     def unit(self) -> str:
+        if self.image is not None and self.kind == "length":
+            return self.image.unit(self.points)
         return m.UNITS[self.kind]
 
     @property
@@ -121,11 +136,19 @@ class Annotation:
     # --- JSON ------------------------------------------------------------------------------
     def as_dict(self) -> dict:
         d = dict(self.extra)
-        d.update({"id": self.id, "kind": self.kind, "points_lps": [list(p) for p in self.points_lps],
-                  "series_uid": self.series_uid, "label": self.label, "value": self.value, "unit": self.unit})
+        d["id"], d["kind"] = self.id, self.kind
+        if self.image is None:
+            d["points_lps"] = [list(p) for p in self.points_lps]
+        else:
+            d["points_image"] = [[p[0], p[1]] for p in self.points_lps]
+            d["image"] = self.image.as_dict()
+        d.update({"series_uid": self.series_uid, "label": self.label, "value": self.value, "unit": self.unit})
         if self.is_roi:
-            d["stats"] = {k: (self.stats or {}).get(k) for k in STATS_KEYS}
-        d.update({"plane": self.plane.as_dict(), "created_by": self.created_by, "created_at": self.created_at})
+            keys = STATS_KEYS if self.image is None else IMAGE_STATS_KEYS
+            d["stats"] = {k: (self.stats or {}).get(k) for k in keys}
+        if self.image is None:
+            d["plane"] = self.plane.as_dict()
+        d.update({"created_by": self.created_by, "created_at": self.created_at})
         return d
 
     @classmethod
@@ -142,8 +165,10 @@ class Annotation:
             for key in ("series_uid", "label", "created_by", "created_at"):
                 if not isinstance(d.get(key, ""), str):
                     raise AnnotationFormatError(f"{key} must be a string")
+            image = ImageRef.from_dict(d["image"]) if d.get("image") is not None else None
             unit = d.get("unit", m.UNITS[kind])
-            if unit != m.UNITS[kind]:
+            allowed = (m.UNITS[kind], "px") if image is not None and kind == "length" else (m.UNITS[kind],)
+            if unit not in allowed:
                 raise AnnotationFormatError(f"a {kind} has unit {m.UNITS[kind]!r}, not {unit!r}")
             value = d.get("value")
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -153,13 +178,18 @@ class Annotation:
                 raw = d["stats"]
                 if not isinstance(raw, Mapping):
                     raise AnnotationFormatError("stats must be an object")
-                stats = {k: (None if raw.get(k) is None else float(raw[k])) for k in STATS_KEYS}
-            plane = d["plane"]
-            return cls(id=ident, kind=kind, points_lps=tuple(tuple(p) for p in d["points_lps"]),
-                       plane=Plane(tuple(plane["normal"]), tuple(plane["point"])), series_uid=d.get("series_uid", ""),
+                keys = STATS_KEYS if image is None else IMAGE_STATS_KEYS
+                stats = {k: (None if raw.get(k) is None else float(raw[k])) for k in keys}
+            if image is not None:
+                points = tuple((float(p[0]), float(p[1]), 0.0) for p in d["points_image"])
+                plane = Plane(IMAGE_PLANE_NORMAL, (0.0, 0.0, 0.0))
+            else:
+                points = tuple(tuple(p) for p in d["points_lps"])
+                plane = Plane(tuple(d["plane"]["normal"]), tuple(d["plane"]["point"]))
+            return cls(id=ident, kind=kind, points_lps=points, plane=plane, series_uid=d.get("series_uid", ""),
                        label=d.get("label", ""), value=None if value is None else float(value), stats=stats,
                        created_by=d.get("created_by", ""), created_at=d.get("created_at", ""),
-                       extra={k: v for k, v in d.items() if k not in KNOWN_KEYS})
+                       extra={k: v for k, v in d.items() if k not in KNOWN_KEYS}, image=image)
         except AnnotationFormatError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -185,9 +215,47 @@ def new_annotation(kind: str, points, plane: Plane, series_uid: str = "", label:
                       series_uid=series_uid, label=label, created_by=current_user(), created_at=now_iso())
 
 
-def measured(annotation: Annotation, volume=None) -> Annotation:
-    """The annotation with its value (and ROI statistics from ``volume`` when it is the annotation's series)."""
+def new_image_annotation(kind: str, points_xy, image: ImageRef, series_uid: str = "", label: str = "") -> Annotation:
+    """A fresh measurement on a 2D image: ``points_xy`` are (column, row) pixel centres."""
+    pts = np.zeros((len(points_xy), 3))
+    pts[:, :2] = np.asarray(points_xy, dtype=float).reshape(-1, 2)
+    return Annotation(uuid.uuid4().hex, kind, tuple(map(tuple, pts)), Plane(IMAGE_PLANE_NORMAL, (0.0, 0.0, 0.0)),
+                      series_uid=series_uid, label=label, created_by=current_user(), created_at=now_iso(),
+                      image=image)
+
+
+def _measured_on_image(a: Annotation, images=None) -> Annotation:
+    ref = a.image
+    scaled = ref.scaled(a.points)
+    if a.kind == "length":
+        return dc_replace(a, value=m.length_mm(scaled))
+    if a.kind == "angle":
+        return dc_replace(a, value=m.angle_deg(scaled))
+    if not a.is_roi:
+        return dc_replace(a, value=None)
+    outline = m.outline(a.kind, a.points)
+    area_px = polygon_area(outline[:, :2])
+    calibrated = ref.calibrated(outline)
+    stats = {k: None for k in IMAGE_STATS_KEYS}
+    stats["area_px2"] = area_px
+    if calibrated:
+        sy, sx = ref.calibration.spacing_mm
+        stats["area_mm2"] = area_px * sx * sy
+    image = next((im for im in (images.images if images is not None else ())
+                  if im.display.sop_instance_uid == ref.sop_instance_uid), None)
+    values = image_values(image, ref.frame, outline[:, :2])
+    if values is not None and values.size:
+        stats.update(mean=float(values.mean()), sd=float(values.std()), min=float(values.min()),
+                     max=float(values.max()))
+    return dc_replace(a, value=None, stats=stats)
+
+
+def measured(annotation: Annotation, volume=None, images=None) -> Annotation:
+    """The annotation with its value (and ROI statistics from ``volume`` when it is the annotation's series;
+    from the 2D series ``images`` for a measurement on a 2D image)."""
     a = annotation
+    if a.image is not None:
+        return _measured_on_image(a, images)
     if a.kind == "length":
         return dc_replace(a, value=m.length_mm(a.points))
     if a.kind == "angle":
@@ -211,7 +279,9 @@ def display_text(annotation: Annotation, hu: bool = True, lines: bool = False) -
     label = a.label.strip()
     if a.kind == "arrow":
         return label
-    if a.kind == "length":
+    if a.image is not None:
+        text = _image_text(a, lines)
+    elif a.kind == "length":
         text = f"{a.value:.1f} mm"
     elif a.kind == "angle":
         text = f"{a.value:.1f}°"
@@ -225,6 +295,26 @@ def display_text(annotation: Annotation, hu: bool = True, lines: bool = False) -
             unit = " HU" if hu else ""
             text = f"mean {s['mean']:.0f}{unit}, SD {s['sd']:.0f}" + ("\n" if lines else ", ") + area_text
     return f"{label}: {text}" if label else text
+
+
+def _image_text(a: Annotation, lines: bool) -> str:
+    """A 2D image measurement's text, with what its number means ("12.3 mm at detector", "50.0 px …")."""
+    ref = a.image
+    if a.kind == "length":
+        return f"{a.value:.1f} {ref.label(a.points)}" if a.value is not None else ""
+    if a.kind == "angle":
+        return f"{a.value:.1f}°" if a.value is not None else ""
+    s = a.stats or {}
+    if s.get("area_mm2") is not None:
+        area = s["area_mm2"]
+        area_text = (f"{area / 100:.2f} cm²" if area >= 100 else f"{area:.1f} mm²")
+        if ref.calibration.source != "PixelSpacing":
+            area_text += f" ({ref.calibration.label.replace('mm', '').strip(' ()')})"
+    else:
+        area_text = f"{s.get('area_px2') or 0:.0f} px² (no calibration)"
+    if s.get("mean") is None:
+        return area_text
+    return f"mean {s['mean']:.0f}, SD {s['sd']:.0f}" + ("\n" if lines else ", ") + area_text
 
 
 class AnnotationSet:
@@ -246,6 +336,7 @@ class AnnotationSet:
     def __init__(self) -> None:
         self.study_uid = ""
         self.volume = None  # for ROI statistics; set by the session
+        self.images = None  # the open 2D series (ROI statistics on 2D images); set by the session
         self.review: dict[str, dict] = {}
         self.extra: dict[str, Any] = {}  # unknown file-level keys, written back
         self._items: dict[str, Annotation] = {}
@@ -266,6 +357,11 @@ class AnnotationSet:
 
     def for_series(self, series_uid: str) -> list[Annotation]:
         return [a for a in self._items.values() if a.series_uid == series_uid]
+
+    def for_image(self, sop_instance_uid: str, frame: int | None = None) -> list[Annotation]:
+        """The measurements drawn on a 2D image (on frame ``frame``, 1-based, when given)."""
+        return [a for a in self._items.values() if a.image is not None
+                and a.image.sop_instance_uid == sop_instance_uid and (frame is None or a.image.frame == frame)]
 
     def document(self) -> dict:
         """The study's file content (JSON-ready)."""
@@ -292,7 +388,7 @@ class AnnotationSet:
 
     # --- editing (each one undoable) ---------------------------------------------------------
     def add(self, annotation: Annotation) -> Annotation:
-        a = measured(annotation, self.volume)
+        a = measured(annotation, self.volume, self.images)
         if a.id in self._items:
             raise ValueError(f"annotation {a.id} is already in the set")
         self.undo_stack.push(Command(f"add {a.kind}", lambda: self._insert(a), lambda: self._remove(a.id)))
@@ -301,7 +397,7 @@ class AnnotationSet:
     def replace(self, annotation: Annotation, text: str = "edit") -> Annotation:
         """Put a new version of an annotation (same id) in place of the old one."""
         old = self._items[annotation.id]
-        new = measured(annotation, self.volume)
+        new = measured(annotation, self.volume, self.images)
         self.undo_stack.push(Command(f"{text} {new.kind}", lambda: self._put(new), lambda: self._put(old)))
         return new
 

@@ -88,11 +88,13 @@ class Session:
         if key != self.annotations.study_uid or not key:
             self.annotations.open_study(key)
         self.images = series
+        self.annotations.images = series
         self.images_loaded.emit(series)
 
     def _drop_images(self) -> None:
         if self.images is not None:
             self.images = None
+            self.annotations.images = None
             self.images_cleared.emit()
 
     def _drop_layers(self) -> None:

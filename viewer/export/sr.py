@@ -129,8 +129,12 @@ def _findings_dict(findings: Any) -> dict:
     raise TypeError(f"findings are a mapping (findings.json) or an InferenceResult, got {type(findings).__name__}")
 
 
-def load_measurements(doc: Any) -> tuple[list[dict], dict]:
-    """(measurements, review) from the annotation JSON (``{"measurements": [...], "review": {...}}``) or a list."""
+def load_measurements(doc: Any, on_images: bool = False) -> tuple[list[dict], dict]:
+    """(measurements, review) from the annotation JSON (``{"measurements": [...], "review": {...}}``) or a list.
+
+    Measurements in patient space (``points_lps``) by default; ``on_images``: those drawn on 2D images instead
+    (``image`` and ``points_image``, :mod:`viewer.export.sr_image`). Each kind is checked; the other is left out.
+    """
     if doc is None:
         return [], {}
     if isinstance(doc, Mapping):
@@ -149,14 +153,21 @@ def load_measurements(doc: Any) -> tuple[list[dict], dict]:
         ident = str(item.get("id") or "")
         if kind not in KINDS:
             raise SrError(f"measurement {ident or n + 1}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+        on_image = item.get("image") is not None
+        if on_image != on_images:
+            continue
+        key, width = ("points_image", 2) if on_image else ("points_lps", 3)
         try:
-            pts = np.asarray(item.get("points_lps"), dtype=float).reshape(-1, 3)
+            pts = np.asarray(item.get(key), dtype=float).reshape(-1, width)
         except (TypeError, ValueError):
-            raise SrError(f"measurement {ident or n + 1}: points_lps must be a list of [x, y, z]") from None
+            raise SrError(f"measurement {ident or n + 1}: {key} must be a list of "
+                          f"{'[column, row]' if on_image else '[x, y, z]'}") from None
         need = {"length": 2, "angle": 3, "ellipse": 4, "rectangle": 4, "arrow": 2}[kind]
         if len(pts) != need or not np.isfinite(pts).all():
             raise SrError(f"measurement {ident or n + 1}: a {kind} has {need} finite points, got {len(pts)}")
-        out.append(dict(item, id=ident or f"m{n + 1}", points_lps=pts.tolist()))
+        if on_image and not isinstance(item.get("image"), Mapping):
+            raise SrError(f"measurement {ident or n + 1}: 'image' must be an object")
+        out.append(dict(item, id=ident or f"m{n + 1}", **{key: pts.tolist()}))
     if not isinstance(review, Mapping):
         raise SrError("'review' must be a JSON object")
     return out, dict(review)
@@ -215,7 +226,7 @@ def _finding_type(name: str):
     return codes.SCT.Finding if kind == codes.SCT.Tissue else kind
 
 
-def _uid(*parts: Any) -> str:
+def stable_uid(*parts: Any) -> str:
     """A UID derived from ``parts`` (the same inputs give the same UID: tracking across exports)."""
     from pydicom.uid import generate_uid
 
@@ -295,7 +306,7 @@ class _Builder:
         site = _site(str(det.get("location") or ""))
         group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(
-                uid=_uid(self.source.series_uid, "detection", i, *np.round(centre, 3)),
+                uid=stable_uid(self.source.series_uid, "detection", i, *np.round(centre, 3)),
                 identifier=lo_text(f"AI {label} {i + 1}")),
             referenced_volume_surface=surface,
             finding_type=_finding_type(label),
@@ -323,7 +334,7 @@ class _Builder:
         _, kind, side = segment_codes(name)
         finding = _finding_type(name)
         sites = [hd.sr.FindingSite(anatomic_location=kind, laterality=side)] if side is not None else None
-        tracking = hd.sr.TrackingIdentifier(uid=_uid(self.source.series_uid, "structure", name, component),
+        tracking = hd.sr.TrackingIdentifier(uid=stable_uid(self.source.series_uid, "structure", name, component),
                                             identifier=lo_text(title))
         segment_number = None
         if seg is not None and not component:
@@ -387,7 +398,7 @@ class _Builder:
                 ms.append(self.measurement(name, stats.get(stat), unit, derivation, images=images))
         label = str(m.get("label") or "")
         group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=_uid(source.series_uid, "measurement", m["id"]),
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=stable_uid(source.series_uid, "measurement", m["id"]),
                                                          identifier=lo_text(label or f"{kind} {m['id']}")),
             referenced_region=region,
             measurements=[x for x in ms if x is not None] or None,
@@ -415,7 +426,7 @@ def _segment_number(seg, structure: Mapping) -> int | None:
     return by_name
 
 
-def _person(measurements: Sequence[Mapping], review: Mapping) -> str:
+def observer_name(measurements: Sequence[Mapping], review: Mapping) -> str:
     names = [str(m.get("created_by") or "") for m in measurements] + \
             [str(v.get("user") or "") for v in review.values() if isinstance(v, Mapping)]
     names = [n for n in names if n]
@@ -468,7 +479,7 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
                 notes.append(note)
             for m in items:
                 groups.append(b.user(m))
-            person = _person(items, review)
+            person = observer_name(items, review)
             observer_person = hd.sr.ObserverContext(
                 observer_type=codes.DCM.Person,
                 observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=person)) \
@@ -478,7 +489,7 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
                 observer_device = hd.sr.ObserverContext(
                     observer_type=codes.DCM.Device,
                     observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-                        uid=_uid("radview-model", prov.get("model_id"), prov.get("model_version")),
+                        uid=stable_uid("radview-model", prov.get("model_id"), prov.get("model_version")),
                         name=lo_text(prov.get("model_name") or prov.get("model_id") or "AI model"),
                         manufacturer_name="radview",
                         model_name=lo_text(f"{prov.get('model_id') or ''} {prov.get('model_version') or ''}".strip())))
@@ -527,6 +538,7 @@ def findings_document(findings: Any = None, measurements: Any = None, review: Ma
 
     f = _findings_dict(findings)
     items, doc_review = load_measurements(measurements)
+    items += load_measurements(measurements, on_images=True)[0]  # those on 2D images, with their image and unit
     review = dict(doc_review if review is None else review)
     prov = provenance_dict(f.get("provenance"))
     series_uid = source.series_uid if source is not None else str((f.get("input") or {}).get("series_uid") or "")

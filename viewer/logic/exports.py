@@ -52,7 +52,11 @@ def deid_summary(report) -> str:
     """``12 files: 11 written, 1 skipped`` (or ``Cancelled after 3 of 12 files: ...``)."""
     head = (f"Cancelled after {report.n_processed} of {report.n_files} files" if report.cancelled
             else f"{report.n_files} files")
-    return f"{head}: {report.n_written} written, {len(report.skipped)} skipped"
+    text = f"{head}: {report.n_written} written, {len(report.skipped)} skipped"
+    if len(report.skipped) == 1:  # one file: say which and why, right here
+        only = report.skipped[0]
+        text += f" ({os.path.basename(only.path)}: {only.reason})"
+    return text
 
 
 def deidentify_files(files: list[str], out_dir: str, progress=None, cancel=None, options=None):
@@ -86,12 +90,13 @@ def deidentify_files(files: list[str], out_dir: str, progress=None, cancel=None,
 
 
 def dicom_entry(session, index):
-    """``(index, series entry)`` of the session's volume in the open study ``index``; :class:`ExportRefused` when
-    it is not a DICOM series of that study."""
+    """``(index, series entry)`` of the session's volume (or 2D series) in the open study ``index``;
+    :class:`ExportRefused` when it is not a DICOM series of that study."""
     volume = session.volume
-    if volume is None:
+    images = getattr(session, "images", None)
+    if volume is None and images is None:
         raise ExportRefused(NO_SERIES)
-    meta = volume.meta or {}
+    meta = (volume.meta if volume is not None else images.meta) or {}
     key = str(meta.get("series_key") or "")
     if meta.get("source_file") or not key or index is None:
         name = os.path.basename(str(meta.get("source_file") or "")) or "the open image"
@@ -186,6 +191,16 @@ def default_result(session, result):
         if mine is not None:
             return mine
     return results[-1] if results else None
+
+def image_measurement_sr(path: str, images, doc: dict) -> str:
+    """The measurements drawn on the 2D series ``images`` as a DICOM SR (2D SCOORD on each image); the path."""
+    from viewer.export.sr_image import write_image_sr
+
+    measured = [m for m in doc["measurements"] if m.get("image")]
+    if not measured:
+        raise ExportRefused("no measurements on these images")
+    return write_image_sr(path, [im.header for im in images.images], measured).path
+
 
 def measurement_doc(annotations) -> dict:
     """The measurements and the review table, as plain dicts."""

@@ -243,7 +243,11 @@ def measurement_table(annotations: Iterable[Any], volume=None) -> Table:
         if a.is_roi and s.get("min") is not None and s.get("max") is not None:
             value += f", min {s['min']:.0f}, max {s['max']:.0f}"
         where = ""
-        if volume is not None:
+        if a.image is not None:  # a measurement on a 2D image: its image number (and frame)
+            number = a.image.instance_number
+            where = (f"Im {number}" if number is not None else "image") + (f", frame {a.image.frame}"
+                                                                           if a.image.frame > 1 else "")
+        elif volume is not None:
             try:
                 where = _slice_text(volume, a)
             except (ValueError, IndexError):

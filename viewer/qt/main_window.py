@@ -42,7 +42,8 @@ class MainWindow(QMainWindow):
         self.view3d = None
 
         self.layout_widget = ViewLayout(self.session)
-        self.planar_area = PlanarArea(self.session)  # 2D series: radiographs, mammograms, ultrasound, cine
+        # 2D series (radiographs, mammograms, ultrasound, cine), with the measuring tools the MPR views share
+        self.planar_area = PlanarArea(self.session, tools=self.layout_widget.tools)
         self.reading_area = QStackedWidget()
         self.reading_area.addWidget(self.layout_widget)
         self.reading_area.addWidget(self.planar_area)

@@ -50,6 +50,7 @@ from viewer.logic.exports import (
     deidentify_files,
     dicom_entry,
     findings_doc,
+    image_measurement_sr,
     layer_findings,
     measurement_doc,
     review_of,
@@ -109,7 +110,8 @@ class ExportActions(QObject):
         self.deid_action = actions["export.deid"]
         self.menu = registry.menu("File/Export")
         self.menu.aboutToShow.connect(self.update_actions)
-        for signal in (session.volume_loaded, session.volume_cleared, session.layer_added, session.layer_removed,
+        for signal in (session.images_loaded, session.images_cleared, session.volume_loaded, session.volume_cleared,
+                       session.layer_added, session.layer_removed,
                        session.annotations.annotation_added, session.annotations.annotation_removed,
                        session.annotations.annotations_reset):
             signal.connect(self.update_actions)
@@ -138,9 +140,18 @@ class ExportActions(QObject):
     def update_actions(self, *_args) -> None:
         """Enable what applies; a disabled action's tooltip says why."""
         volume = self.session.volume
+        images = self.session.images
         dicom_reason = self.dicom_refusal()
         states = {}
-        if volume is None:
+        if images is not None:  # a 2D series: measurements as SR / JSON, a de-identified copy; no label maps
+            something = bool(self._measurements())
+            states = {self.seg_action: NO_LABELS, self.nifti_action: NO_LABELS,
+                      self.sr_action: "" if something else NOTHING_MEASURED,
+                      self.json_action: "" if something else NOTHING_MEASURED,
+                      self.deid_action: (f"Not available: {dicom_reason}" if dicom_reason else
+                                         "A de-identified copy is being written" if self.deid_job is not None
+                                         else "")}
+        elif volume is None:
             states = {a: NO_SERIES for a in (self.seg_action, self.nifti_action, self.sr_action, self.json_action,
                                               self.deid_action)}
         else:
@@ -253,6 +264,10 @@ class ExportActions(QObject):
             self._report(f"DICOM SR not written: {exc}; a DICOM SR references the DICOM images it was made on. "
                          "Export the measurements and findings as JSON instead.")
             return None
+        if self.session.images is not None:  # measurements on 2D images: no AI result to choose
+            path = self._save_name("Export measurements as DICOM SR", "radview-sr.dcm", "DICOM (*.dcm);;All files (*)",
+                                   ".dcm")
+            return self.export_sr(path) if path else None
         result = self._choose_result("Export measurements and findings as DICOM SR")
         if result is False:
             return None
@@ -359,6 +374,8 @@ class ExportActions(QObject):
         from viewer.export.seg import SegError, SourceSeries
         from viewer.export.sr import write_sr
 
+        if self.session.images is not None:
+            return self._export_image_sr(path)
         try:
             index, entry = self.dicom_entry()
             path = self._check_file(path)
@@ -393,6 +410,19 @@ class ExportActions(QObject):
 
         return self._submit("sr", "DICOM SR", path, work, done)
 
+    def _export_image_sr(self, path: str) -> int | None:
+        """The measurements on the open 2D series' images as a DICOM SR (each on its image and frame)."""
+        try:
+            path = self._check_file(path)
+            doc = measurement_doc(self.session.annotations)
+            images = self.session.images
+            if not any(m.get("image") for m in doc["measurements"]):
+                raise ExportRefused(NOTHING_MEASURED)
+        except ExportRefused as exc:
+            return self._refuse("sr", "DICOM SR", exc)
+        return self._submit("sr", "DICOM SR", path, lambda progress, cancel: image_measurement_sr(path, images, doc),
+                            self._saved)
+
     def export_findings_json(self, path: str, result=None) -> int | None:
         """The same content as :meth:`export_sr`, as JSON (also for an open image that is not DICOM)."""
         from viewer.export.seg import SourceSeries
@@ -414,7 +444,8 @@ class ExportActions(QObject):
             return self._refuse("json", "JSON", exc)
 
         def work(progress, cancel):
-            source = SourceSeries.from_entry(entry) if entry is not None else None
+            planar = entry is not None and entry.planar
+            source = SourceSeries.from_entry(entry) if entry is not None and not planar else None
             return write_findings_json(path, findings, doc, source=source)
 
         return self._submit("json", "JSON", path, work, self._saved)
@@ -537,7 +568,10 @@ class ExportActions(QObject):
         lines = [f"{summary}.", f"Folder: {report.out_dir}"]
         if report.cancelled:
             lines.append("The files written before the copy was cancelled are complete.")
-        if reasons:
+        if report.skipped and len(report.skipped) <= 10:  # a few: each file with its reason
+            lines.append("Skipped:")
+            lines += [f"• {s.path}: {s.reason}" for s in report.skipped]
+        elif reasons:
             lines.append("Skipped:")
             lines += [f"• {n} × {reason}" for reason, n in reasons.most_common(8)]
             if len(reasons) > 8:

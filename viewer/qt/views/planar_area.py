@@ -13,9 +13,10 @@ from viewer.qt.views.planar_view import PlanarView
 
 
 class PlanarArea(QWidget):
-    def __init__(self, session, parent=None):
+    def __init__(self, session, parent=None, tools=None):
         super().__init__(parent)
         self.session = session
+        self.tools = tools  # the measuring tools shared with the MPR views, the Measure menu and the toolbar
         self.views: list[PlanarView] = []
         self.hanging = None
         self.active: PlanarView | None = None
@@ -37,7 +38,7 @@ class PlanarArea(QWidget):
                 empty.setStyleSheet("color: #777; background: black;")
                 self._grid.addWidget(empty, row, col)
                 continue
-            view = PlanarView(self.session)
+            view = PlanarView(self.session, tools=self.tools)
             view.activated.connect(self.set_active)
             self._grid.addWidget(view, row, col)
             self.views.append(view)
@@ -53,6 +54,7 @@ class PlanarArea(QWidget):
     def clear(self) -> None:
         for view in self.views:
             view.stop_cine()
+            view.measurements.disconnect()
         while self._grid.count():
             item = self._grid.takeAt(0)
             widget = item.widget()

@@ -5,8 +5,8 @@ letters come from the file (:mod:`viewer.io.planar_header`) and move with a flip
 own calibration and say which ("mm at detector", "px" …); a scale bar shows only where the image is
 calibrated. Keys: wheel / Up / Down next and previous image (or frame of a cine), Left / Right frame step,
 C play / pause at the acquired rate, I invert, H flip left–right, O overlay planes, S display shutter,
-L length tool (Esc back), Space reset, F12 corner text, Shift+F12 patient data, 0 the file's first VOI,
-1–9 the file's other VOIs.
+the measuring tools L / A / E / R / T (Esc back; :mod:`viewer.qt.overlays.planar_annotations`), Delete,
+Space reset, F12 corner text, Shift+F12 patient data, 0 the file's first VOI, 1–9 the file's other VOIs.
 
 Scene units are image pixels (x = column, y = row × row spacing / column spacing, so non-square pixels keep
 their aspect).
@@ -24,7 +24,11 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
 from viewer.core import grayscale
 from viewer.core.hanging import flipped_letters
 from viewer.io.planar_header import VoiPreset
+from viewer.qt.overlays.planar_annotations import PlanarAnnotations
 from viewer.qt.views.planar_text import planar_corner_lines
+
+MEASURING_TOOLS = ("length", "angle", "ellipse", "rectangle", "arrow")
+_TOOL_KEYS = {Qt.Key_L: "length", Qt.Key_A: "angle", Qt.Key_E: "ellipse", Qt.Key_R: "rectangle", Qt.Key_T: "arrow"}
 
 
 class _PlanarViewBox(pg.ViewBox):
@@ -36,8 +40,8 @@ class _PlanarViewBox(pg.ViewBox):
         ev.accept()
         delta = ev.pos() - ev.lastPos()
         if ev.button() == Qt.LeftButton:
-            if self._view.tool == "length":
-                self._view.measure_drag(ev.buttonDownScenePos(), ev.scenePos(), ev.isFinish())
+            if self._view.tool in MEASURING_TOOLS:
+                self._view.measurements.drag(ev.buttonDownScenePos(), ev.scenePos(), ev.isFinish())
             else:
                 self._view.drag_window(delta.x(), delta.y())
         elif ev.button() == Qt.MiddleButton:
@@ -50,7 +54,10 @@ class _PlanarViewBox(pg.ViewBox):
             self.scaleBy((factor, factor), center=self.mapToView(ev.buttonDownPos()))
 
     def mouseClickEvent(self, ev):  # noqa: N802
-        ev.ignore()
+        if ev.button() == Qt.LeftButton and self._view.measurements.click(ev.scenePos()):
+            ev.accept()
+        else:
+            ev.ignore()
 
     def wheelEvent(self, ev, axis=None):  # noqa: N802
         ev.accept()
@@ -68,9 +75,10 @@ class PlanarView(pg.GraphicsView):
     activated = Signal(object)
     position_changed = Signal(int, int)  # image, frame
 
-    def __init__(self, session, parent=None):
+    def __init__(self, session, parent=None, tools=None):
         super().__init__(parent)
         self.session = session
+        self.tools = tools  # the layout's measuring tools (ToolState), shared with the Measure menu and toolbar
         self.setBackground("k")
         self.setMinimumSize(120, 120)
         self.setFocusPolicy(Qt.StrongFocus)
@@ -94,10 +102,9 @@ class PlanarView(pg.GraphicsView):
         self.show_shutter = True
         self.active = False
         self.fitted = True
-        self.tool = ""
         self.voi: VoiPreset | None = None
         self._table = None
-        self.measurement: dict | None = None  # the last length drawn: points (row, col), value, unit, label
+        self.measurements = PlanarAnnotations(self, tools, session.annotations)
         self._cine = QTimer(self)
         self._cine.setSingleShot(True)
         self._cine.setTimerType(Qt.PreciseTimer)
@@ -110,7 +117,6 @@ class PlanarView(pg.GraphicsView):
     def set_series(self, series, image: int = 0, flip_h: bool = False) -> None:
         self.stop_cine()
         self.series, self.image, self.frame, self.flip_h = series, max(0, image), 0, flip_h
-        self.measurement = None
         self.line_item.setData([], [])
         self._select_image()
         self.fitted = True
@@ -118,16 +124,19 @@ class PlanarView(pg.GraphicsView):
 
     def clear(self) -> None:
         self.stop_cine()
+        self.measurements.clear_preview()
         self.series = None
         self.image_item.clear()
         self.overlay_item.clear()
         self.line_item.setData([], [])
+        self.measurements.redraw()
         self.viewport().update()
 
     def close(self) -> bool:
         """pyqtgraph's close clears the scene (its items are deleted): drop the series first, so nothing queued
         (a refit after a resize, a cine frame) touches them afterwards."""
         self.clear()
+        self.measurements.disconnect()
         return super().close()
 
     @property
@@ -162,6 +171,7 @@ class PlanarView(pg.GraphicsView):
         shown = grayscale.render(image, self.frame, self.voi, self.invert, self.show_shutter, self._table)
         self.image_item.setImage(shown, autoLevels=False, levels=(0, 255))
         self._render_overlays(image)
+        self.measurements.redraw()
         self.position_changed.emit(self.image, self.frame)
         self.viewport().update()
 
@@ -197,7 +207,6 @@ class PlanarView(pg.GraphicsView):
         changed_image = image != self.image
         self.image, self.frame = image, frame
         if changed_image:
-            self.measurement = None
             self.line_item.setData([], [])
             self._select_image()
         else:
@@ -286,28 +295,15 @@ class PlanarView(pg.GraphicsView):
         self._cine_due += (late + 1) * interval
         self._cine.start(max(0, int(round((self._cine_due - time.perf_counter()) * 1000))))
 
-    # --- the length tool ----------------------------------------------------------------------------------
+    # --- measuring ---------------------------------------------------------------------------------------
+    @property
+    def tool(self) -> str:
+        return self.tools.tool if self.tools is not None else ""
+
     def set_tool(self, tool: str) -> None:
-        self.tool = tool
+        if self.tools is not None:
+            self.tools.set_tool(tool)
         self.setCursor(Qt.CrossCursor if tool else Qt.ArrowCursor)
-
-    def measure_drag(self, start_scene, end_scene, finished: bool) -> None:
-        a, b = self.scene_to_pixel(start_scene), self.scene_to_pixel(end_scene)
-        self.set_measurement(a, b)
-
-    def set_measurement(self, a_rc, b_rc) -> dict:
-        """A length between two (row, col) points, in the image's calibration (mm with its label, or px)."""
-        image = self.current
-        cal = image.display.calibration
-        value, unit = cal.length(a_rc, b_rc)
-        label = cal.label if unit == "mm" else ("px (outside the calibrated region)" if cal.spacing_mm else cal.label)
-        self.measurement = {"kind": "length", "points_rc": [list(a_rc), list(b_rc)], "value": value, "unit": unit,
-                            "calibration": cal.source if unit == "mm" else "none", "label": label,
-                            "sop_instance_uid": image.display.sop_instance_uid, "frame": self.frame + 1}
-        pts = [self.image_item.mapToParent(QPointF(c, r)) for r, c in (a_rc, b_rc)]
-        self.line_item.setData([p.x() for p in pts], [p.y() for p in pts])
-        self.viewport().update()
-        return self.measurement
 
     # --- Qt events ---------------------------------------------------------------------------------------------
     def mousePressEvent(self, ev):  # noqa: N802
@@ -321,9 +317,10 @@ class PlanarView(pg.GraphicsView):
             Qt.Key_Right: lambda: self.step_frame(1), Qt.Key_Left: lambda: self.step_frame(-1),
             Qt.Key_Home: lambda: self.show_position(0, 0), Qt.Key_C: self.toggle_cine, Qt.Key_Space: self.reset_view,
             Qt.Key_I: self._toggle_invert, Qt.Key_H: self.toggle_flip, Qt.Key_O: self._toggle_overlays,
-            Qt.Key_S: self._toggle_shutter, Qt.Key_L: lambda: self.set_tool("length"),
-            Qt.Key_Escape: lambda: self.set_tool(""),
+            Qt.Key_S: self._toggle_shutter, Qt.Key_Escape: lambda: self.set_tool(""),
+            Qt.Key_Delete: self._delete_selected,
         }
+        actions.update({k: (lambda name=name: self.set_tool(name)) for k, name in _TOOL_KEYS.items()})
         if key == Qt.Key_F12:
             if shift:
                 self.session.set_display(show_patient_data=not self.session.show_patient_data)
@@ -335,6 +332,12 @@ class PlanarView(pg.GraphicsView):
             actions[key]()
         else:
             super().keyPressEvent(ev)
+
+    def _delete_selected(self) -> None:
+        selected = self.tools.selected if self.tools is not None else None
+        if selected in self.session.annotations:
+            self.session.annotations.delete(selected)
+            self.tools.select(None)
 
     def _toggle_invert(self) -> None:
         self.invert = not self.invert
@@ -391,10 +394,6 @@ class PlanarView(pg.GraphicsView):
             text = "orientation not given"
             _shadow_text(painter, (w - fm.horizontalAdvance(text)) / 2, margin + line_h, text, orange)
         self._draw_scale_bar(painter, w, h)
-        if self.measurement is not None:
-            m = self.measurement
-            a = self.mapFromScene(self.image_item.mapToScene(QPointF(m["points_rc"][1][1], m["points_rc"][1][0])))
-            _shadow_text(painter, a.x() + 6, a.y() - 6, f"{m['value']:.1f} {m['label']}", QColor(255, 220, 60))
         if self.active:
             pen = QPen(QColor(80, 200, 255))
             pen.setWidth(2)
