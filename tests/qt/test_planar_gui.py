@@ -187,3 +187,17 @@ def test_screenshot_of_the_hanging_has_every_view(window, qtbot, tmp_path):
     open_images(qtbot, window, tmp_path / "mg")
     out = window.export_screenshot(str(tmp_path / "shot.png"), what="layout")
     assert out and (tmp_path / "shot.png").stat().st_size > 1000
+
+
+def test_toolbar_window_box_offers_the_files_vois_and_invert_flips_the_picture(window, qtbot, tmp_path):
+    write_radiograph(tmp_path / "cr", "a.dcm", WindowCenter=[16000, 12000], WindowWidth=[20000, 8000],
+                     WindowCenterWidthExplanation=["STANDARD", "BONE"], PatientOrientation=["L", "F"])
+    view = open_images(qtbot, window, tmp_path / "cr").views[0]
+    box = window.reading.preset_box
+    names = [box.itemText(i) for i in range(box.count())]
+    assert names[:2] == ["0  STANDARD W 20000 / L 16000", "1  BONE W 8000 / L 12000"] and "full range" in names[2]
+    box.activated.emit(1)
+    assert (view.voi.center, view.voi.width) == (12000, 8000)
+    before = view.image_item.image.copy()
+    window.action_registry.action("toolbar.invert").trigger()
+    assert window.session.invert and np.array_equal(view.image_item.image, 255 - before)

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from radview_base.atomic_file import atomic_write
-from viewer.export.sr import SrError, SrInfo, load_measurements, lo_text, observer_name, stable_uid
+from viewer.export.sr import SrError, SrInfo, lo_text, load_measurements, observer_name, stable_uid
 
 _ROI = ("ellipse", "rectangle")
 

@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self.exports = ExportActions(self.session, self.tasks, self.notices, actions, lambda: self.opener.index, self)
         actions.add(WINDOW_ACTIONS, target=self)
         actions.action(f"view.layout.{self.layout_widget.layout_name}").setChecked(True)
-        self.reading = ReadingControls(self.session, self.layout_widget, actions)
+        self.reading = ReadingControls(self.session, self.layout_widget, actions, planar=self.planar_area)
 
         from viewer.qt.controllers.autosave import StudyAutosave
         from viewer.qt.overlays.annotation_tools import MeasureUi

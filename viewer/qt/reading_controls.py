@@ -29,23 +29,46 @@ READING_ACTIONS = [
 
 
 class ReadingControls:
-    """``preset_box``: the toolbar's Window box (the presets, "from file" and "custom")."""
+    """``preset_box``: the toolbar's Window box (the presets, "from file" and "custom"; for a 2D series the VOIs its
+    files offer). Reset and Cine act on the active view: of the MPR layout, or of the 2D images (``planar``)."""
 
-    def __init__(self, session, layout, actions):
-        self.session, self.layout = session, layout
+    def __init__(self, session, layout, actions, planar=None):
+        self.session, self.layout, self.planar = session, layout, planar
         made = actions.add(READING_ACTIONS, target=self)
         self.toggles = {action_id: made[action_id] for action_id in DISPLAY_TOGGLES}
         self.sync_toggles()
         session.display_changed.connect(self.sync_toggles)
         self.preset_box = QComboBox()
-        self.preset_box.addItem(f"0  {FROM_FILE}", FROM_FILE)
-        for preset in CT_PRESETS:
-            self.preset_box.addItem(f"{preset.key}  {preset.name} ({preset.width:g}/{preset.level:g})", preset.name)
-        self.preset_box.addItem("custom", "")
+        self.fill_ct_presets()
         self.preset_box.activated.connect(self.apply_preset_at)
         actions.add_widget("reading#window", QLabel(" Window "))
         actions.add_widget("reading#window", self.preset_box)
         session.window_changed.connect(self.sync_preset_box)
+        session.volume_loaded.connect(lambda _volume: self.fill_ct_presets())
+        session.images_loaded.connect(lambda _series: self.fill_image_vois())
+
+    def fill_ct_presets(self) -> None:
+        self.preset_box.clear()
+        self.preset_box.addItem(f"0  {FROM_FILE}", FROM_FILE)
+        for preset in CT_PRESETS:
+            self.preset_box.addItem(f"{preset.key}  {preset.name} ({preset.width:g}/{preset.level:g})", preset.name)
+        self.preset_box.addItem("custom", "")
+
+    def fill_image_vois(self) -> None:
+        """The VOIs of the active 2D image's file (window pairs with their explanations, VOI LUTs), then full range."""
+        from viewer.core.grayscale import voi_choices
+
+        self.preset_box.clear()
+        view = self.planar.active if self.planar is not None else None
+        if view is None or view.current is None:
+            return
+        for k, voi in enumerate(voi_choices(view.current)):
+            self.preset_box.addItem(f"{k}  {voi.name}", ("voi", k))
+
+    def active_view(self):
+        if self.session.images is not None and self.planar is not None and self.planar.active is not None:
+            return self.planar.active
+        return self.layout.active
 
     def set_display(self, option: str, on: bool) -> None:
         if getattr(self.session, option) != on:
@@ -59,14 +82,16 @@ class ReadingControls:
         self.session.set_display(invert=not self.session.invert)
 
     def reset_view(self) -> None:
-        self.layout.active.reset_view()
+        self.active_view().reset_view()
 
     def toggle_cine(self) -> None:
-        self.layout.active.toggle_cine()
+        self.active_view().toggle_cine()
 
     def apply_preset_at(self, index: int) -> None:
         name = self.preset_box.itemData(index)
-        if name:
+        if isinstance(name, tuple):  # a VOI of the 2D image's file
+            self.active_view().set_voi_index(name[1])
+        elif name:
             self.session.apply_preset(name)
 
     def sync_preset_box(self, _width, _level, name: str) -> None:

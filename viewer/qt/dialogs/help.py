@@ -13,6 +13,9 @@ I invert · C cine · F12 corner text · Shift+F12 hide patient data · G overla
 <b>Measure</b>: L length · A angle · E ellipse ROI · R rectangle ROI · T text arrow · Esc back to navigation ·
 drag or click-click to draw · click to select, drag to move, drag an end point to reshape · Delete removes ·
 Ctrl+Z / Ctrl+Y undo / redo. Measurements are saved after every change.<br>
+<b>Radiographs, ultrasound, cine</b> (2D images): wheel or Up/Down next image (or frame) · Left/Right frame
+step · C play/pause at the file's rate · 0–9 the file's own windows (VOIs), then full range · H flip left–right ·
+O overlay planes · S display shutter · measurements in the image's own calibration ("mm at detector", "px").<br>
 <b>Label maps</b>: B brush · X (or Shift+B) eraser · [ / ] brush radius · the label painted: toolbar Label box or a
 click in the Overlays legend · Ctrl+Z undoes a stroke.<br>
 <b>AI review</b> (Findings panel): Y accept · N reject · U not reviewed · Shift+Y / Shift+N accept / reject the

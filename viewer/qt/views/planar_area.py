@@ -74,7 +74,7 @@ class PlanarArea(QWidget):
 
     def _repaint(self) -> None:
         for view in self.views:
-            view.viewport().update()
+            view.display_changed()
 
     def stop_cine(self) -> None:
         for view in self.views:

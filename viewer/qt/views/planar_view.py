@@ -97,7 +97,6 @@ class PlanarView(pg.GraphicsView):
         self.series = None
         self.image, self.frame = 0, 0
         self.flip_h = False
-        self.invert = False
         self.show_overlays = True
         self.show_shutter = True
         self.active = False
@@ -138,6 +137,11 @@ class PlanarView(pg.GraphicsView):
         self.clear()
         self.measurements.disconnect()
         return super().close()
+
+    @property
+    def invert(self) -> bool:
+        """The user's Invert (View → Invert, the toolbar, I): on top of the file's own polarity."""
+        return self.session.invert
 
     @property
     def current(self):
@@ -340,7 +344,10 @@ class PlanarView(pg.GraphicsView):
             self.tools.select(None)
 
     def _toggle_invert(self) -> None:
-        self.invert = not self.invert
+        self.session.set_display(invert=not self.session.invert)
+
+    def display_changed(self) -> None:
+        """The session's display options changed (Invert, corner text): redraw."""
         self._table = None
         self._render()
 
