@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # poppler-utils: pdftotext / pdfinfo read the PDF report in tests (tests/qt/test_report.py)
+# dcmtk (dcmmkdir, getscu, movescu, storescu), orthanc + orthanc-dicomweb: a real PACS for the PACS tests and bench
+# (installed, never started as a service: tests start it on loopback with their own configuration)
 PKGS="python3-venv libglib2.0-0 libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libosmesa6 \
 xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcursor1 \
-libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 dicom3tools poppler-utils"
+libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 dicom3tools poppler-utils \
+dcmtk orthanc orthanc-dicomweb"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
