@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QMenu
 from viewer.demo import ensure_demo
 from viewer.io.dicom_header import read_header
 from viewer.io.dicom_index import build_index, scan
-from viewer.qt.panels.study_browser import COL_SERIES, COL_WARN, KEY_ROLE, StudyBrowser
+from viewer.qt.panels.study_browser import COL_SERIES, COL_WARN, KEY_ROLE, SEG_ROLE, StudyBrowser
 from viewer.qt.recent import RecentStudies
 
 
@@ -198,6 +198,41 @@ def test_clear_and_replacing_the_index_cancel_the_thumbnail_job(browser, demo_in
     browser.set_index(demo_index)  # superseded job: its results are dropped, the new one fills the icons
     qtbot.waitUntil(lambda: not browser.thumbnails_pending(), timeout=15000)
     assert len(series_rows(browser)) == 3
+
+
+def test_seg_files_are_rows_under_the_series_they_were_made_on(browser, qtbot):
+    from reference import data_path
+
+    from viewer.io import loaders
+
+    root = data_path("seg-dcmqi")
+    index = loaders.load(loaders.examine(str(root))[0])
+    browser.set_index(index)
+    ct = next(e for e in index.series if e.files[0].endswith(os.path.join("ct-3slice", "01.dcm")))
+    ct_row = browser.series_item(ct.key)
+    children = {ct_row.child(i).data(COL_SERIES, SEG_ROLE): ct_row.child(i) for i in range(ct_row.childCount())}
+    assert {os.path.basename(p) for p in children} == {"liver.dcm", "partial_overlaps.dcm"}
+    liver = next(row for p, row in children.items() if p.endswith("liver.dcm"))
+    assert liver.text(COL_SERIES).splitlines() == ["SEG: Liver Segmentation", "Liver"]
+    overlaps = next(row for p, row in children.items() if p.endswith("partial_overlaps.dcm"))
+    assert overlaps.text(COL_SERIES).splitlines()[1] == "GREEN, ORANGE, PURPLE, LIGHT_BLUE, DARK_BLUE"
+    swatches = overlaps.icon(COL_SERIES).pixmap(200, 200).toImage()
+    assert swatches.width() < 120 and swatches.height() < 24  # small squares, not a 96 px thumbnail
+    green = swatches.pixelColor(7, 7)
+    assert (green.red(), green.green(), green.blue()) == (128, 174, 128)  # GREEN's recommended colour
+    assert "1: GREEN" in overlaps.toolTip(COL_SERIES)
+    # SEG rows are not series rows: the series count and the series keys are unchanged
+    assert len(series_rows(browser)) == len(index.series)
+    assert all(not row.data(COL_SERIES, KEY_ROLE) for row in children.values())
+    browser.tree.scrollToItem(liver)
+    rect = browser.tree.visualItemRect(liver)
+    with qtbot.assertNotEmitted(browser.series_activated, wait=100):
+        with qtbot.waitSignal(browser.segmentation_activated, timeout=3000) as blocker:
+            qtbot.mouseClick(browser.tree.viewport(), Qt.LeftButton, pos=rect.center())
+    assert blocker.args == [ct.key, str(root / "liver.dcm")]
+    assert f"{len(index.segmentations)} segmentations" in browser.summary.text()
+    if os.environ.get("RADVIEW_TEST_SHOTS"):
+        browser.grab().save(os.path.join(os.environ["RADVIEW_TEST_SHOTS"], "browser_segs.png"))
 
 
 # --- recent studies ------------------------------------------------------------------

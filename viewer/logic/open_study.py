@@ -152,12 +152,88 @@ def volume_text(volume) -> str:
 
 
 # --- a segmentation over the series -----------------------------------------------------------------------------
-def read_segmentation(path: str):
-    """A label map file as a ``LabelLayer`` (reading and counting the labels pass over every voxel: off the GUI)."""
-    from viewer.core.layers import LabelLayer
-    from viewer.io.image_io import read_label_map
+@dataclass(frozen=True)
+class SeriesFirst:
+    """A DICOM SEG made on another series of the open study: open ``series_key``, then the SEG over it."""
 
-    return LabelLayer(read_label_map(path), name=os.path.basename(path))
+    series_key: str
+    path: str
+
+
+def series_entry(index, volume):
+    """The open study's entry of the series ``volume`` was loaded from (None when unknown)."""
+    key = (getattr(volume, "meta", None) or {}).get("series_key")
+    if index is None or not key:
+        return None
+    try:
+        return index.find(key)
+    except KeyError:
+        return None
+
+
+def segmentation_series_key(index, path: str, current_series_uid: str | None = None) -> str | None:
+    """For a DICOM SEG: the key of the series of ``index`` it was made on, when that is not the series shown now
+    (``current_series_uid``); None for any other file, or when the SEG's series is not in the study."""
+    from viewer.io.seg_file import SegError, is_seg_file, read_seg_reference
+
+    if index is None or not is_seg_file(path):
+        return None
+    try:
+        refs = read_seg_reference(path).referenced_series_uids
+    except SegError:
+        return None
+    if current_series_uid and current_series_uid in refs:
+        return None
+    for entry in index.series:
+        if entry.series_uid in refs and entry.loadable and not is_planar_series(entry):
+            return entry.key
+    return None
+
+
+def seg_layer_name(labels, path: str) -> str:
+    """A SEG layer's name: its series description or content label, else the file's name."""
+    meta = labels.meta or {}
+    return str(meta.get("description") or meta.get("content_label") or os.path.basename(path))
+
+
+def read_segmentation(path: str, volume=None, entry=None, index=None):
+    """A segmentation file as a ``LabelLayer`` to show over ``volume`` (reading and counting the labels pass over
+    every voxel: off the GUI).
+
+    A label map file (NIfTI, NRRD …) is read as it is. A DICOM SEG is placed on ``volume``'s grid
+    (:func:`viewer.io.seg_file.read_seg`: by its frames' positions, or by their source images, which ``entry`` —
+    the volume's series in the study index — locates; slices it does not cover are zeros) and keeps its segment
+    numbers, names and recommended colours; when it was made on another series of ``index``, the answer is
+    :class:`SeriesFirst` (open that series, then the SEG). Raises ``SegError`` / ``LoadError`` with the reason.
+    """
+    from viewer.core.layers import LabelLayer
+    from viewer.io.seg_file import is_seg_file, read_seg, segment_colors, source_slices_of
+
+    if not is_seg_file(path):
+        from viewer.io.image_io import read_label_map
+
+        return LabelLayer(read_label_map(path), name=os.path.basename(path))
+    if volume is None:
+        raise RuntimeError("load a series first: a DICOM SEG is shown over the series it was made on")
+    other = segmentation_series_key(index, path, (volume.meta or {}).get("series_uid"))
+    if other is not None:
+        return SeriesFirst(other, path)
+    if entry is None:
+        entry = series_entry(index, volume)
+    labels = read_seg(path, volume, source_slices=source_slices_of(entry, volume.geometry) if entry else None)
+    meta = {"source_file": str(path), "source_kind": "DICOM SEG",
+            "seg_sop_instance_uid": str(labels.meta.get("sop_instance_uid", ""))}
+    return LabelLayer(labels, name=seg_layer_name(labels, path), colors=segment_colors(labels), meta=meta)
+
+
+def shown_segmentation(session, path: str):
+    """The layer already showing the segmentation file ``path`` over the session's series (None when none)."""
+    path = os.path.abspath(path)
+    for layer in getattr(session, "label_layers", lambda: [])():
+        source = (layer.meta or {}).get("source_file")
+        if source and os.path.abspath(source) == path:
+            return layer
+    return None
 
 
 def add_segmentation(session, layer, path: str) -> tuple[bool, str]:
@@ -172,7 +248,15 @@ def add_segmentation(session, layer, path: str) -> tuple[bool, str]:
                        "the series it was made for.")
     except RuntimeError as exc:
         return False, f"{name} was not loaded: {exc}"
-    return True, f"{name}: {len(layer.volumes_ml)} labels"
+    warnings = list((layer.label_map.meta or {}).get("warnings", []))
+    if (layer.meta or {}).get("source_kind") == "DICOM SEG":
+        names = ", ".join(layer.label_map.labels.values())
+        text = f"{layer.name} ({name}): {len(layer.label_map.labels)} segment(s): {names}"
+    else:
+        text = f"{name}: {len(layer.volumes_ml)} labels"
+    if warnings:
+        text += " — " + "; ".join(warnings)
+    return True, text
 
 
 def add_saved_layers(session, loaded) -> list[str]:

@@ -2,9 +2,11 @@
 series, PgUp / PgDn.
 
 What a path opens as is decided in the job, by :mod:`viewer.io.loaders` (through
-:func:`viewer.logic.open_study.open_path`): an image file or a DICOM SEG opens as one volume (a SEG on its own
-grid), DICOM files as a study whose series the browser lists; the largest volume series (or the one asked for)
-is then loaded. The first slice read shows (``progress.preview``) while the rest still loads. A newer open or
+:func:`viewer.logic.open_study.open_path`): an image file opens as one volume, DICOM files (a folder, or a
+DICOMDIR through its records) as a study whose series the browser lists, with the study's DICOM SEG files under
+the series they were made on; the largest volume series (or the one asked for) is then loaded. A DICOM SEG opens
+over its series: from the browser, from Load segmentation, or from Open file when the open study has its series
+(else on its own grid). The first slice read shows (``progress.preview``) while the rest still loads. A newer open or
 load supersedes the one still running: its result, failure and preview are dropped.
 """
 from __future__ import annotations
@@ -19,7 +21,8 @@ from viewer.qt.actions import ActionSpec, MenuSpec
 from viewer.qt.jobs import CANCELLED_TEXT
 
 IMAGE_FILTER = "Images (*.dcm *.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
-LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.seg.nrrd *.nhdr *.mha *.mhd);;All files (*)"
+LABEL_FILTER = ("Segmentations (*.dcm *.nii *.nii.gz *.nrrd *.seg.nrrd *.nhdr *.mha *.mhd);;DICOM SEG (*.dcm);;"
+                "Label maps (*.nii *.nii.gz *.nrrd *.seg.nrrd *.nhdr *.mha *.mhd);;All files (*)")
 
 #: the File menu's opening entries, with its Recent studies and Export submenus in their places
 FILE_ACTIONS = [
@@ -46,8 +49,10 @@ class StudyOpener(QObject):
         self.load_job: int | None = None
         self.after_load = None
         browser.series_activated.connect(self.load_series)
+        browser.segmentation_activated.connect(self.open_segmentation_over)
         for view in layout.views.values():
             view.series_step_requested.connect(self.step_series)
+        session.scaling_chosen.connect(self.reload_with_scaling)
 
     # --- the menu -----------------------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -99,16 +104,25 @@ class StudyOpener(QObject):
             self.jobs.cancel(self.open_job, drop=True)
         self.drop_load()
 
+        index = self.index
+
+        def work(progress, cancel):
+            over = open_study.segmentation_series_key(index, path) if os.path.isfile(path) else None
+            if over is not None:  # a SEG made on a series of the open study: shown over that series
+                return open_study.SeriesFirst(over, path)
+            return open_study.open_path(path, progress, cancel)
+
         def opened(result) -> None:
             self.open_job = None
-            if open_study.is_study_index(result):
+            if isinstance(result, open_study.SeriesFirst):
+                self.open_segmentation_over(result.series_key, result.path)
+            elif open_study.is_study_index(result):
                 self.show_index(result, path, series)
             else:
                 self.recent.add(path)
                 self.show_volume(result)
 
-        self.open_job = self.jobs.submit(lambda progress, cancel: open_study.open_path(path, progress, cancel),
-                                         opened, open_study.opening_text(path))
+        self.open_job = self.jobs.submit(work, opened, open_study.opening_text(path))
 
     def show_index(self, index, path: str, series: str | None = None) -> None:
         self.index = index
@@ -209,15 +223,77 @@ class StudyOpener(QObject):
         if key is not None:
             self.load_series(key)
 
+    def reload_with_scaling(self, scaling: str) -> None:
+        """Load the open series again with its stored values mapped as ``scaling`` says (View → Philips: display /
+        floating-point values; ``viewer.io.series_loader.SCALINGS``); the cursor stays where it was."""
+        volume = self.session.volume
+        if volume is None or self.index is None or volume.meta.get("scaling") == scaling:
+            return
+        key = volume.meta.get("series_key")
+        try:
+            entry = self.index.find(key)
+        except KeyError:
+            return
+        cursor = self.session.cursor_lps.copy()
+
+        def work(progress, cancel):
+            from viewer.io.series_loader import load_series
+
+            return load_series(entry, progress=lambda done, total: progress(done, total), cancel=cancel,
+                               scaling=scaling)
+
+        self.after_load = lambda loaded: self.session.move_cursor(cursor)
+        what = "floating-point values" if scaling == "philips-float" else "display values"
+        self.start_load(work, f"Loading {open_study.series_name(entry, key)} with {what}…")
+
     # --- a segmentation over the series ------------------------------------------------------------------------
+    def open_segmentation_over(self, key: str, path: str) -> None:
+        """The study browser's SEG row (or a SEG of the open study): load series ``key``, then the SEG over it."""
+        if self.index is None:
+            return
+        volume = self.session.volume
+        if volume is not None and volume.meta.get("series_key") == key and self.load_job is None:
+            self.browser.select_series(key)
+            self.load_segmentation(path)
+            return
+        try:
+            entry = self.index.find(key)
+        except KeyError as exc:
+            self.notices.error(str(exc).strip("'\""), dialog=False)
+            return
+        self.load_series(key)
+        if not entry.loadable or open_study.is_planar_series(entry):
+            return
+
+        def then(volume) -> None:
+            if volume.meta.get("series_key") == key:
+                self.load_segmentation(path)
+
+        self.after_load = then
+
     def load_segmentation(self, path: str) -> None:
-        """Read a label map in a job and show it over the series (refused when it lies on another grid)."""
-        def added(layer) -> None:
-            ok, text = open_study.add_segmentation(self.session, layer, path)
+        """Read a segmentation in a job and show it over the series (refused when it lies on another grid); a DICOM
+        SEG made on another series of the open study opens that series first."""
+        volume, index = self.session.volume, self.index
+        shown = open_study.shown_segmentation(self.session, path)
+        if shown is not None:
+            self.notices.info(f"{shown.name} is already shown over this series")
+            return
+        entry = open_study.series_entry(index, volume)
+
+        def added(result) -> None:
+            if isinstance(result, open_study.SeriesFirst):
+                self.open_segmentation_over(result.series_key, result.path)
+                return
+            if self.session.volume is not volume:
+                self.notices.error(f"{os.path.basename(path)} was not loaded: the series changed while it was read",
+                                   dialog=False)
+                return
+            ok, text = open_study.add_segmentation(self.session, result, path)
             if ok:
                 self.notices.info(text)
             else:
                 self.notices.error(text)
 
-        self.jobs.submit(lambda progress, cancel: open_study.read_segmentation(path), added,
+        self.jobs.submit(lambda progress, cancel: open_study.read_segmentation(path, volume, entry, index), added,
                          f"Reading {os.path.basename(path)}…")

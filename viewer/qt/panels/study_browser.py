@@ -1,5 +1,9 @@
 """The study browser: patients → studies → series with thumbnails, warnings, and the files the scan skipped.
 
+A study's DICOM SEG files (``index.segmentations``, :class:`~viewer.io.seg_file.SegmentedStudyIndex`) are rows
+under the series they were made on, with their segments' names and recommended colours; activating one asks for
+the series and the SEG over it (``segmentation_activated``).
+
 The widget only shows a :class:`~viewer.io.dicom_index.StudyIndex`; thumbnails
 come from :func:`viewer.io.thumbnail.series_thumbnail`, computed by one
 background job per index and installed on the GUI thread as they arrive.
@@ -18,6 +22,10 @@ from PySide6.QtWidgets import QLabel, QSplitter, QStyle, QToolButton, QTreeWidge
 from viewer.qt.jobs import BackgroundTasks
 
 KEY_ROLE = Qt.UserRole
+#: a SEG row's file (its parent series row holds the series key in ``KEY_ROLE``)
+SEG_ROLE = Qt.UserRole + 1
+_SWATCH = 14  # px, one segment's colour in a SEG row's icon
+_MAX_SWATCHES = 6
 COL_SERIES, COL_WARN = range(2)
 _DUPLICATE_CLICK_S = 0.6  # a double-click also clicks: one activation, not two
 
@@ -52,6 +60,36 @@ def series_details(entry) -> str:
     if entry.n_timepoints > 1:
         text += f" · {entry.n_timepoints} time points"
     return text
+
+
+def segmentation_title(ref) -> str:
+    """The first line of a SEG row: ``SEG: Liver Segmentation``."""
+    return f"SEG: {ref.title}"
+
+
+def segmentation_details(ref) -> str:
+    """The second line of a SEG row: its segment names (numbers when they are not 1, 2, 3 …)."""
+    segments = list(ref.segments)
+    if not segments:
+        return "no segments"
+    plain = [s.number for s in segments] == list(range(1, len(segments) + 1))
+    names = [s.label if plain else f"{s.number}: {s.label}" for s in segments]
+    text = ", ".join(names[:6]) + (f" … ({len(names)} segments)" if len(names) > 6 else "")
+    return text
+
+
+def swatch_pixmap(colors) -> QPixmap:
+    """Small squares in the segments' recommended colours (grey where a segment has none)."""
+    colors = list(colors)[:_MAX_SWATCHES] or [None]
+    pixmap = QPixmap(len(colors) * (_SWATCH + 2), _SWATCH + 2)
+    pixmap.fill(Qt.transparent)
+    painter = QPainter(pixmap)
+    painter.setPen(QPen(QColor(30, 30, 30), 1))
+    for i, rgb in enumerate(colors):
+        painter.setBrush(QColor(*rgb) if rgb else QColor(128, 128, 128))
+        painter.drawRect(i * (_SWATCH + 2) + 1, 1, _SWATCH - 1, _SWATCH - 1)
+    painter.end()
+    return pixmap
 
 
 def _person_name(name: str) -> str:
@@ -121,12 +159,14 @@ class StudyBrowser(QWidget):
     """Left-side panel: the index as a tree with thumbnails, and a collapsible list of skipped files."""
 
     series_activated = Signal(str)  # series key; emitted on click, double-click or Enter
+    segmentation_activated = Signal(str, str)  # (series key, SEG file) of a SEG row; click, double-click or Enter
 
     def __init__(self, parent: QWidget | None = None, thumbnail_size: int = 96):
         super().__init__(parent)
         self.thumbnail_size = thumbnail_size
         self.index = None
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._seg_items: dict[tuple[str, str], QTreeWidgetItem] = {}  # (series key, SEG file) -> row
         self._store: _ThumbnailStore | None = None
         self._job: int | None = None
         self._last_emit: tuple[str, float] = ("", 0.0)
@@ -198,12 +238,16 @@ class StudyBrowser(QWidget):
                                                 f"{len(study.series)} series") if v)
                 s_item = self._group_item(p_item, s_text)
                 for entry in study.series:
-                    self._items[entry.key] = self._series_item(s_item, entry)
+                    item = self._items[entry.key] = self._series_item(s_item, entry)
+                    for ref in self._segmentations_of(index, entry):
+                        self._seg_items[(entry.key, ref.path)] = self._segmentation_item(item, entry, ref)
         self.tree.expandAll()
         self._show_skipped(index)
         n_series = len(index.series)
+        n_segs = len(getattr(index, "segmentations", ()) or ())
+        segs = f", {n_segs} segmentation" + ("" if n_segs == 1 else "s") if n_segs else ""
         self.summary.setText(f"{os.path.basename(index.root.rstrip(os.sep)) or index.root}: "
-                             f"{n_series} series, {index.n_files} files")
+                             f"{n_series} series{segs}, {index.n_files} files")
         self.summary.setToolTip(index.root)
         self._start_thumbnails([e for e in index.series if e.frames])
 
@@ -213,6 +257,7 @@ class StudyBrowser(QWidget):
             self._tasks.cancel(self._job)
         self._job, self._store, self.index = None, None, None
         self._items.clear()
+        self._seg_items.clear()
         self.tree.clear()
         self.skipped_list.clear()
         self.skipped_panel.hide()
@@ -237,6 +282,14 @@ class StudyBrowser(QWidget):
 
     def series_item(self, key: str) -> QTreeWidgetItem | None:
         return self._items.get(key)
+
+    def segmentation_item(self, key: str, path: str) -> QTreeWidgetItem | None:
+        """The row of the SEG file ``path`` under series ``key``."""
+        return self._seg_items.get((key, path))
+
+    def segmentation_items(self) -> dict[tuple[str, str], QTreeWidgetItem]:
+        """Every SEG row, by (series key, SEG file)."""
+        return dict(self._seg_items)
 
     def thumbnails_pending(self) -> bool:
         return self._job is not None
@@ -275,6 +328,21 @@ class StudyBrowser(QWidget):
             item.setFont(COL_SERIES, font)
         return item
 
+    @staticmethod
+    def _segmentations_of(index, entry) -> list:
+        refs = getattr(index, "segmentations", None) or []
+        return [r for r in refs if entry.series_uid in r.referenced_series_uids]
+
+    def _segmentation_item(self, parent: QTreeWidgetItem, entry, ref) -> QTreeWidgetItem:
+        title, details = segmentation_title(ref), segmentation_details(ref)
+        item = QTreeWidgetItem(parent, [f"{title}\n{details}", ""])
+        item.setData(COL_SERIES, SEG_ROLE, ref.path)
+        item.setIcon(COL_SERIES, _plain_icon(swatch_pixmap(s.color_rgb for s in ref.segments)))
+        segments = "\n".join(f"• {s.number}: {s.label}" for s in ref.segments)
+        item.setToolTip(COL_SERIES, f"{title}\n{ref.path}\n\n{segments}\n\nClick to open it over "
+                                    f"{series_title(entry)}")
+        return item
+
     def _show_skipped(self, index) -> None:
         for skipped in index.skipped:
             rel = _relative(skipped.path, index.root)
@@ -292,15 +360,21 @@ class StudyBrowser(QWidget):
 
     # --- activation ----------------------------------------------------------------
     def _on_item(self, item: QTreeWidgetItem, _column: int = 0) -> None:
-        key = item.data(COL_SERIES, KEY_ROLE)
+        seg_path = item.data(COL_SERIES, SEG_ROLE)
+        parent = item.parent()
+        key = parent.data(COL_SERIES, KEY_ROLE) if seg_path and parent is not None else item.data(COL_SERIES, KEY_ROLE)
         if not key:
             return
+        token = f"{key}\n{seg_path}" if seg_path else key
         now = time.monotonic()
         last_key, last_time = self._last_emit
-        if key == last_key and now - last_time < _DUPLICATE_CLICK_S:
+        if token == last_key and now - last_time < _DUPLICATE_CLICK_S:
             return
-        self._last_emit = (key, now)
-        self.series_activated.emit(key)
+        self._last_emit = (token, now)
+        if seg_path:
+            self.segmentation_activated.emit(key, seg_path)
+        else:
+            self.series_activated.emit(key)
 
     # --- thumbnails ----------------------------------------------------------------
     def _start_thumbnails(self, entries: list) -> None:
