@@ -278,3 +278,19 @@ def test_is_ct(session):
     assert session.is_ct
     session.load_volume(Volume(np.zeros(SHAPE, np.int16), GEOM, meta={"modality": "MR"}))
     assert not session.is_ct
+
+
+def test_the_crosshair_is_a_display_option(session, rec):
+    assert session.show_crosshair is True
+    session.set_display(show_crosshair=False)
+    assert session.show_crosshair is False and len(rec.of("display_changed")) == 1
+
+
+def test_choose_scaling_asks_for_the_series_again(session):
+    chosen = []
+    session.scaling_chosen.connect(chosen.append)
+    session.choose_scaling("philips-float")
+    assert chosen == ["philips-float"]
+    with pytest.raises(ValueError):
+        session.choose_scaling("philips")
+    assert chosen == ["philips-float"]

@@ -22,7 +22,15 @@ import numpy as np
 import pytest
 
 from radview_base.geometry import Geometry
-from viewer.core.slicing import VIEWS, SlicePlane, orientation_letters, patient_axis_of_array_axes
+from viewer.core.slicing import (
+    VIEWS,
+    SlicePlane,
+    image_numbers,
+    orientation_letters,
+    patient_axis_of_array_axes,
+    reformat_step,
+    slice_location,
+)
 
 L_, P_, S_ = np.eye(3)  # LPS unit vectors: +x patient left, +y posterior, +z superior
 
@@ -342,3 +350,80 @@ def test_patient_axis_assignment_is_a_permutation_even_when_strongly_oblique():
     assert sorted(perm) == [0, 1, 2]
     planes = [SlicePlane.for_view(v, g) for v in VIEWS]
     assert sorted(p.slice_axis for p in planes) == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------- image numbers and "next image"
+#: where "next image" goes in a reformat (Horos, RadiAnt): toward I, P and L
+NEXT_TOWARD = {"axial": -S_, "coronal": P_, "sagittal": L_}
+
+
+def test_next_image_in_a_reformat_goes_toward_i_p_and_l(case):
+    """Every geometry, every view: without InstanceNumbers, each "next image" moves toward I / P / L, image 1 is
+    the slice farthest the other way, and the numbering runs 1..N in that order."""
+    name, view, geometry, _oblique, plane = case
+    numbers = image_numbers(plane)
+    assert not numbers.native and numbers.step in (1, -1)
+    n = plane.n_slices
+    ks = [numbers.k_at(i) for i in range(1, n + 1)]
+    assert sorted(ks) == list(range(n))  # a permutation: every slice has one place
+    assert [numbers.number(k) for k in ks] == list(range(1, n + 1))
+    toward = NEXT_TOWARD[view]
+    for a, b in zip(ks, ks[1:]):
+        moved = plane.to_world(b, 0, 0) - plane.to_world(a, 0, 0)
+        assert moved @ toward > 0.5 * plane.slice_spacing, (name, view, moved)
+        assert numbers.step_from(a, 1) == b and numbers.step_from(b, -1) == a
+    assert numbers.step_from(ks[-1], 1) == ks[-1] and numbers.step_from(ks[0], -1) == ks[0]  # clamped
+    assert numbers.step_from(ks[-1], 1, wrap=True) == ks[0]  # cine wraps
+    assert numbers.text(ks[0]) == f"Im 1/{n} reformat"
+
+
+@pytest.mark.parametrize("name", ["identity", "reversed_slices", "sagittal_acq", "coronal_acq", "oblique_+20"])
+@pytest.mark.parametrize("against", [False, True])
+def test_the_native_view_follows_the_instance_numbers(name, against):
+    """The view that steps through array z is the acquired plane: it shows the InstanceNumbers and "next image" is
+    the next one, whichever way they run in space; the other views stay reformats."""
+    geometry, _oblique = GEOMETRIES[name]
+    nz = geometry.shape_zyx[0]
+    per_z = [101 + k for k in range(nz)][::-1 if against else 1]  # e.g. 106, 105, … when they run against z
+    for view in VIEWS:
+        plane = SlicePlane.for_view(view, geometry)
+        numbers = image_numbers(plane, per_z)
+        if plane.slice_axis != 0:
+            assert not numbers.native and numbers.step == reformat_step(plane)
+            continue
+        assert numbers.native and numbers.step == (-1 if against else 1)
+        k = numbers.k_at(1)
+        assert numbers.number(k) == 101 and numbers.text(k) == f"Im 101/{nz}"
+        seen = [numbers.number(k)]
+        for _ in range(nz - 1):
+            k = numbers.step_from(k, 1)
+            seen.append(numbers.number(k))
+        assert seen == list(range(101, 101 + nz))
+
+
+def test_gaps_and_unknown_numbers():
+    plane = SlicePlane.for_view("axial", GEOMETRIES["identity"][0])
+    numbers = image_numbers(plane, [1, 2, None, 4, 5, 6])
+    assert numbers.native and numbers.step == 1 and numbers.text(2) == "Im –/6"
+    assert not image_numbers(plane, [None] * 6).native  # no number at all: a reformat's numbering
+    assert not image_numbers(plane, [1, 2, 3]).native  # numbers for another grid are not used
+    same = image_numbers(plane, [7] * 6)  # no order to follow: the reformat direction, the numbers still shown
+    assert same.native and same.step == reformat_step(plane) and same.number(0) == 7
+
+
+def test_slice_location():
+    g = GEOMETRIES["identity"][0]  # origin z 101, 1.5 mm slices along +S
+    assert slice_location(SlicePlane.for_view("axial", g), 2) == ("Z", pytest.approx(101.0 + 2 * 1.5))
+    coronal = SlicePlane.for_view("coronal", g)
+    label, mm = slice_location(coronal, 3)
+    assert label == "Y" and mm == pytest.approx(coronal.to_world(3, 0, 0)[1])
+    sagittal = SlicePlane.for_view("sagittal", GEOMETRIES["sagittal_acq"][0])
+    label, mm = slice_location(sagittal, 1)
+    assert label == "X" and mm == pytest.approx(sagittal.to_world(1, 0, 0)[0])
+    oblique = SlicePlane.for_view("axial", GEOMETRIES["oblique_+20"][0])  # rotated about S: still along Z
+    assert slice_location(oblique, 0)[0] == "Z"
+    tilted = SlicePlane.for_view("coronal", GEOMETRIES["oblique_coronal"][0])
+    label, mm = slice_location(tilted, 1)
+    normal = tilted.geometry.direction_matrix[:, 2 - tilted.slice_axis]
+    normal = normal * np.sign(normal[np.argmax(np.abs(normal))])
+    assert label == "Loc" and mm == pytest.approx(tilted.to_world(1, 3.5, 4) @ normal)

@@ -40,27 +40,30 @@ def viewport_pos_of_index(view, index_zyx) -> QPointF:
 
 
 def test_wheel_and_keys_change_the_slice(layout, qtbot):
+    """Wheel down / Down is the next image: the next InstanceNumber of the demo's axial series (InstanceNumber 1 is
+    its most superior slice, so the next image lies toward the feet)."""
     axial = layout.views["axial"]
     n = axial.plane.n_slices
-    k0 = axial.k
+    k0, im0 = axial.k, axial.image_number()
+    z0 = axial.plane.to_world(k0, 0, 0)[2]
     wheel(axial.viewport(), centre(axial), clicks=-1)
-    assert axial.k == k0 + 1
+    assert axial.image_number() == im0 + 1 and axial.plane.to_world(axial.k, 0, 0)[2] < z0
     wheel(axial.viewport(), centre(axial), clicks=+2)
-    assert axial.k == k0 - 1
+    assert axial.image_number() == im0 - 1
     axial.setFocus()
     qtbot.keyClick(axial, Qt.Key_Down)
-    assert axial.k == k0
+    assert (axial.k, axial.image_number()) == (k0, im0)
     qtbot.keyClick(axial, Qt.Key_Down, Qt.ShiftModifier)
-    assert axial.k == k0 + 10
+    assert axial.image_number() == im0 + 10
     qtbot.keyClick(axial, Qt.Key_Up)
-    assert axial.k == k0 + 9
+    assert axial.image_number() == im0 + 9
     qtbot.keyClick(axial, Qt.Key_Home)
-    assert axial.k == 0
+    assert axial.image_number() == 1 and axial.k == n - 1  # the first image, at the top
     qtbot.keyClick(axial, Qt.Key_End)
-    assert axial.k == n - 1
+    assert axial.image_number() == n and axial.k == 0
     # the image shown is the array's slice, and the corner text says so
-    assert np.array_equal(axial.image_item.image, axial.plane.extract(layout.session.volume.array, n - 1))
-    assert axial.corner_texts()["top_left"][0].endswith(f"{n}/{n}")
+    assert np.array_equal(axial.image_item.image, axial.plane.extract(layout.session.volume.array, 0))
+    assert axial.corner_texts()["top_left"][0] == f"Im {n}/{n}"
 
 
 def test_ctrl_wheel_zooms_instead_of_scrolling(layout):
@@ -280,7 +283,7 @@ def test_orientation_letters_and_value_readout(layout):
     world, value = axial.hover
     assert value == layout.session.volume.value_at(world)
     lines = axial.corner_texts()["bottom_left"]
-    assert lines[0].startswith("Pos (LPS)") and lines[1] == f"{int(value)} HU"
+    assert lines[0] == "LPS {:.1f}, {:.1f}, {:.1f} mm".format(*world) and lines[1] == f"{int(value)} HU"
 
 
 def test_colour_and_single_slice_volumes_show(qtbot):

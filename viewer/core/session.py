@@ -23,7 +23,8 @@ class Session:
     images_cleared = Signal()
     cursor_moved = Signal(object)  # np.ndarray LPS (3,)
     window_changed = Signal(float, float, str)  # width, level, preset name ("" when custom)
-    display_changed = Signal()  # invert, corner text, patient data
+    display_changed = Signal()  # invert, corner text, patient data, overlays, crosshair
+    scaling_chosen = Signal(str)  # how the open series' stored values should map to values ("display", "philips-float")
     layer_added = Signal(object)
     layer_removed = Signal(object)
     layer_changed = Signal(object)
@@ -39,6 +40,7 @@ class Session:
         self.show_corner_text = True
         self.show_patient_data = True
         self.overlays_visible = True
+        self.show_crosshair = True  # the linked cursor's lines in the 2D views
         self.layers: list[LabelLayer | MarkerLayer] = []
         self.annotations = AnnotationSet()  # the study's measurements (kept on disk by annotation_store.Autosave)
         #: True while load_volume / clear drop the previous series' layers: a ``layer_removed`` then is no deletion
@@ -147,13 +149,24 @@ class Session:
 
     # --- display options -------------------------------------------------------------
     def set_display(self, **options) -> None:
-        """invert, show_corner_text, show_patient_data, overlays_visible."""
-        unknown = set(options) - {"invert", "show_corner_text", "show_patient_data", "overlays_visible"}
+        """invert, show_corner_text, show_patient_data, overlays_visible, show_crosshair."""
+        unknown = set(options) - {"invert", "show_corner_text", "show_patient_data", "overlays_visible",
+                                  "show_crosshair"}
         if unknown:
             raise AttributeError(f"unknown display option(s): {', '.join(sorted(unknown))}")
         for name, value in options.items():
             setattr(self, name, bool(value))
         self.display_changed.emit()
+
+    def choose_scaling(self, scaling: str) -> None:
+        """The user chose how the open series' stored values become values (Philips: "display" values or
+        "philips-float" floating-point values, ``viewer.io.series_loader.SCALINGS``); whoever loads series (the
+        study opener) loads it again that way."""
+        from viewer.io.series_loader import SCALINGS
+
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+        self.scaling_chosen.emit(scaling)
 
     # --- layers -----------------------------------------------------------------------
     def add_layer(self, layer: LabelLayer | MarkerLayer) -> None:

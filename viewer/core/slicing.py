@@ -18,6 +18,13 @@ sagittal      posterior (+P)        inferior (−S)
 Slices are numpy views (transposes and reversed strides), never copies.
 Display pixel ``(r, c)`` of slice ``k`` maps back to an array index and to
 LPS millimetres, so the pixel value and position under the cursor are exact.
+
+Image numbers and the direction of "next image" (``shared/CONVENTIONS.md``)
+are :class:`ImageNumbers`: a native view of a DICOM series (the plane the
+images were acquired in) shows each image's InstanceNumber and "next image"
+goes to the next InstanceNumber, as on PACS; a reformat numbers its slices in
+reading order, "next image" toward I (axial), P (coronal) and L (sagittal),
+as Horos and RadiAnt do.
 """
 from __future__ import annotations
 
@@ -165,3 +172,92 @@ class SlicePlane:
         right, down = self.screen_vectors()
         return {"right": orientation_letters(right), "left": orientation_letters(-right),
                 "bottom": orientation_letters(down), "top": orientation_letters(-down)}
+
+
+# --- image numbers and the direction of "next image" -----------------------------------------------------------
+#: where "next image" goes in a reformat: (patient axis, +1 toward its + end (L, P, S) / -1 toward its - end)
+NEXT_IMAGE_TOWARD = {"axial": (_S, -1), "coronal": (_P, +1), "sagittal": (_L, +1)}
+
+
+@dataclass(frozen=True)
+class ImageNumbers:
+    """How one view numbers its slices ("Im 20/134") and which way "next image" (Down, wheel down) goes.
+
+    ``step``: the change of the slice index ``k`` that "next image" makes (+1 or -1). ``instance_numbers``: per
+    ``k``, the InstanceNumber of the image that slice is (None for a gap), in a native view of a DICOM series;
+    None in a reformat, where ``number(k)`` is the slice's place in reading order, 1 to N.
+    """
+
+    n_slices: int
+    step: int
+    instance_numbers: tuple[int | None, ...] | None = None
+
+    @property
+    def native(self) -> bool:
+        return self.instance_numbers is not None
+
+    def order(self, k: int) -> int:
+        """The place of slice ``k`` in reading order, 1 (first image) to N."""
+        return int(k) + 1 if self.step > 0 else self.n_slices - int(k)
+
+    def k_at(self, order: int) -> int:
+        """The slice index of the ``order``-th image in reading order (clamped to 1..N)."""
+        order = int(np.clip(order, 1, self.n_slices))
+        return order - 1 if self.step > 0 else self.n_slices - order
+
+    def step_from(self, k: int, images: int, wrap: bool = False) -> int:
+        """The slice index ``images`` images after slice ``k`` (before it when negative); clamped, or wrapped."""
+        place = self.order(k) - 1 + int(images)
+        place = place % self.n_slices if wrap else int(np.clip(place, 0, self.n_slices - 1))
+        return self.k_at(place + 1)
+
+    def number(self, k: int) -> int | None:
+        """The image number shown for slice ``k``: its InstanceNumber (native), else its place in reading order."""
+        if self.instance_numbers is not None:
+            return self.instance_numbers[int(k)]
+        return self.order(k)
+
+    def text(self, k: int) -> str:
+        """"Im 20/134" (InstanceNumber 20), "Im –/134" for a gap, "Im 12/256 reformat"."""
+        number = self.number(k)
+        shown = "–" if number is None else str(number)
+        return f"Im {shown}/{self.n_slices}" + ("" if self.native else " reformat")
+
+
+def reformat_step(plane: SlicePlane) -> int:
+    """The ``k`` step toward I (axial), P (coronal) or L (sagittal)."""
+    axis, sign = NEXT_IMAGE_TOWARD[plane.view]
+    along = plane.geometry.direction_matrix[axis, 2 - plane.slice_axis]  # LPS direction of increasing k
+    return 1 if along * sign > 0 else -1
+
+
+def image_numbers(plane: SlicePlane, instance_numbers=None) -> ImageNumbers:
+    """The numbering of ``plane``'s slices. ``instance_numbers``: per array z index, the InstanceNumber of that
+    slice's image (``Volume.meta["instance_numbers"]``; None where unknown). A view stepping through array z is
+    the native plane: it shows those numbers and steps in their order; any other view is a reformat."""
+    n = plane.n_slices
+    numbers = None
+    if instance_numbers is not None and plane.slice_axis == 0 and len(instance_numbers) == n:
+        numbers = tuple(None if v is None else int(v) for v in instance_numbers)
+        if all(v is None for v in numbers):
+            numbers = None
+    if numbers is not None:
+        known = [v for v in numbers if v is not None]
+        rising = sum(b > a for a, b in zip(known, known[1:]))
+        falling = sum(b < a for a, b in zip(known, known[1:]))
+        if rising != falling:
+            return ImageNumbers(n, 1 if rising > falling else -1, numbers)
+    return ImageNumbers(n, reformat_step(plane), numbers)
+
+
+def slice_location(plane: SlicePlane, k: int) -> tuple[str, float]:
+    """Where slice ``k`` lies, in mm: ("Z", the LPS z of an axial slice) — "X" / "Y" for sagittal / coronal slices
+    along a patient axis; ("Loc", the distance along the slice normal from the origin) for an oblique slice."""
+    rows, cols = plane.shape
+    centre = plane.to_world(k, (rows - 1) / 2.0, (cols - 1) / 2.0)
+    direction = plane.geometry.direction_matrix[:, 2 - plane.slice_axis]
+    axis = int(np.argmax(np.abs(direction)))
+    if abs(direction[axis]) > 0.9995:  # within ~2° of a patient axis
+        return "XYZ"[axis], float(centre[axis])
+    normal = direction * np.sign(direction[axis]) / (np.linalg.norm(direction) or 1.0)
+    return "Loc", float(centre @ normal)

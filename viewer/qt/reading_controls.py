@@ -1,7 +1,10 @@
-"""The reading controls of the window: View → display toggles, the toolbar's Window box, Invert, Reset and Cine.
+"""The reading controls of the window: View → display toggles (the crosshair among them), the Philips scaling
+choice, the toolbar's Window box, Invert, Reset and Cine.
 
 Declared in :data:`READING_ACTIONS`; the toggles and the Window box follow the session whatever changed it
-(a key in a view, a preset, the menu).
+(a key in a view, a preset, the menu). View → "Philips: display values / floating-point values" is offered while
+the open series has Philips' private scale slope: choosing asks the session (``Session.choose_scaling``), the
+study opener loads the series again that way, and the check follows the values the volume holds.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from viewer.qt.actions import ActionSpec
 
 #: View menu toggle → the session's display option
 DISPLAY_TOGGLES = {"view.corner_text": "show_corner_text", "view.patient_data": "show_patient_data",
-                   "view.overlays": "overlays_visible", "view.invert": "invert"}
+                   "view.overlays": "overlays_visible", "view.invert": "invert", "view.crosshair": "show_crosshair"}
+#: View menu choice → ``viewer.io.series_loader`` scaling
+SCALING_CHOICES = {"view.scaling.display": "display", "view.scaling.philips": "philips-float"}
 
 READING_ACTIONS = [
     ActionSpec("view.corner_text", "Corner text\tF12", "set_display", args=("show_corner_text",),
@@ -22,6 +27,15 @@ READING_ACTIONS = [
     ActionSpec("view.overlays", "Overlays\tG", "set_display", args=("overlays_visible",), menu="View#display",
                checkable=True),
     ActionSpec("view.invert", "Invert\tI", "set_display", args=("invert",), menu="View#display", checkable=True),
+    ActionSpec("view.crosshair", "Crosshair\tH", "set_display", args=("show_crosshair",), menu="View#display",
+               checkable=True, checked=True),
+    ActionSpec("view.scaling.display", "Philips: display values", "choose_scaling", args=("display",),
+               menu="View#scaling", checkable=True, group="view.scaling",
+               status_tip="Values as the scanner console shows them (RescaleSlope/Intercept)"),
+    ActionSpec("view.scaling.philips", "Philips: floating-point values", "choose_scaling", args=("philips-float",),
+               menu="View#scaling", checkable=True, group="view.scaling",
+               status_tip="Philips' floating-point values, with the private scale slope (2005,100E), as dcm2niix "
+                          "writes them"),
     ActionSpec("toolbar.invert", "Invert", "toggle_invert", toolbar="reading#display"),
     ActionSpec("toolbar.reset", "Reset", "reset_view", toolbar="reading#display"),
     ActionSpec("toolbar.cine", "Cine", "toggle_cine", toolbar="reading#display"),
@@ -36,8 +50,12 @@ class ReadingControls:
         self.session, self.layout, self.planar = session, layout, planar
         made = actions.add(READING_ACTIONS, target=self)
         self.toggles = {action_id: made[action_id] for action_id in DISPLAY_TOGGLES}
+        self.scalings = {action_id: made[action_id] for action_id in SCALING_CHOICES}
         self.sync_toggles()
+        self.sync_scaling()
         session.display_changed.connect(self.sync_toggles)
+        session.volume_loaded.connect(lambda _volume: self.sync_scaling())
+        session.volume_cleared.connect(self.sync_scaling)
         self.preset_box = QComboBox()
         self.fill_ct_presets()
         self.preset_box.activated.connect(self.apply_preset_at)
@@ -77,6 +95,20 @@ class ReadingControls:
     def sync_toggles(self) -> None:
         for action_id, option in DISPLAY_TOGGLES.items():
             self.toggles[action_id].setChecked(getattr(self.session, option))
+
+    def sync_scaling(self) -> None:
+        """The Philips choice: offered for a series with Philips' scale slope, checked as its values are."""
+        meta = self.session.volume.meta if self.session.volume is not None else {}
+        offered = bool(meta.get("philips_scale"))
+        for action_id, scaling in SCALING_CHOICES.items():
+            action = self.scalings[action_id]
+            action.setEnabled(offered)
+            action.setChecked(offered and meta.get("scaling", "display") == scaling)
+
+    def choose_scaling(self, scaling: str) -> None:
+        if self.session.volume is not None and self.session.volume.meta.get("scaling") != scaling:
+            self.session.choose_scaling(scaling)
+        self.sync_scaling()  # the check follows the values shown; the reload, when done, moves it
 
     def toggle_invert(self) -> None:
         self.session.set_display(invert=not self.session.invert)

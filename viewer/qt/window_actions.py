@@ -15,7 +15,7 @@ from viewer.qt.views.view_layout import LAYOUTS
 
 MENUS = [
     MenuSpec("File", "&File", ("open", "load", "quit")),
-    MenuSpec("View", "&View", ("layouts", "display")),
+    MenuSpec("View", "&View", ("layouts", "display", "scaling")),
     MenuSpec("Measure", "&Measure", ("tools", "paint", "edit")),
     MenuSpec("AI", "&AI", ("run", "models", "compare")),
     MenuSpec("Help", "&Help"),

@@ -4,7 +4,7 @@ Mouse and keys follow ``shared/CONVENTIONS.md``: wheel / Up / Down scroll
 (Shift ×10, Home / End), left-drag window/level, middle-drag pan, right-drag
 or Ctrl+wheel zoom, Shift+move or Shift+click moves the linked cursor, keys
 0-8 window presets, Space reset, I invert, C cine, F12 corner text,
-Shift+F12 patient data, G overlays, double-click maximise. Measuring tools
+Shift+F12 patient data, G overlays, H crosshair, double-click maximise. Measuring tools
 (L, A, E, R, T, Esc; Delete; Ctrl+Z / Ctrl+Y) are ``annotation_tools``: a left
 drag that starts on an annotation or with a tool chosen is theirs; with the
 brush (B) or eraser (X, Shift+B) chosen it paints the active label
@@ -12,11 +12,18 @@ brush (B) or eraser (X, Shift+B) chosen it paints the active label
 accepted ones with ✓, rejected ones grey and dashed with ✗; a rejected AI
 label map is drawn grey.
 
+"Next image" (Down, wheel down) goes to the next InstanceNumber in the
+plane the series was acquired in, and toward I / P / L in reformats
+(``viewer.core.slicing.ImageNumbers``); the corner says the image's number,
+and the cursor's read-out follows every slice change, however it was made.
+The keys reach the active view from anywhere in the window
+(:mod:`viewer.qt.views.reading_keys`).
+
 Scene units are millimetres in the plane (the image item is scaled by the
 pixel spacing), so anisotropic voxels show with their true aspect and
 markers are placed in mm. Corner text, orientation letters and the scale
-bar are painted in the viewport's own coordinates (``drawForeground``), so
-they are in every screenshot.
+bar are painted in the viewport's own coordinates (``drawForeground``,
+:mod:`viewer.qt.views.slice_foreground`), so they are in every screenshot.
 """
 from __future__ import annotations
 
@@ -24,19 +31,20 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
+from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
 
 from viewer.core import review
 from viewer.core.layers import render_labels
 from viewer.core.session import Session
-from viewer.core.slicing import SlicePlane
+from viewer.core.slicing import ImageNumbers, SlicePlane, image_numbers
 from viewer.core.window_presets import preset_for_key
 from viewer.qt.overlays.annotation_overlay import AnnotationOverlay
 from viewer.qt.overlays.label_brush import LabelPainter
 from viewer.qt.overlays.tool_state import ToolState
 from viewer.qt.views.corner_text import corner_lines
+from viewer.qt.views.slice_foreground import paint_foreground, shadow_text
 
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
 _CURSOR_PEN = pg.mkPen((80, 200, 255, 150), width=1)
@@ -118,8 +126,10 @@ class SliceView(pg.GraphicsView):
         super().__init__(parent, background="k")
         self.session, self.view = session, view
         self.plane: SlicePlane | None = None
+        self.image_numbers: ImageNumbers | None = None  # "Im 20/134" and the direction of "next image"
         self.k = 0
         self.hover: tuple[np.ndarray, object] | None = None  # (LPS, value) under the mouse
+        self._mouse: QPoint | None = None  # the mouse in the viewport, while it is over the view
         self.active = False
         self.fitted = True  # the image fills the view (until the user zooms or pans); kept on resize
         self.vb = _SliceViewBox(self)
@@ -133,14 +143,13 @@ class SliceView(pg.GraphicsView):
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=_CURSOR_PEN)
         for line in (self.hline, self.vline):
             line.setZValue(20)
+            line.setVisible(session.show_crosshair)
             self.vb.addItem(line, ignoreBounds=True)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setMinimumSize(120, 120)
         self._cine = QTimer(self)
         self._cine.setInterval(66)
         self._cine.timeout.connect(lambda: self.step_slice(1, wrap=True))
-        self._font = QFont()
-        self._font.setPixelSize(12)
         self.tools = tools if tools is not None else ToolState(self)
         self.annotation_overlay = AnnotationOverlay(self, self.tools)
         self.label_painter = LabelPainter(self, self.tools)
@@ -163,6 +172,7 @@ class SliceView(pg.GraphicsView):
         self._previewing = False
         self.image_item.setLookupTable(_INVERT_LUT if self.session.invert else None)
         self.plane = SlicePlane.for_view(self.view, volume.geometry)
+        self.image_numbers = image_numbers(self.plane, volume.meta.get("instance_numbers"))
         row_mm, col_mm = self.plane.pixel_spacing
         self._pixel_transform = QTransform.fromScale(col_mm, row_mm)
         self.image_item.setTransform(self._pixel_transform)
@@ -174,6 +184,8 @@ class SliceView(pg.GraphicsView):
 
     def _on_volume_cleared(self) -> None:
         self.plane = None
+        self.image_numbers = None
+        self.hover = None
         self._previewing = False
         self.image_item.clear()
         self._on_layers_changed()
@@ -194,6 +206,8 @@ class SliceView(pg.GraphicsView):
 
     def _on_display_changed(self) -> None:
         self.image_item.setLookupTable(_INVERT_LUT if self.session.invert else None)
+        for line in (self.hline, self.vline):
+            line.setVisible(self.session.show_crosshair)
         self._on_layers_changed()
 
     def _on_layers_changed(self, *_args) -> None:
@@ -236,6 +250,7 @@ class SliceView(pg.GraphicsView):
         img = self.plane.extract(volume.array, self.k)
         self.image_item.setImage(img, autoLevels=False, levels=self.session.levels)
         self._draw_overlays()
+        self._update_hover()
         self.slice_changed.emit(self.k)
         self.viewport().update()
 
@@ -326,12 +341,22 @@ class SliceView(pg.GraphicsView):
         self.session.move_cursor(self.plane.to_world(k, row, col))
 
     def step_slice(self, step: int, wrap: bool = False) -> None:
+        """``step`` images on (back when negative) in reading order: "next image" is +1 (Down, wheel down)."""
         if self.plane is None:
             return
-        k = self.k + step
-        if wrap:
-            k %= self.plane.n_slices
-        self.set_slice(k)
+        self.set_slice(self.image_numbers.step_from(self.k, step, wrap))
+
+    def show_image_at(self, order: int) -> None:
+        """The ``order``-th image in reading order (1: the first, Home; N: the last, End)."""
+        if self.plane is not None:
+            self.set_slice(self.image_numbers.k_at(order))
+
+    def image_number(self) -> int | None:
+        """The number of the image shown, as the corner says it: its InstanceNumber in the acquired plane of a
+        DICOM series (what "image 20" means on PACS; None on a gap), else its place in reading order."""
+        if self.image_numbers is None:
+            return None
+        return self.image_numbers.number(self.k)
 
     def drag_window(self, dx: float, dy: float) -> None:
         """Left-drag: horizontal changes the width, vertical the level (down = higher level)."""
@@ -393,41 +418,58 @@ class SliceView(pg.GraphicsView):
             self.maximise_requested.emit(self)
         ev.accept()
 
+    def _hover_at(self, viewport_pos: QPoint):
+        """(LPS, value) under ``viewport_pos`` on the slice shown (None outside the image), and the LPS point."""
+        found = self._scene_to_world(self.mapToScene(viewport_pos))
+        if found is None:
+            return None, None
+        world, (row, col), inside = found
+        if not inside:
+            return None, world
+        idx = np.rint(self.plane.to_index(self.k, row, col)).astype(int)
+        return (world, self.session.volume.array[tuple(idx)]), world
+
+    def _update_hover(self) -> None:
+        """The read-out under the last mouse position, on the slice shown now (after any slice change)."""
+        if self._mouse is not None and self.plane is not None:
+            self.hover = self._hover_at(self._mouse)[0]
+
     def mouseMoveEvent(self, ev):  # noqa: N802
         super().mouseMoveEvent(ev)
-        scene_pos = self.mapToScene(ev.position().toPoint())
-        found = self._scene_to_world(scene_pos)
-        if found is None:
+        self._mouse = ev.position().toPoint()
+        if self.plane is None:
             return
-        world, (row, col), inside = found
-        if inside:
-            idx = np.rint(self.plane.to_index(self.k, row, col)).astype(int)
-            self.hover = (world, self.session.volume.array[tuple(idx)])
-        else:
-            self.hover = None
+        self.hover, world = self._hover_at(self._mouse)
         if ev.modifiers() & Qt.ShiftModifier and not ev.buttons():
             self.session.move_cursor(world)
         elif not ev.buttons():
-            self.annotation_overlay.hover(scene_pos)
+            self.annotation_overlay.hover(self.mapToScene(self._mouse))
         self.viewport().update()
 
     def leaveEvent(self, ev):  # noqa: N802
         self.hover = None
+        self._mouse = None
         self.label_painter.leave()
         self.viewport().update()
         super().leaveEvent(ev)
 
     def keyPressEvent(self, ev):  # noqa: N802
-        key, mods = ev.key(), ev.modifiers()
+        if self.handle_key(ev.key(), ev.modifiers()):
+            ev.accept()
+        else:
+            super().keyPressEvent(ev)
+
+    def handle_key(self, key, mods=Qt.NoModifier) -> bool:
+        """A reading key (the view's own, or one the window passes on, see ``reading_keys``); False: not one."""
         shift = bool(mods & Qt.ShiftModifier)
-        if self.annotation_overlay.handle_key(ev):
+        if self.annotation_overlay.handle_key(QKeyEvent(QEvent.KeyPress, key, mods)):
             pass
         elif key in (Qt.Key_Up, Qt.Key_Down):
             self.step_slice((10 if shift else 1) * (-1 if key == Qt.Key_Up else 1))
         elif key == Qt.Key_Home:
-            self.set_slice(0)
+            self.show_image_at(1)
         elif key == Qt.Key_End:
-            self.set_slice(self.plane.n_slices - 1 if self.plane else 0)
+            self.show_image_at(self.plane.n_slices if self.plane else 1)
         elif key in (Qt.Key_PageUp, Qt.Key_PageDown):
             self.series_step_requested.emit(-1 if key == Qt.Key_PageUp else 1)
         elif Qt.Key_0 <= key <= Qt.Key_9 and not (mods & Qt.ControlModifier):
@@ -446,10 +488,11 @@ class SliceView(pg.GraphicsView):
             self.session.set_display(show_corner_text=not self.session.show_corner_text)
         elif key == Qt.Key_G:
             self.session.set_display(overlays_visible=not self.session.overlays_visible)
+        elif key == Qt.Key_H:
+            self.session.set_display(show_crosshair=not self.session.show_crosshair)
         else:
-            super().keyPressEvent(ev)
-            return
-        ev.accept()
+            return False
+        return True
 
     def resizeEvent(self, ev):  # noqa: N802
         super().resizeEvent(ev)
@@ -488,76 +531,7 @@ class SliceView(pg.GraphicsView):
             self.viewport().update()
 
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
-        if self.plane is None:
-            if self.previewing:
-                painter.save()
-                painter.resetTransform()
-                painter.setFont(self._font)
-                self._shadow_text(painter, 6, 18, "Loading…", QColor(235, 235, 235))
-                painter.restore()
-            return
-        painter.save()
-        painter.resetTransform()
-        painter.setFont(self._font)
-        w, h = self.viewport().width(), self.viewport().height()
-        fm = painter.fontMetrics()
-        line_h = fm.height()
-        margin = 6
-        if self.session.show_corner_text:
-            texts = self.corner_texts()
-            for corner, lines in texts.items():
-                for i, line in enumerate(lines):
-                    tw = fm.horizontalAdvance(line)
-                    x = margin if corner.endswith("left") else w - margin - tw
-                    y = margin + (i + 1) * line_h - fm.descent() if corner.startswith("top") \
-                        else h - margin - (len(lines) - 1 - i) * line_h - fm.descent() - 14
-                    self._shadow_text(painter, x, y, line, QColor(235, 235, 235))
-        letters = self.plane.edge_letters()
-        orange = QColor(255, 190, 80)
-        for edge, text in letters.items():
-            tw = fm.horizontalAdvance(text)
-            if edge == "left":
-                x, y = margin, h / 2 + line_h / 2
-            elif edge == "right":
-                x, y = w - margin - tw, h / 2 + line_h / 2
-            elif edge == "top":
-                x, y = (w - tw) / 2, margin + line_h
-            else:
-                x, y = (w - tw) / 2, h - margin - 16
-            self._shadow_text(painter, x, y, text, orange)
-        self._draw_scale_bar(painter, w, h)
-        if self.active:
-            pen = QPen(QColor(80, 200, 255))
-            pen.setWidth(2)
-            painter.setPen(pen)
-            painter.drawRect(1, 1, w - 2, h - 2)
-        painter.restore()
+        paint_foreground(self, painter, self._shadow_text)
 
     def _shadow_text(self, painter, x, y, text, color) -> None:
-        painter.setPen(QColor(0, 0, 0))
-        painter.drawText(QPointF(x + 1, y + 1), text)
-        painter.setPen(color)
-        painter.drawText(QPointF(x, y), text)
-
-    def _draw_scale_bar(self, painter, w, h) -> None:
-        mm_per_px = self.vb.viewPixelSize()[0]
-        if not mm_per_px or not math.isfinite(mm_per_px):
-            return
-        target_mm = w * 0.25 * mm_per_px
-        length_mm = max((n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500) if n <= target_mm), default=None)
-        if length_mm is None:
-            return
-        length_px = length_mm / mm_per_px
-        x0, y0 = (w - length_px) / 2, h - 8
-        pen = QPen(QColor(235, 235, 235))
-        pen.setWidth(1)
-        painter.setPen(pen)
-        painter.drawLine(QPointF(x0, y0), QPointF(x0 + length_px, y0))
-        tick_mm = 10 if length_mm >= 20 else (1 if length_mm <= 10 else 5)
-        n_ticks = int(length_mm / tick_mm)
-        for i in range(n_ticks + 1):
-            x = x0 + i * tick_mm / mm_per_px
-            tall = 5 if i in (0, n_ticks) else 3
-            painter.drawLine(QPointF(x, y0), QPointF(x, y0 - tall))
-        label = f"{length_mm // 10} cm" if length_mm >= 10 else f"{length_mm} mm"
-        painter.drawText(QPointF(x0 + length_px + 4, y0 + 3), label)
+        shadow_text(painter, x, y, text, color)

@@ -2,7 +2,8 @@
 
 Double-click on a view maximises it; double-click again restores the layout.
 The last clicked view is the active one (blue frame): keys, toolbar actions
-and "Export screenshot → active view" act on it.
+and "Export screenshot → active view" act on it. The reading keys reach it
+wherever the focus is in the window (:mod:`viewer.qt.views.reading_keys`).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from viewer.core.session import Session
 from viewer.qt.overlays.tool_state import ToolState
+from viewer.qt.views.reading_keys import install_reading_keys
 from viewer.qt.views.slice_view import SliceView
 
 LAYOUTS = ("1x1", "1x3", "2x2")
@@ -39,6 +41,7 @@ class ViewLayout(QWidget):
             view.maximise_requested.connect(self.toggle_maximise)
         self.set_active(self.active)
         self.set_layout("1x3")
+        self.reading_keys = install_reading_keys(self)
 
     def set_3d_pane(self, widget: QWidget) -> None:
         """Install the 3D view (the 3D issue's widget) in the fourth pane."""
