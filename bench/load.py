@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/load.py [--repeats N] [--quick] [--case pancreas|synthetic|all]
+    python bench/load.py [--repeats N] [--quick] [--case pancreas|synthetic|ct1500|all]
 
 Cases
     pancreas   ../shared/data/ct-pancreas-tcia (134 real CT slices, 512×512, implicit VR);
@@ -11,6 +11,12 @@ Cases
                slice, GE-like header by default: PixelRepresentation 1, BitsStored 16,
                RescaleIntercept -1024; file names shuffled). It is generated once into
                ``--cache-dir`` (outside any timing) and reused while its marker file matches.
+    ct1500     the same kind of series, 1,500 slices of 512×512 (a 750 MiB int16 volume), generated
+               once into ``--cache-dir``. Measured against dcm2niix (when installed): radview's in-app
+               index+load, ``radview-cli convert`` to NIfTI and ``dcm2niix -z n`` as whole processes
+               (wall time, median of N), and the peak resident memory (VmHWM) of convert and of dcm2niix as
+               a multiple of the volume (target for convert: ≤ 1.15 × volume + 150 MB), with the machine's
+               load average before and after. The two NIfTI files are checked to hold the same voxels.
 
 Methods (each timed as the median of N repeats, after one untimed warm-up call; the page
 cache is warmed first by reading every file of the folder once)
@@ -47,8 +53,11 @@ import argparse
 import gc
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -275,6 +284,114 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+# --- the 1,500-slice case: radview against dcm2niix -------------------------------------------------
+
+CT1500_SLICES = 1500
+CONVERT_PEAK_FACTOR = 1.15  # convert's peak resident memory ≤ 1.15 × volume + 150 MB
+CONVERT_PEAK_OVERHEAD_MB = 150
+
+#: runs radview-cli in a fresh interpreter and reports that process's own peak resident memory (VmHWM; a child's
+#: ru_maxrss would carry this benchmark's high-water mark into it across the vfork + exec)
+_CLI_WITH_PEAK = """
+import sys
+sys.argv = ["radview-cli"] + sys.argv[1:]
+from viewer.cli.main import main
+try:
+    status = main()
+finally:
+    with open("/proc/self/status") as fp:
+        sys.stderr.write("PEAK_KIB " + next(ln for ln in fp if ln.startswith("VmHWM:")).split()[1] + "\\n")
+sys.exit(status)
+"""
+
+#: runs any command as its grandchild from a small fresh interpreter, whose wait4 gives the command's own peak
+#: (the fresh interpreter's high-water mark, a few MB, is all it can inherit)
+_CHILD_PEAK = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+err = proc.stderr.read().decode(errors="replace")
+sys.stderr.write(err[-2000:] + "\\nPEAK_KIB %d\\n" % usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_with_peak(args: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak resident bytes) of one whole process; raises when it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}… failed ({proc.returncode}): {proc.stderr[-1000:]}")
+    kib = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KIB ")]
+    return wall, int(kib[-1]) * 1024
+
+
+def same_voxels(ours: Path, theirs: Path) -> str:
+    """Whether two NIfTI files hold the same voxels once both are oriented LPS (dcm2niix flips rows)."""
+    a = sitk.DICOMOrient(sitk.ReadImage(str(ours)), "LPS")
+    b = sitk.DICOMOrient(sitk.ReadImage(str(theirs)), "LPS")
+    va, vb = sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)
+    if va.shape != vb.shape:
+        return f"no: shapes {va.shape} vs {vb.shape}"
+    if not np.allclose(a.GetOrigin(), b.GetOrigin(), atol=0.01):
+        return f"voxels {'equal' if np.array_equal(va, vb) else 'differ'}, origins {a.GetOrigin()} vs {b.GetOrigin()}"
+    return "yes" if np.array_equal(va, vb) else f"no: {np.count_nonzero(va != vb)} voxels differ"
+
+
+def run_ct1500(folder: Path, repeats: int) -> None:
+    load_before = os.getloadavg()
+    warm_page_cache(folder)
+    index = scan(str(folder))
+    entry = index.largest_volume()
+    nz, ny, nx = entry.shape_zyx
+    volume_bytes = nz * ny * nx * 2
+    print(f"case: synthetic-ct1500 ({index.n_files} files, {nx}x{ny}, {volume_bytes / MB:.0f} MiB int16 volume); "
+          f"load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} (1 / 5 / 15 min) before")
+
+    t_app = median_time(lambda: radview_end_to_end(folder), repeats, "in-app")
+    gc.collect()
+    dcm2niix = shutil.which("dcm2niix")
+    with tempfile.TemporaryDirectory(prefix="radview-bench-") as tmp:
+        ours = Path(tmp) / "radview.nii"
+        convert = [sys.executable, "-c", _CLI_WITH_PEAK, "convert", str(folder), "--out", str(ours)]
+        runs = [run_with_peak(convert) for _ in range(repeats)]
+        t_convert = statistics.median(r[0] for r in runs)
+        peak_convert = max(r[1] for r in runs)
+        theirs_dir = Path(tmp) / "dcm2niix"
+        theirs_dir.mkdir()
+        rows = [("radview index+load (in-app)", t_app), ("radview-cli convert → .nii (process)", t_convert)]
+        peak_theirs = agree = None
+        if dcm2niix:
+            cmd = [sys.executable, "-c", _CHILD_PEAK, dcm2niix, "-z", "n", "-b", "n", "-f", "dcm2niix",
+                   "-o", str(theirs_dir), str(folder)]
+            theirs = [run_with_peak(cmd) for _ in range(repeats)]
+            t_theirs = statistics.median(r[0] for r in theirs)
+            peak_theirs = max(r[1] for r in theirs)
+            rows.append(("dcm2niix -z n (process)", t_theirs))
+            written = sorted(theirs_dir.glob("*.nii"))
+            agree = same_voxels(ours, written[0]) if written else "dcm2niix wrote no .nii"
+    print(f"{'method':<40}{'median s':>10}{'vs dcm2niix':>13}")
+    for label, t in rows:
+        ratio = f"{t / rows[-1][1]:.2f}×" if dcm2niix else "—"
+        print(f"{label:<40}{t:>10.2f}{ratio:>13}")
+    if not dcm2niix:
+        print("dcm2niix baseline missing: dcm2niix is not installed (e.g. apt-get install dcm2niix)")
+    limit = CONVERT_PEAK_FACTOR * volume_bytes + CONVERT_PEAK_OVERHEAD_MB * MB
+    print(f"peak resident memory: radview-cli convert {peak_convert / MB:.0f} MiB = "
+          f"{peak_convert / volume_bytes:.2f} × volume"
+          + (f"; dcm2niix {peak_theirs / MB:.0f} MiB = {peak_theirs / volume_bytes:.2f} × volume" if peak_theirs
+             else ""))
+    if agree is not None:
+        print(f"same voxels as dcm2niix (both oriented LPS): {agree}")
+    load_after = os.getloadavg()
+    print(f"load average {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after "
+          f"({os.cpu_count()} CPUs; other work on the machine slows every timing)")
+    print(f"targets: convert peak ≤ {CONVERT_PEAK_FACTOR}× volume + {CONVERT_PEAK_OVERHEAD_MB} MB "
+          f"({limit / MB:.0f} MiB): {verdict(peak_convert <= limit)}")
+    print()
+
+
 def run_case(case: Case, repeats: int) -> None:
     paths = dicom_files(case.folder)
     if not paths:
@@ -367,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 7, --quick 3)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--case", choices=("pancreas", "synthetic", "all"), default="all")
+    parser.add_argument("--case", choices=("pancreas", "synthetic", "ct1500", "all"), default="all")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the synthetic series is kept")
     parser.add_argument("--synthetic-pr", type=int, choices=(0, 1), default=1,
                         help="synthetic PixelRepresentation: 1 = signed, BitsStored 16 (GE-like, default); "
@@ -398,6 +515,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for case in cases:
         run_case(case, repeats)
+    if args.case in ("ct1500", "all"):
+        t0 = time.perf_counter()
+        folder, generated = ensure_ct_series(args.cache_dir / "ct1500-pr1", nz=CT1500_SLICES)
+        if generated:
+            print(f"(generated {folder} in {time.perf_counter() - t0:.1f} s)\n")
+        run_ct1500(folder, min(repeats, 3))
     return 0
 
 

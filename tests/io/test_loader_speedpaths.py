@@ -208,15 +208,32 @@ def test_cancel_stops_every_worker(ct_series, workers):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_truncated_file_is_a_load_error_and_stops_the_others(ct_series, workers, tmp_path):
-    _, entry = ct_series
+def test_truncated_file_is_dropped_with_its_reason_and_the_others_load(ct_series, workers, tmp_path):
+    """(Issue 15, part 4: a slice whose pixels cannot be read is dropped with its reason, the series still opens;
+    it used to fail the whole load.)"""
+    stored, entry = ct_series
     victim = entry.frames[3].file.path
     with open(victim, "r+b") as fp:
         fp.truncate(os.path.getsize(victim) - 7)
     before = threading.active_count()
-    with pytest.raises(LoadError, match="truncated"):
-        load_series(entry, workers=workers)
+    vol = load_series(entry, workers=workers)
     assert threading.active_count() == before
+    (warning,) = [w for w in vol.warnings if "dropped" in w]
+    assert f"1 slice of {len(stored)} dropped ({Path(victim).name}: pixel data truncated" in warning
+    assert "a gap at z=6.0 mm" in warning
+    z = int(round(vol.geometry.world_to_index(entry.frames[3].position)[0]))
+    assert np.all(vol.array[z] == vol.array[z].flat[0])  # shown empty, not invented
+    others = [k for k in range(len(stored)) if k != z]
+    np.testing.assert_array_equal(vol.array[others], stored[others] - 1024)
+
+
+def test_every_slice_unreadable_is_a_load_error(ct_series):
+    _, entry = ct_series
+    for fr in entry.frames:
+        with open(fr.file.path, "r+b") as fp:
+            fp.truncate(os.path.getsize(fr.file.path) - 7)
+    with pytest.raises(LoadError, match="no slice of this series could be read .*truncated"):
+        load_series(entry, workers=2)
 
 
 def test_out_of_memory_is_a_load_error(ct_series, monkeypatch):

@@ -16,6 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from viewer.io.fast_header import LONG_VRS, PIXEL_TAGS, FastDataset, read_fast
+from viewer.io.regular_file import not_regular_reason, open_bounded
 
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
@@ -58,6 +59,8 @@ class FrameRecord:
     acquisition: int | None
     frame_type: tuple[str, ...] = ()
     philips_scale: float | None = None  # private (2005,100E): Philips floating-point scaling
+    #: why ``position`` is None although ImagePositionPatient is given (NaN, infinite, not three numbers); "" else
+    position_problem: str = ""
 
 
 @dataclass(slots=True)
@@ -87,6 +90,10 @@ class ImageFile:
     window: tuple[float, float] | None  # (center, width)
     category: str  # "image", "localizer" or "secondary"
     frames: list[FrameRecord] = field(default_factory=list)
+    instance_number: int | None = None  # InstanceNumber: "image 20" on PACS and in the corner text
+    #: byte offset of the pixel data element's value whatever the transfer syntax (None for deflate): where the
+    #: pixel reader looks when the declared transfer syntax does not decode (``pixel_offset`` is for native data)
+    pixel_value_offset: int | None = None
 
     @property
     def big_endian(self) -> bool:
@@ -137,6 +144,19 @@ def _floats(value, n, positive=False):
     if positive and min(vals) <= 0:
         return None
     return vals
+
+
+def _position(value) -> tuple[tuple[float, float, float] | None, str]:
+    """(ImagePositionPatient as three finite floats or None, why a value that is given cannot be used)."""
+    position = _floats(value, 3)
+    if position is not None or value is None or value == "":
+        return position, ""
+    try:
+        text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) \
+            else str(value)
+    except Exception:  # a value that cannot even be shown
+        text = "?"
+    return None, f"ImagePositionPatient ({text[:60]}) is not a position"
 
 
 def _orientation(value):
@@ -249,11 +269,11 @@ def _encapsulated_problem(path: str, offset: int, n_frames: int = 1) -> str | No
     Only item headers are read (a seek per fragment), so a truncated compressed file is skipped at index
     time instead of taking its series down when the series is loaded.
     """
-    size = os.path.getsize(path)
-    if n_frames * 8 > size:
-        return f"declares {n_frames} frames, more than the file's {size} bytes can hold"
-    pos, items = offset, 0
-    with open(path, "rb") as fp:
+    with open_bounded(path) as fp:
+        size = fp.raw.size
+        if n_frames * 8 > size:
+            return f"declares {n_frames} frames, more than the file's {size} bytes can hold"
+        pos, items = offset, 0
         while True:
             fp.seek(pos)
             head = fp.read(8)
@@ -275,7 +295,14 @@ def _encapsulated_problem(path: str, offset: int, n_frames: int = 1) -> str | No
 
 
 def read_header(path: str) -> ImageFile | Skipped:
-    """Parse ``path``'s header; any problem becomes a :class:`Skipped` with its reason."""
+    """Parse ``path``'s header; any problem becomes a :class:`Skipped` with its reason.
+
+    Only regular files are read: a FIFO, a device (a link to ``/dev/zero`` or ``/dev/urandom``) or a socket is
+    skipped with its reason before anything opens it, and no read goes past the file's size.
+    """
+    reason = not_regular_reason(path)
+    if reason:
+        return Skipped(path, reason)
     try:
         return _read_header(path)
     except InvalidDicomError:
@@ -287,12 +314,12 @@ def read_header(path: str) -> ImageFile | Skipped:
 
 
 def _read_header(path: str) -> ImageFile | Skipped:
-    fast = read_fast(path)
+    fast = read_fast(path, stat_first=False)  # (read_header has just checked it is a regular file)
     if fast is not None:
         if "Rows" not in fast and "SOPClassUID" not in fast:
             return Skipped(path, "not a DICOM file")
         return _image_file(path, fast, fast.transfer_syntax, fast.pixel, fast.at_eof, "")
-    with open(path, "rb") as fp:
+    with open_bounded(path) as fp:
         preamble = fp.read(132)
         if len(preamble) < 132 or preamble[128:132] != b"DICM":
             # Files without the Part 10 preamble: accept only if they parse as a dataset with image attributes.
@@ -311,6 +338,9 @@ def _read_header(path: str) -> ImageFile | Skipped:
             ts = "1.2.840.10008.1.2"
         explicit = ts != "1.2.840.10008.1.2"
         little = ts != _BIG_ENDIAN
+        encoding = getattr(ds, "original_encoding", (None, None))
+        if encoding[0] is not None:  # what pydicom found the bytes to be (a lying file meta included)
+            explicit, little = not encoding[0], bool(encoding[1])
         deflated = ts == "1.2.840.10008.1.2.1.99"
         pixel = None if deflated else _pixel_element(fp, explicit, little)
         if deflated and "Rows" in ds:
@@ -365,7 +395,7 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
         category = "secondary"
     else:
         category = "image"
-    lossy = _text(ds, "LossyImageCompression") == "01" or ts in {
+    lossy = _text(ds, "LossyImageCompression") == "01" or length is None and ts in {
         "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
         "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"}
     wc, ww = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
@@ -388,7 +418,9 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
                 "frame_of_reference": _text(ds, "FrameOfReferenceUID"),
                 "manufacturer": _text(ds, "Manufacturer"), "body_part": _text(ds, "BodyPartExamined"),
                 "tr": _f(ds.get("RepetitionTime")), "te": _f(ds.get("EchoTime")),
-                "field_strength": _f(ds.get("MagneticFieldStrength"))},
+                "field_strength": _f(ds.get("MagneticFieldStrength")),
+                "acquisition_date": _text(ds, "AcquisitionDate"), "acquisition_time": _text(ds, "AcquisitionTime"),
+                "kvp": _f(ds.get("KVP")), "mas": _mas(ds), "kernel": _text(ds, "ConvolutionKernel")},
         modality=_text(ds, "Modality"),
         image_type=image_type,
         rows=rows,
@@ -406,6 +438,8 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
         lossy=lossy,
         window=window,
         category=category,
+        pixel_value_offset=offset,
+        instance_number=_i(ds.get("InstanceNumber")),
     )
     if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
         info.frames = _enhanced_frames(ds, info)
@@ -415,6 +449,15 @@ def _image_file(path, ds, ts, pixel, at_eof, meta_sop) -> ImageFile | Skipped:
         for fr in info.frames:
             fr.slope, fr.intercept, fr.philips_scale = 1.0, 0.0, None
     return info
+
+
+def _mas(ds) -> float | None:
+    """The exposure in mAs: Exposure (0018,1152), else tube current (mA) × exposure time (ms) / 1000."""
+    exposure = _f(ds.get("Exposure"))
+    if exposure is not None:
+        return exposure
+    current, time_ms = _f(ds.get("XRayTubeCurrent")), _f(ds.get("ExposureTime"))
+    return current * time_ms / 1000.0 if current is not None and time_ms is not None else None
 
 
 def _philips_scale(ds, info: ImageFile) -> float | None:
@@ -447,10 +490,10 @@ def _classic_frames(ds, info: ImageFile) -> list[FrameRecord]:
     )
     temporal = (_i(ds.get("TemporalPositionIdentifier"), 0), _i(ds.get("AcquisitionNumber"), 0) or 0,
                 _f(ds.get("TriggerTime"), 0.0), _i(ds.get("InstanceNumber"), 0) or 0)
-    position = _floats(ds.get("ImagePositionPatient"), 3)
+    position, problem = _position(ds.get("ImagePositionPatient"))
     frames = []
     if info.number_of_frames == 1:
-        frames.append(FrameRecord(info, 0, position, temporal_key=temporal, **base))
+        frames.append(FrameRecord(info, 0, position, temporal_key=temporal, position_problem=problem, **base))
         return frames
     # Classic multi-frame (e.g. NM, US, old MR): frames stacked along the normal by SpacingBetweenSlices
     # when a geometry is given; otherwise frames without positions.
@@ -461,7 +504,7 @@ def _classic_frames(ds, info: ImageFile) -> list[FrameRecord]:
         normal = (o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3])
     for k in range(info.number_of_frames):
         pos = tuple(position[i] + k * spacing * normal[i] for i in range(3)) if normal else None
-        frames.append(FrameRecord(info, k, pos, temporal_key=temporal + (k,), **base))
+        frames.append(FrameRecord(info, k, pos, temporal_key=temporal + (k,), position_problem=problem, **base))
     return frames
 
 
@@ -490,10 +533,12 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
         # orders volumes), else by temporal position; then file order
         tpi = _i(fc_m.get("TemporalPositionIndex"), 0) if fc_m is not None else 0
         temporal = (dim[::-1] if dim else (tpi,)) + (k,)
+        position, problem = _position(pos_m.get("ImagePositionPatient") if pos_m is not None else None)
         frames.append(FrameRecord(
             file=info,
             frame=k,
-            position=_floats(pos_m.get("ImagePositionPatient"), 3) if pos_m is not None else None,
+            position=position,
+            position_problem=problem,
             orientation=_orientation(ori_m.get("ImageOrientationPatient")) if ori_m is not None else None,
             pixel_spacing=_floats(pm_m.get("PixelSpacing"), 2, positive=True) if pm_m is not None else None,
             slice_thickness=_f(pm_m.get("SliceThickness")) if pm_m is not None else None,

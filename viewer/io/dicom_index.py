@@ -9,6 +9,12 @@ image without ImagePositionPatient/ImageOrientationPatient — are 2D series
 images in display order (InstanceNumber, then acquisition time), each with what
 its file says about letters, calibration and frames. Every skipped file and
 every refused series carries a reason a user can read.
+
+Only regular files are read: a FIFO, a device (a link to ``/dev/zero``) or a
+socket in the folder is skipped with its reason, never opened. A slice that
+cannot take part in its volume (no usable position, an outlier) is dropped from
+it with its reason — the rest of the series opens, with a warning that says
+where the gap is — and is listed with the skipped files.
 """
 from __future__ import annotations
 
@@ -51,6 +57,8 @@ class SeriesEntry:
     #: 2D series: one entry per image (file) in display order; empty for volumes
     images: list[ImageDisplay] = field(default_factory=list)
     planar: bool = False
+    #: slices of this volume left out, each (path, reason): also listed in the index's skipped files
+    dropped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def files(self) -> list[str]:
@@ -108,6 +116,7 @@ class SeriesEntry:
             "loadable": self.loadable,
             "refusal": self.refusal,
             "warnings": list(self.warnings),
+            "dropped": [{"path": path, "reason": reason} for path, reason in self.dropped],
             **({"images": [dict(path=d.path, sop_instance_uid=d.sop_instance_uid, instance_number=d.instance_number,
                                 rows=d.rows, columns=d.columns, display=d.as_dict()) for d in self.images]}
                if self.planar else {}),
@@ -177,8 +186,12 @@ class StudyIndex:
 
 
 def iter_files(root: str) -> list[str]:
-    """All regular files under ``root`` (or ``root`` itself), in a stable order."""
-    if os.path.isfile(root):
+    """Every entry under ``root`` that is not a folder (or ``root`` itself), in a stable order.
+
+    Nothing is opened here: FIFOs, devices, sockets and links are listed like files, and the header reader skips
+    whatever is not a regular file with its reason (so the user sees why it was not read).
+    """
+    if not os.path.isdir(root):
         return [root]
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -242,6 +255,10 @@ def build_index(root: str, images: Iterable[ImageFile], skipped: list[Skipped], 
                                       "SOPInstanceUID): each instance is read once (see the skipped files)")
             entries.append(entry)
     entries.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.key))
+    for entry in entries:
+        name = entry.description or (f"series {entry.series_number}" if entry.series_number is not None
+                                     else entry.key)
+        skipped.extend(Skipped(path, f"slice dropped from {name}: {reason}") for path, reason in entry.dropped)
     return StudyIndex(root, _hierarchy(by_series, entries), entries, skipped, n_files)
 
 
@@ -318,13 +335,24 @@ def _series_entries(uid: str, files: list[ImageFile]) -> list[SeriesEntry]:
     clusters: list = []
     groups: dict[tuple, list[FrameRecord]] = defaultdict(list)
     planar: dict[tuple, list[FrameRecord]] = defaultdict(list)
+    unplaced: list[FrameRecord] = []
     for img in files:
         for frame in img.frames:
-            if is_planar(frame):
+            if _unplaced_slice(frame):
+                unplaced.append(frame)
+            elif is_planar(frame):
                 planar[(img.modality, img.category)].append(frame)
             else:
                 groups[_split_key(frame, clusters)].append(frame)
-    entries = _volume_entries(uid, groups)
+    dropped: dict[tuple, list[tuple[FrameRecord, str]]] = defaultdict(list)
+    for frame in unplaced:  # after the volumes are grouped: a slice of one of them, or a 2D image as before
+        key = _split_key(frame, clusters)
+        if len(groups.get(key, ())) >= 2:
+            dropped[key].append((frame, frame.position_problem or
+                                 "no ImagePositionPatient: the slice cannot be placed in its volume"))
+        else:
+            planar[(frame.file.modality, frame.file.category)].append(frame)
+    entries = _volume_entries(uid, groups, dropped)
     for key in sorted(planar, key=str):
         entries.append(_planar_entry(uid, planar[key]))
     if len(entries) > 1:
@@ -387,7 +415,15 @@ def _planar_entry(uid: str, frames: list[FrameRecord]) -> SeriesEntry:
     return entry
 
 
-def _volume_entries(uid: str, groups: dict[tuple, list[FrameRecord]]) -> list[SeriesEntry]:
+def _unplaced_slice(frame: FrameRecord) -> bool:
+    """A slice that has an orientation but no usable position (absent, NaN, …): it belongs to the volume its
+    orientation, size and kind match, if there is one, and is dropped from it with its reason."""
+    return (frame.position is None and frame.orientation is not None
+            and frame.file.modality not in PROJECTION_MODALITIES)
+
+
+def _volume_entries(uid: str, groups: dict[tuple, list[FrameRecord]],
+                    dropped: dict[tuple, list[tuple[FrameRecord, str]]]) -> list[SeriesEntry]:
     keys = sorted(groups, key=lambda k: (k[0] != "image", -len(groups[k]), str(k)))
     entries = []
     for key in keys:
@@ -397,12 +433,12 @@ def _volume_entries(uid: str, groups: dict[tuple, list[FrameRecord]]) -> list[Se
             differing, entry.split_label = _describe_split(key, keys)
             entry.warnings.append(f"series split into {len(keys)} parts differing in {differing}: "
                                   f"this is {entry.split_label}")
-        _plan_entry(entry)
+        _plan_entry(entry, dropped.get(key, []))
         entries.append(entry)
     return entries
 
 
-def _plan_entry(entry: SeriesEntry) -> None:
+def _plan_entry(entry: SeriesEntry, dropped: list[tuple[FrameRecord, str]] = ()) -> None:
     f0 = entry.frames[0].file
     if f0.bits_allocated == 1:
         entry.refusal = "1-bit (binary) pixel data: a segmentation or bitmap, not an image volume"
@@ -410,14 +446,19 @@ def _plan_entry(entry: SeriesEntry) -> None:
     if f0.samples_per_pixel not in (1, 3):
         entry.refusal = f"{f0.samples_per_pixel} samples per pixel are not supported"
         return
+    entry.dropped = [(fr.file.path, reason) for fr, reason in dropped]
     try:
-        entry.plan = plan_stack(entry.frames)
+        entry.plan = plan_stack(entry.frames, dropped=list(dropped))
     except StackError as exc:
         entry.refusal = str(exc)
         return
     except (ValueError, ArithmeticError, TypeError) as exc:  # malformed geometry values
         entry.refusal = f"inconsistent image geometry ({exc})"
         return
+    if len(entry.plan.dropped) > len(dropped):  # the plan left out more (outliers at an end of the stack)
+        gone = {id(fr) for fr, _ in entry.plan.dropped}
+        entry.frames = [fr for fr in entry.frames if id(fr) not in gone]
+        entry.dropped = [(fr.file.path, reason) for fr, reason in entry.plan.dropped]
     entry.warnings.extend(entry.plan.warnings)
     if any(f.file.lossy for f in entry.frames):
         entry.warnings.append("lossy compressed pixel data")

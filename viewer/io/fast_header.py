@@ -14,6 +14,8 @@ import struct
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from viewer.io.regular_file import read_head
+
 KEYWORDS = (
     "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "StudyDate", "SeriesDate",
     "AcquisitionDate", "StudyTime", "SeriesTime", "AcquisitionTime", "AccessionNumber", "Modality",
@@ -25,6 +27,7 @@ KEYWORDS = (
     "PlanarConfiguration", "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "ImagerPixelSpacing",
     "BitsAllocated", "BitsStored", "PixelRepresentation", "WindowCenter", "WindowWidth", "RescaleIntercept",
     "RescaleSlope", "LossyImageCompression", "RepetitionTime", "MagneticFieldStrength",
+    "KVP", "XRayTubeCurrent", "Exposure", "ExposureTime", "ConvolutionKernel",
 )
 WANTED = {tag_for_keyword(k): k for k in KEYWORDS}
 _VR = {tag: dictionary_VR(tag) for tag in WANTED}
@@ -35,6 +38,9 @@ _VR[PHILIPS_SCALE_SLOPE] = "FL"
 _FALLBACK_TAGS = {0x52009229, 0x52009230}  # functional groups: enhanced multi-frame → pydicom
 PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT"}
+_KNOWN_VRS = {vr.encode() for vr in (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN",
+    "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV")}
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -127,20 +133,21 @@ def _element_header(buf: bytes, pos: int, explicit: bool) -> tuple[int, int]:
     return pos + 8, _U32.unpack_from(buf, pos + 4)[0]
 
 
-def read_fast(path: str, chunk: int = 65536) -> FastDataset | None:
-    """Parse ``path``'s header, or ``None`` when the caller should use pydicom."""
+def read_fast(path: str, chunk: int = 65536, stat_first: bool = True) -> FastDataset | None:
+    """Parse ``path``'s header, or ``None`` when the caller should use pydicom.
+
+    Only a regular file is opened (anything else: ``None``, and the caller says why), and no read goes past its size
+    (``stat_first=False``: the caller has just checked that it is a regular file).
+    """
     try:
-        with open(path, "rb") as fp:
-            buf = fp.read(chunk)
-            for _ in range(6):
-                try:
-                    return _parse(buf, eof=len(buf) < chunk)
-                except _NeedMore:
-                    more = fp.read(chunk)
-                    if not more:
-                        return None
-                    buf += more
-                    chunk *= 2
+        for _ in range(4):  # 64 KiB, then 256 KiB, 1 MiB, 4 MiB: a longer header goes to pydicom
+            buf, size = read_head(path, chunk, stat_first)
+            try:
+                return _parse(buf, eof=len(buf) >= size)
+            except _NeedMore:
+                if len(buf) >= size:
+                    return None
+                chunk *= 4
     except (_Fallback, struct.error, IndexError, UnicodeDecodeError, OSError, RecursionError):
         return None
     return None
@@ -167,8 +174,11 @@ def _parse(buf: bytes, eof: bool) -> FastDataset | None:
     if ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
         return None
     explicit = ts != "1.2.840.10008.1.2"
-    if explicit is False and pos == 0 and buf[4:6].isalpha():
-        explicit = True  # bare dataset written in explicit VR
+    if pos + 8 <= len(buf):
+        # The encoding the bytes really have wins over the declared one (a bare dataset written in explicit VR, or a
+        # file meta that lies about the transfer syntax), as pydicom decides it: a known VR in bytes 4-5 of the
+        # first element means explicit VR.
+        explicit = bytes(buf[pos + 4:pos + 6]) in _KNOWN_VRS
     values: dict = {}
     raw: dict[int, bytes] = {}
     n = len(buf)

@@ -1,4 +1,5 @@
-"""NIfTI, NRRD and MetaImage files ↔ :class:`Volume` / :class:`LabelMap`, through SimpleITK.
+"""NIfTI, NRRD and MetaImage files ↔ :class:`Volume` / :class:`LabelMap`: read through SimpleITK, written
+streamed (:mod:`viewer.io.image_writer`; SimpleITK for colour).
 
 SimpleITK works in LPS and converts NIfTI's RAS at the file boundary, so the
 geometry of a Volume maps one to one onto an ``sitk.Image``.
@@ -89,12 +90,20 @@ def read_label_map(path: str, labels: dict[int, str] | None = None) -> LabelMap:
 
 
 def write_image(image: Volume | LabelMap, path: str) -> str:
-    """Write atomically (temporary name, then rename); the format follows the extension."""
-    import SimpleITK as sitk
+    """Write atomically (temporary name, then rename); the format follows the extension.
+
+    A scalar 3D array is streamed slice by slice (:mod:`viewer.io.image_writer`): no second copy of the volume.
+    Colour volumes go through SimpleITK, which copies the array first.
+    """
+    from viewer.io.image_writer import can_stream, write_streamed
 
     path = str(path)
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         raise ImageFileError(f"unknown image format for {path}: use one of {', '.join(IMAGE_EXTENSIONS)}")
+    if can_stream(image.array, image.geometry):
+        return write_streamed(image.array, image.geometry, path)
+    import SimpleITK as sitk
+
     img = to_sitk(image.array, image.geometry)
     if path.lower().endswith((".mhd", ".nhdr")):  # header + separate data file: written in place
         sitk.WriteImage(img, path, useCompression=True)

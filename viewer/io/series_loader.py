@@ -28,6 +28,7 @@ from viewer.io.pixel_reader import (
     read_native_into,
     stored_dtype,
 )
+from viewer.io.slice_stack import drop_warning
 from viewer.io.volume import Volume
 
 ProgressFn = Callable[[int, int], None]
@@ -157,13 +158,16 @@ def _load(entry, plan, times, all_frames, dtype, check, timepoint, progress, can
     fill = _background(all_frames, dtype, scaling)
     nz, ny, nx = plan.geometry.shape_zyx
     comp = () if f0.samples_per_pixel == 1 else (f0.samples_per_pixel,)
-    direct = not plan.resample_z and plan.inplane_shift_px is None
+    shifted = plan.inplane_shift_px is not None
+    # The frames are read straight into the output volume; a resampled series keeps its source slices (in the
+    # output type, unless a tilt shifts them) and interpolates the grid from them afterwards.
+    store = np.dtype(np.float32) if shifted else np.dtype(dtype)
     n_store = len(plan.frames[0]) if plan.resample_z else nz
     shape = (len(times), n_store, ny, nx) + comp
     try:
-        out = np.empty(shape, dtype=dtype if direct else np.float32)
+        out = np.empty(shape, dtype=store)
     except MemoryError as exc:
-        gb = np.prod(shape) * np.dtype(dtype if direct else np.float32).itemsize / 1e9
+        gb = np.prod(shape) * store.itemsize / 1e9
         raise LoadError(f"not enough memory to load this series ({gb:.1f} GB)") from exc
     if plan.missing:
         for t in range(len(times)):
@@ -172,9 +176,11 @@ def _load(entry, plan, times, all_frames, dtype, check, timepoint, progress, can
     jobs = [(ti, k, fr) for ti, t in enumerate(times) for k, fr in enumerate(plan.frames[t])]
     total = len(jobs)
     zs = [int(round(z)) for z in plan.slice_index]
-    recipes = _native_recipes(jobs, out.dtype, scaling) if direct else [None] * total
+    recipes = _native_recipes(jobs, out.dtype, scaling) if not shifted else [None] * total
     done = 0
     lock = threading.Lock()
+    failed: dict[tuple[int, int], tuple[str, str]] = {}  # (time point, source slice) → (path, reason)
+    live = on_slice is not None and not shifted and not plan.resample_z
 
     def work(i):
         nonlocal done
@@ -182,33 +188,53 @@ def _load(entry, plan, times, all_frames, dtype, check, timepoint, progress, can
         z = zs[k]
         target = out[ti, k] if plan.resample_z else out[ti, z]
         recipe = recipes[i]
-        if recipe is not None:
-            _read_native_fast(fr, target, recipe)
-        else:
-            _read_rescaled(fr, target, rescale_of(fr, scaling), check)
-            if plan.inplane_shift_px is not None:
-                _shift_inplane(target, plan.inplane_shift_px[k], fill)
+        try:
+            if recipe is not None:
+                _read_native_fast(fr, target, recipe)
+            else:
+                _read_rescaled(fr, target, rescale_of(fr, scaling), check)
+                if shifted:
+                    _shift_inplane(target, plan.inplane_shift_px[k], fill)
+        except (PixelDecodeError, OSError) as exc:  # this slice only: it is left out, the series still opens
+            target[...] = fill
+            with lock:
+                failed[(ti, k)] = (fr.file.path, _reason(exc))
         if progress is not None:
             with lock:  # several workers: keep the reported counts in order
                 done += 1
                 progress(done, total)
-        if on_slice is not None and ti == 0 and direct:
+        if live and ti == 0:
             on_slice(z, target)
 
     n_workers = workers or default_workers(total, native=f0.is_native)
-    try:
-        _run_parallel(total, work, n_workers, cancel)
-    except PixelDecodeError as exc:
-        raise LoadError(str(exc)) from exc
+    _run_parallel(total, work, n_workers, cancel)
+    if len(failed) == total:
+        path, reason = next(iter(failed.values()))
+        raise LoadError(f"no slice of this series could be read ({os.path.basename(path)}: {reason})")
 
+    gaps: list[float] = []
     if plan.resample_z:
-        out = _resample_along_z(out, plan, dtype)
-    elif not direct:
-        out = _cast(out, dtype)
-    volume = Volume(out[0], plan.geometry, meta=_meta(entry, dtype, timepoint, scaling), warnings=list(entry.warnings))
+        out, gaps = _resample_along_z(out, plan, dtype, {key for key in failed}, fill)
+    else:
+        gaps = sorted({float(zs[k]) for _, k in failed})
+        if shifted:
+            out = _cast(out, dtype)
+    warnings = list(entry.warnings)
+    if failed:
+        items = [failed[key] for key in sorted(failed)]
+        warnings.append(drop_warning(plan, items, total, gaps, bridged=plan.resample_z and not gaps))
+    volume = Volume(out[0], plan.geometry, meta=_meta(entry, dtype, timepoint, scaling), warnings=warnings)
+    volume.meta["dropped"] = list(entry.dropped) + [failed[key] for key in sorted(failed)]
+    volume.meta["instance_numbers"] = image_numbers(plan, times[0], {k for ti, k in failed if ti == 0})
     if timepoint is None:
         volume.meta["timepoints"] = out  # (t, z, y, x); the Volume shows time point 0
     return volume
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for the user; the file is named beside it."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if isinstance(exc, PixelDecodeError) else f"{type(exc).__name__}: {text}"
 
 
 #: Default number of threads (the caller's included) for native pixel data. Reading native pixels is a kernel
@@ -391,7 +417,7 @@ def _meta(entry: SeriesEntry, dtype, timepoint, scaling) -> dict:
         "description": entry.description,
         "patient": dict(f0.patient),
         "study": dict(f0.study),
-        "window": f0.window,
+        "window": _window(entry.frames[0], scaling),
         "photometric": f0.photometric,
         "lossy": any(fr.file.lossy for fr in entry.frames),
         "slice_thickness": entry.frames[0].slice_thickness,
@@ -400,7 +426,35 @@ def _meta(entry: SeriesEntry, dtype, timepoint, scaling) -> dict:
         "dtype": str(np.dtype(dtype)),
         "scaling": scaling,
         "frame_of_reference_uid": f0.series["frame_of_reference"],
+        "series_info": dict(f0.series),  # acquisition date/time, kVp, mAs, kernel, TR/TE, field strength
+        "philips_scale": any(fr.philips_scale for fr in entry.frames),  # a choice of scaling applies
     }
+
+
+def image_numbers(plan, timepoint: int = 0, failed=()) -> list[int | None] | None:
+    """Per output slice z, the number PACS gives its image: the InstanceNumber (a frame of a multi-frame file: its
+    frame number); None where a slice has no image of its own (a gap, a frame that could not be read: ``failed``
+    holds their indices in ``plan.frames[timepoint]``). None when slices were resampled along z."""
+    if plan.resample_z:
+        return None
+    numbers: list[int | None] = [None] * plan.geometry.shape_zyx[0]
+    for k, fr in enumerate(plan.frames[timepoint]):
+        z = int(round(plan.slice_index[k]))
+        if k in failed:
+            continue
+        if 0 <= z < len(numbers):
+            numbers[z] = fr.frame + 1 if fr.file.number_of_frames > 1 else fr.file.instance_number
+    return numbers
+
+
+def _window(fr: FrameRecord, scaling: str):
+    """The file's window (center, width) in the values the volume holds (Philips floating-point values: divided
+    by slope × scale slope, as the values are)."""
+    window = fr.file.window
+    if window is None or scaling != "philips-float" or not fr.philips_scale:
+        return window
+    factor = fr.slope * fr.philips_scale
+    return window[0] / factor, window[1] / factor
 
 
 def _background(frames: list[FrameRecord], dtype, scaling: str) -> float:
@@ -435,22 +489,25 @@ def _read_rescaled(fr: FrameRecord, target: np.ndarray, rescale: tuple[float, fl
         if intercept:
             np.add(target, np.asarray(int(intercept), dtype=target.dtype), out=target)
         return
-    if check:
-        raise _Overflow  # the optimistic path is only taken where the fast read applies
     if fast:
         raw = read_native_into(f, fr.frame, np.empty(frame_shape(f), dtype=raw_dtype))
     else:
         raw = read_frame(f, fr.frame)
         if raw.shape != target.shape:
             raise PixelDecodeError(f"{f.path}: frame shape {raw.shape} does not match the series {target.shape}")
-    if slope == 1 and intercept == 0:
-        np.copyto(target, raw, casting="unsafe")
-    elif target.dtype.kind == "f":
+    if target.dtype.kind == "f":
         np.multiply(raw, slope, out=target, casting="unsafe")
         target += intercept
+    elif slope == 1 and intercept == 0 and not check:
+        np.copyto(target, raw, casting="unsafe")
     else:
         # integer slope/intercept: computed in int64 so a negative slope never meets an unsigned type
-        np.copyto(target, raw.astype(np.int64) * int(slope) + int(intercept), casting="unsafe")
+        values = raw.astype(np.int64) * int(slope) + int(intercept)
+        if check:  # the optimistic int16 output: does this slice fit it?
+            info = np.iinfo(target.dtype)
+            if values.size and (int(values.min()) < info.min or int(values.max()) > info.max):
+                raise _Overflow
+        np.copyto(target, values, casting="unsafe")
 
 
 def _fits(f: ImageFile, dtype: np.dtype, intercept: float) -> bool:
@@ -469,21 +526,39 @@ def _shift_inplane(img: np.ndarray, shift_rc: tuple[float, float], fill: float) 
     img[...] = shift(img, s, order=1, mode="constant", cval=fill, prefilter=False)
 
 
-def _resample_along_z(out: np.ndarray, plan, dtype) -> np.ndarray:
-    """Linear interpolation of unevenly spaced slices (stored in order) onto the uniform grid."""
+def _resample_along_z(out: np.ndarray, plan, dtype, failed: set, fill) -> tuple[np.ndarray, list[float]]:
+    """Unevenly spaced slices (stored in order along the normal) → the regular grid of ``plan``.
+
+    A grid plane that coincides with a slice is that slice's values; any other plane is the linear interpolation
+    of the two nearest slices, weighted by the distances between their own positions and the plane. A plane
+    that would need a slice that could not be read (``failed``: (time point, slice)) stays empty: returned with
+    the result, as the gaps.
+    """
     src = np.asarray(plan.slice_index, dtype=float)
     n_src = len(src)
     nz = plan.geometry.shape_zyx[0]
     result = np.empty((out.shape[0], nz) + out.shape[2:], dtype=dtype)
+    gaps = set()
     for z in range(nz):
-        j = int(np.clip(np.searchsorted(src, z, side="right") - 1, 0, n_src - 2))
-        w = float(np.clip((z - src[j]) / (src[j + 1] - src[j]), 0.0, 1.0))
-        result[:, z] = _cast(out[:, j] * (1 - w) + out[:, j + 1] * w, dtype)
-    return result
+        j = int(np.clip(np.searchsorted(src, z, side="right") - 1, 0, max(n_src - 2, 0)))
+        w = 0.0 if n_src == 1 else float(np.clip((z - src[j]) / (src[j + 1] - src[j]), 0.0, 1.0))
+        for t in range(out.shape[0]):
+            if (w < 1 and (t, j) in failed) or (w > 0 and (t, j + 1) in failed):
+                result[t, z] = fill
+                gaps.add(float(z))
+            elif w == 0:
+                result[t, z] = _cast(out[t, j], dtype)
+            elif w == 1:
+                result[t, z] = _cast(out[t, j + 1], dtype)
+            else:
+                result[t, z] = _cast(out[t, j] * (1 - w) + out[t, j + 1] * w, dtype)
+    return result, sorted(gaps)
 
 
 def _cast(a: np.ndarray, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
+    if a.dtype == dtype:
+        return a
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return np.clip(np.rint(a), info.min, info.max).astype(dtype)
