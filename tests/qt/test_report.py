@@ -290,3 +290,188 @@ def test_cli_report_errors_are_one_clear_line(demo_paths, tmp_path):
                   str(tmp_path / "r.pdf"))
     assert bad.returncode == 2 and "missing.json" in bad.stderr
     assert not list(tmp_path.iterdir())
+
+
+# --- close-ups: the window suited to the finding, labels as outlines, none dropped without a word ---------------
+def to_array(image) -> np.ndarray:
+    """``(h, w, 3)`` int16 RGB of a QImage."""
+    from PySide6.QtGui import QImage
+
+    img = image.convertToFormat(QImage.Format_RGB888)
+    w, h = img.width(), img.height()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h).reshape(h, img.bytesPerLine())
+    return arr[:, : 3 * w].reshape(h, w, 3).astype(np.int16)
+
+
+def finding_record(centre, provenance=PROV, location="", diameter=10.0, score=0.9):
+    from viewer.logic.report_content import ai_result_from_findings
+
+    det = {"center_lps_mm": [float(v) for v in centre], "diameter_mm": diameter, "score": score, "kind": "solid",
+           "label": "finding", "location": location}
+    return ai_result_from_findings({"provenance": provenance.as_dict(), "detections": [det], "structures": []})
+
+
+def lung_point(labels, value: int = 2):
+    """A point well inside label ``value`` (2: lung_left) of the demo, 12 voxels from its edges."""
+    from scipy import ndimage
+
+    inner = ndimage.binary_erosion(labels.array == value, iterations=12)
+    idx = np.argwhere(inner)
+    return labels.geometry.index_to_world(idx[len(idx) // 2])
+
+
+def test_a_lung_closeup_is_in_the_lung_window_with_outlines_not_fill(qapp, demo_volume, demo_labels):
+    from viewer.core.layers import LabelLayer
+    from viewer.qt.capture.closeups import crop_mm, finding_images
+    from viewer.qt.views.slice_image import SliceRequest, render_slice
+
+    layer = LabelLayer(demo_labels, name="labels.nii.gz")  # opacity 0.4: the reading views' fill
+    centre = lung_point(demo_labels)
+    record = finding_record(centre)  # a model without "lung" in its name, no location: the lung label says it
+    (closeup,), refs = finding_images(demo_volume, [layer], [record], 400.0, 40.0, "from file", px=400)
+    assert "W 1500 L -600 (lung)" in closeup.caption and refs[0].name == "N1"
+    got = to_array(closeup.image)
+    req = SliceRequest("axial", center_lps=tuple(centre), crop_mm=crop_mm(record.detections[0]), size=(400, 400),
+                       width=1500, level=-600, letters=False, font_px=20)
+    bare, _k = render_slice(demo_volume, req, [], [refs[0].marker])  # the same crop, lung window, no labels
+    differ = np.abs(got - to_array(bare)).max(axis=-1) > 10
+    assert differ.mean() < 0.05  # the image itself is what shows: only outlines drawn over it
+    lung_colour = np.abs(got - np.array(layer.colors[2])).max(axis=-1) < 40
+    assert 0 < lung_colour.mean() < 0.05  # the lung label drawn as an outline, not as a fill over the crop
+    filled, _k = render_slice(demo_volume, req, [layer], [refs[0].marker])  # what a fill would have done
+    assert (np.abs(to_array(filled) - to_array(bare)).max(axis=-1) > 10).mean() > 0.5
+
+
+def test_other_findings_keep_the_series_window(qapp, demo_volume, demo_labels):
+    from viewer.core.layers import LabelLayer
+    from viewer.qt.capture.closeups import finding_images
+
+    centre = lung_point(demo_labels, 5)  # inside the heart, away from the lungs
+    liver = Provenance("test-cardiac", "Test cardiac", "1.0", "classical image analysis, not a learned network",
+                       "cpu", "float32", 0.1, "2026-01-01T00:00:00Z", {})
+    images, _refs = finding_images(demo_volume, [LabelLayer(demo_labels)], [finding_record(centre, liver)], 400.0,
+                                   40.0, "from file", px=200)
+    assert "W 400 L 40 (from file)" in images[0].caption
+    images, _refs = finding_images(demo_volume, [], [finding_record(centre, liver, location="lung_right")], 400.0,
+                                   40.0, "from file", px=200)
+    assert "W 1500 L -600 (lung)" in images[0].caption  # the model says it lies in the lung
+
+
+def test_the_page_uses_its_free_space_before_dropping_a_closeup():
+    from viewer.logic.report_layout import TableSize, plan_page
+
+    tables = [TableSize(6), TableSize(4), TableSize(0)]
+    common = dict(width=182.0, key_natural_h=71.0, key_caption_h=9.0, crop_caption_h=9.0, note_h=3.5,
+                  tables=tables, row_h=3.8, title_h=4.3)
+    # room for the tables, the key images and four close-ups at full size: all shown, tables whole
+    plan = plan_page(215.0, n_crops=4, n_findings=4, **common)
+    assert plan.shown == 4 and plan.table_rows == [6, 4, 0] and plan.cols == 4
+    # tight: all six still shown (smaller, in one row) before any is dropped
+    plan = plan_page(170.0, n_crops=6, n_findings=6, **common)
+    assert plan.shown == 6 and plan.cols == 6
+    # too tight for all: as many as fit (one row of six; a second row does not fit), the line naming the others
+    # counted in, and the page's space used (the key images grow into what the tables leave)
+    plan = plan_page(190.0, n_crops=12, n_findings=20, **common)
+    assert plan.shown == 6 and plan.crops_h > plan.crop_w + 9.0 + 3.0  # the row and the line
+    assert plan.key_h > 60.0
+
+
+def test_many_findings_name_the_closeups_not_shown(window, qtbot, tmp_path):
+    add_ai_result(window.session, n_detections=20)
+    text = check_pdf(window.export_report(str(tmp_path / "many.pdf")))
+    shown = len(re.findall(r"N\d+:[\d.]+mm,score", text))
+    m = re.search(r"(\d+)morefindingsnotshownasclose-ups:N\d+", text)
+    assert m, "the close-ups left out are not named"
+    assert 6 <= shown <= 12 and shown + int(m.group(1)) == 20
+
+
+# --- structures that are sets of pieces ---------------------------------------------------------------------------
+def balls(shape=(40, 120, 120), spacing=(2.0, 1.0, 1.0), centres=((20, 20, 20), (20, 60, 90), (20, 100, 30)),
+          radii=(8, 5, 3)):
+    from radview_base.geometry import Geometry
+    from viewer.io.volume import LabelMap
+
+    z, y, x = np.indices(shape)
+    array = np.zeros(shape, np.uint8)
+    for (cz, cy, cx), r in zip(centres, radii):
+        array[((z - cz) * spacing[0]) ** 2 + ((y - cy) * spacing[1]) ** 2 + ((x - cx) * spacing[2]) ** 2
+              <= r * r] = 8
+    return LabelMap(array, Geometry(shape, spacing, (0.0, 0.0, 0.0), np.eye(3)), {8: "nodule"})
+
+
+def test_a_structure_of_separate_pieces_is_measured_piece_by_piece():
+    from viewer.logic.report_content import ai_record, structure_table
+    from viewer.logic.structure_pieces import structure_pieces
+
+    label_map = balls()
+    whole = {"label": 8, "name": "nodule", "volume_ml": 3.0, "axial_diameter_mm": 95.0, "diameter_3d_mm": 95.1,
+             "mean_hu": -100.0, "sd_hu": 50.0, "component": 0}
+    pieces = structure_pieces([whole], [], label_map)[0]
+    assert pieces.count == 3 and pieces.largest_3d == pytest.approx(16.0, abs=0.5)
+    record = ai_record("AI: Test nodules", PROV.as_dict(), [], [whole])
+    record.pieces = {0: pieces}
+    table = structure_table([record])
+    assert table.rows[0][0] == "nodule (3 pieces)" and "95" not in "".join(table.rows[0][2:4])
+    assert table.rows[0][3] == "largest 16.0"
+    assert table.notes and table.notes[0].startswith("nodule: 3 pieces, largest 16.0 mm")
+    # one object with a speck beside it (a lung mask): its own diameter stands
+    single = balls(centres=((20, 60, 60), (20, 61, 75)), radii=(30, 1))
+    whole_single = dict(whole, diameter_3d_mm=60.0)
+    assert structure_pieces([whole_single], [], single) == {}
+    # without the label map: the result's detections of that kind are the pieces
+    dets = [{"label": "nodule candidate", "diameter_mm": d, "features": {"diameter_3d_mm": d + 1.0}}
+            for d in (20.0, 9.0, 6.0)]
+    pieces = structure_pieces([whole], dets, None)[0]
+    assert pieces.count == 3 and pieces.largest_3d == 21.0 and pieces.source == "detections"
+
+
+def test_cli_labels_and_findings_of_two_runs_each_with_its_own_provenance(demo_paths, tmp_path):
+    """Lungs from one run, nodules from another (its own label map beside its findings.json: three separate
+    candidates of one "nodule" label, recorded as one 254.9 mm structure)."""
+    from viewer.io.image_io import read_label_map, write_image
+    from viewer.io.volume import LabelMap
+
+    truth = read_label_map(str(demo_paths.labels_nii))
+    lungs_dir, nodules_dir = tmp_path / "lungs", tmp_path / "nodules"
+    lungs_dir.mkdir()
+    nodules_dir.mkdir()
+    lungs = np.where(np.isin(truth.array, (2, 3, 4)), truth.array, 0).astype(np.uint8)
+    write_image(LabelMap(lungs, truth.geometry, {2: "lung_left", 3: "lung_right", 4: "airway"}),
+                str(lungs_dir / "labels.nii.gz"))
+    (lungs_dir / "labels.json").write_text(json.dumps({"2": "lung_left", "3": "lung_right", "4": "airway"}))
+    lung_prov = Provenance("test-lungs", "Test lungs", "2.1", "classical image analysis, not a learned network",
+                           "cpu", "float32", 1.0, "2026-01-02T00:00:00Z", {})
+    structures = [{"label": 2, "name": "lung_left", "voxels": 1, "volume_ml": 1983.3, "axial_diameter_mm": 158.4,
+                   "diameter_3d_mm": 280.4, "sphericity": 0.5, "mean_hu": -785.0, "sd_hu": 164.0, "component": 0,
+                   "centroid_lps_mm": [72.0, 8.0, -77.0]}]
+    input_ = {"series_uid": demo_paths.ct_series_uid}
+    (lungs_dir / "findings.json").write_text(json.dumps({"provenance": lung_prov.as_dict(), "input": input_,
+                                                         "detections": [], "structures": structures}))
+    nodules = np.where(truth.array == 8, 8, 0).astype(np.uint8)
+    write_image(LabelMap(nodules, truth.geometry, {8: "nodule"}), str(nodules_dir / "labels.nii.gz"))
+    truth_nodules = json.loads(Path(demo_paths.nodules_json).read_text())
+    dets = [{"center_lps_mm": n["center_lps_mm"], "diameter_mm": n["diameter_mm"], "volume_ml": 1.0,
+             "mean_hu": -30.0, "kind": n["type"], "score": 0.9 - 0.1 * i, "label": "nodule candidate",
+             "location": "", "features": {}} for i, n in enumerate(truth_nodules)]
+    nodule_structure = {"label": 8, "name": "nodule", "voxels": 1, "volume_ml": 13.8, "axial_diameter_mm": 31.0,
+                        "diameter_3d_mm": 254.9, "sphericity": 0.57, "mean_hu": -156.0, "sd_hu": 230.0,
+                        "component": 0, "centroid_lps_mm": [33.0, 19.7, -112.2]}
+    (nodules_dir / "findings.json").write_text(json.dumps({"provenance": PROV.as_dict(), "input": input_,
+                                                           "detections": dets, "structures": [nodule_structure]}))
+    out = tmp_path / "report.pdf"
+    result = run_cli(str(demo_paths.dicom_dir), "--series", demo_paths.ct_series_uid, "--labels",
+                     str(lungs_dir / "labels.nii.gz"), "--findings", str(nodules_dir / "findings.json"),
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = check_pdf(out)
+    # each overlay with its own model and version
+    assert has(text, "AI: Test lungs: model Test lungs (test-lungs) version 2.1",
+               "AI: Test nodules: model Test nodules (test-nodules) version 0.9")
+    assert has(text, "left lung", "1983", "AI: Test lungs")  # the lungs' structure row, of the lung model
+    # the nodule "structure" per piece, not one 254.9 mm object
+    n = len(truth_nodules)
+    assert has(text, f"nodule ({n} pieces)", f"nodule: {n} pieces, largest")
+    assert "254.9" not in text and not re.search(r"nodule\(\d+pieces\)13\.8255", text)
+    # the close-ups: lung findings (a lung label under them, or a nodule of the nodule model in the lung) in the
+    # lung window, while the key images keep the series' window
+    assert has(text, "W 400 L 40 (from file)", "W 1500 L -600 (lung)")

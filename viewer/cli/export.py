@@ -267,9 +267,11 @@ def _add_report_parser(esub) -> None:
                                         "and review state, measurements (de-identified unless asked)")
     pp.add_argument("path", help="the DICOM folder (or image file) of the series")
     pp.add_argument("--series", help="series key or SeriesInstanceUID (default: the largest volume)")
-    pp.add_argument("--labels", help="label map (NIfTI/NRRD) on the series' grid, drawn over the key images; names "
-                                     "from labels.json beside it, findings from findings.json beside it unless "
-                                     "--findings is given")
+    pp.add_argument("--labels", help="label map (NIfTI/NRRD, or a DICOM SEG) on the series' grid, drawn over the key "
+                                     "images; names from labels.json beside it; its AI provenance from the "
+                                     "findings.json beside it (or the SEG's algorithm), which are also the findings "
+                                     "unless --findings is given: labels and findings of two runs are reported as "
+                                     "two results, each with its own model and version")
     pp.add_argument("--findings", help="findings.json of an AI run ('radview-cli ai run')")
     pp.add_argument("--measurements", help="measurements JSON ({\"measurements\": [...], \"review\": {...}})")
     pp.add_argument("--preset", help="window preset of the key images (default: the series' own window)")
@@ -312,7 +314,7 @@ def cmd_report(args) -> int:
 
     try:
         data = report_from_files(args.path, args.series, args.labels, findings, measurements, args.preset,
-                                 args.show_patient_data)
+                                 args.show_patient_data, findings_path=findings_path)
         out = write_report(data, args.out)
     except (KeyError, ValueError, LoadError, ImageFileError) as exc:
         raise UserError(str(exc.args[0]) if exc.args else str(exc)) from exc

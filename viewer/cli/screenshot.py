@@ -1,6 +1,9 @@
 """``radview-cli screenshot``: a view rendered offscreen by the real reading widgets, saved as PNG/JPEG.
 
 The arguments are checked here, without Qt; only then is Qt loaded, through ``viewer.qt.capture.offscreen``.
+Like a GUI export, the picture has no crosshair unless ``--crosshair`` asks for it, and AI labels in view
+(``--labels`` with a findings.json beside them, or radview's SEG) bring the stamp band with their review state
+and a legend.
 """
 from __future__ import annotations
 
@@ -35,7 +38,11 @@ def add_parser(sub) -> None:
                                      "(bone, soft tissue, lung, angio, mip, minip; MR: default, mip)")
     ps.add_argument("--image", type=int, help="2D series: the Nth image (1-based) of a stack (default: the hanging)")
     ps.add_argument("--frame", type=int, help="2D series: the Nth frame (1-based) of a cine")
-    ps.add_argument("--labels", help="a label map (NIfTI/NRRD) on the series' grid, shown as an overlay")
+    ps.add_argument("--labels", help="a label map (NIfTI/NRRD, or a DICOM SEG) on the series' grid, shown as an "
+                                     "overlay; AI output when a findings.json with provenance lies beside it (as "
+                                     "'ai run' writes it) or the SEG names an automatic algorithm: the picture then "
+                                     "carries the 'AI result, not reviewed' stamp and a legend of the labels")
+    ps.add_argument("--crosshair", action="store_true", help="draw the crosshair (left out by default)")
     ps.add_argument("--out", required=True, help="output .png or .jpg")
     ps.add_argument("--size", type=_size, default=(768, 768), help="WxH in pixels (default 768x768)")
     ps.add_argument("--show-patient-data", action="store_true", help="include patient name/ID (hidden by default)")
@@ -59,7 +66,8 @@ def cmd_screenshot(args) -> int:
     req = ScreenshotRequest(path=args.path, out=args.out, view=args.view, series=args.series,
                             slice_index=args.slice, preset=args.preset, labels=args.labels, size=args.size,
                             show_patient_data=args.show_patient_data, layout=args.layout,
-                            camera=args.camera or "anterior", image=args.image, frame=args.frame)
+                            camera=args.camera or "anterior", image=args.image, frame=args.frame,
+                            include_crosshair=args.crosshair)
     try:
         out = render_screenshot(req)
     except (KeyError, ValueError, LoadError, ImageFileError, GeometryMismatchError, OSError) as exc:

@@ -11,7 +11,9 @@ Shared by the GUI (File → Export report, ``viewer.qt.capture.report``) and ``r
   reviewed it (``layer.meta`` ``reviewed_by`` / ``reviewed_at``, a per-finding entry of the review table
   ``{"detection:<n>" | "structure:<name>": {"state", "user", "time"}}``, see ``viewer.export.sr``);
 * the tables (:class:`Table`) of the AI detections (type, diameter, volume, HU, score, location), the AI
-  structures (volume, diameters, HU) and the user's measurements (kind, value or ROI statistics);
+  structures (volume, diameters, HU; a structure that is a set of separate pieces — the union of a nodule
+  model's candidates — per piece, ``viewer.logic.structure_pieces``) and the user's measurements (kind, value
+  or ROI statistics);
 * the provenance of every AI result (model, version, method, device, date, parameters);
 * the detections as markers, and the caption texts of the key images.
 
@@ -27,13 +29,13 @@ import numpy as np
 
 from viewer.core.review import latest_entry
 from viewer.export import AI_NOT_REVIEWED
+from viewer.logic.report_findings import MAX_FINDING_IMAGES  # noqa: F401 - the report's own name for it
 
 TITLE = "radview report — research use, not for clinical use"
 NOT_A_DIAGNOSIS = "Not a diagnosis."
 DEIDENTIFIED = "de-identified (patient data not included in this report)"
 FOOTER = ("Not a diagnosis. radview is research software, not for clinical use. AI results are the output of a "
           "model and are marked \u201cAI result, not reviewed\u201d until a user has reviewed them.")
-MAX_FINDING_IMAGES = 4
 
 
 # ------------------------------------------------------------------------------------------------ content
@@ -45,7 +47,7 @@ class Table:
     rows: list[tuple[str, ...]]
     status_column: int | None = None  # drawn in orange where it says "not reviewed"
     right_aligned: tuple[int, ...] = ()
-
+    notes: list[str] = field(default_factory=list)  # lines under the table
 
 
 @dataclass
@@ -59,6 +61,8 @@ class AiResultRecord:
     detection_notes: list[str] = field(default_factory=list)
     structure_notes: list[str] = field(default_factory=list)
     result_note: str = AI_NOT_REVIEWED  # the result as a whole
+    label_map: Any = None  # the label map the structures were measured on, when at hand
+    pieces: dict = field(default_factory=dict)  # structure index → structure_pieces.Pieces (sets of pieces)
 
     def all_reviewed(self) -> bool:
         """Every item of the result reviewed (a result without items: the result itself)."""
@@ -212,17 +216,27 @@ def structure_name(s: Mapping) -> str:
 
 
 def structure_table(results: Iterable[AiResultRecord], segmentations: Iterable[tuple[str, list]] = ()) -> Table:
-    rows = []
+    """The structures; one that is a set of pieces (``res.pieces``) shows its largest piece's diameters, and a
+    note under the table names the pieces."""
+    rows, notes = [], []
     for res in results:
         for j, s in enumerate(res.structures):
-            rows.append((structure_name(s), _volume(s.get("volume_ml")), _length(s.get("axial_diameter_mm")),
-                         _length(s.get("diameter_3d_mm")), _num(s.get("mean_hu"), "{:.0f}"),
+            pieces = res.pieces.get(j)
+            if pieces is None:
+                name, axial, d3 = structure_name(s), _length(s.get("axial_diameter_mm")), _length(
+                    s.get("diameter_3d_mm"))
+            else:
+                what = "detections" if pieces.source == "detections" else "pieces"
+                name = f"{structure_name(s)} ({pieces.count} {what})"
+                axial, d3 = f"largest {_length(pieces.largest_axial)}", f"largest {_length(pieces.largest_3d)}"
+                notes.append(pieces.text(structure_name(s)) + " — separate pieces, measured one by one")
+            rows.append((name, _volume(s.get("volume_ml")), axial, d3, _num(s.get("mean_hu"), "{:.0f}"),
                          _num(s.get("sd_hu"), "{:.0f}"), res.name, res.structure_notes[j]))
     for layer_name, volumes in segmentations:  # label maps that are not AI results: their volumes only
         for label_name, ml in volumes:
             rows.append((location_text(label_name), _volume(ml), "—", "—", "—", "—", layer_name, "segmentation file"))
     return Table("Structures", ("Structure", "mL", "axial Ø mm", "3D Ø mm", "HU", "SD HU", "Result", "Status"),
-                 (17, 7, 11, 10, 6, 7, 16, 34), rows, status_column=7, right_aligned=(1, 2, 3, 4, 5))
+                 (18, 6, 12, 12, 6, 6, 14, 34), rows, status_column=7, right_aligned=(1, 2, 3, 4, 5), notes=notes)
 
 
 def measurement_table(annotations: Iterable[Any], volume=None) -> Table:
@@ -353,9 +367,11 @@ def ai_results_from_layers(layers, review_table: Mapping | None = None,
         label = next((layer for layer in members if hasattr(layer, "label_map")), None)
         revision = str(label.meta.get("revision", "0")) if label is not None else None
         name = str(members[0].name).removesuffix(" findings")
-        results.append(ai_record(name, prov, [d for m in metas for d in m.get("detections", ())],
-                                 [s for m in metas for s in m.get("structures", ())], review_table, series_uid,
-                                 metas, revision))
+        record = ai_record(name, prov, [d for m in metas for d in m.get("detections", ())],
+                           [s for m in metas for s in m.get("structures", ())], review_table, series_uid, metas,
+                           revision)
+        record.label_map = label.label_map if label is not None else None
+        results.append(record)
     return results, segmentations
 
 
@@ -412,7 +428,13 @@ def finding_caption(index: int, detection: Mapping, k: int, total: int) -> str:
 # --- the report --------------------------------------------------------------------------------------------------
 def report_tables(results: list[AiResultRecord], segmentations: list, annotations: Iterable[Any],
                   volume=None) -> list[Table]:
-    """The report's tables: detections and structures when there are any, the measurements always."""
+    """The report's tables: detections and structures when there are any, the measurements always. Structures
+    that are sets of pieces are measured here, per piece (on each result's label map when it has one)."""
+    from viewer.logic.structure_pieces import structure_pieces
+
+    for res in results:
+        if res.structures and not res.pieces:
+            res.pieces = structure_pieces(res.structures, res.detections, res.label_map)
     tables = []
     if any(r.detections for r in results):
         tables.append(detection_table(results))

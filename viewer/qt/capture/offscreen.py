@@ -2,7 +2,11 @@
 
 No window is needed: Qt's offscreen platform is used unless a QApplication
 already exists. The same ``SliceView`` / ``ViewLayout`` classes as the GUI
-draw the image, overlays, corner text, orientation letters and scale bar.
+draw the image, overlays, corner text, orientation letters and scale bar, and
+the same export path adds what a GUI screenshot has: no crosshair unless asked
+for (``--crosshair``), and the AI stamp band when the ``--labels`` are AI
+output (a findings.json with provenance beside them, as ``ai run`` writes it,
+or radview's own SEG: ``viewer.logic.label_source``).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class ScreenshotRequest:
     camera: str = "anterior"
     image: int | None = None  # 2D series: the Nth image (1-based) of a stack
     frame: int | None = None  # 2D series: the Nth frame (1-based) of a cine
+    include_crosshair: bool = False  # the linked cursor's lines (left out unless asked for)
 
 
 def planar_series_at(path: str, series: str | None):
@@ -98,11 +103,10 @@ def render_screenshot(req: ScreenshotRequest) -> str:
     from viewer.qt.application import create_app
 
     app = create_app()
-    from viewer.core.layers import LabelLayer
     from viewer.core.session import Session
-    from viewer.io.image_io import read_label_map
     from viewer.io.series_loader import load_path
-    from viewer.qt.capture.screenshot import grab, save_image
+    from viewer.logic.label_source import load_label_layer
+    from viewer.qt.capture.screenshot import ScreenshotOptions, render, save_image
     from viewer.qt.views.slice_view import SliceView
     from viewer.qt.views.view_layout import ViewLayout
 
@@ -118,17 +122,20 @@ def render_screenshot(req: ScreenshotRequest) -> str:
     session = Session()
     session.load_volume(volume, preset=None if req.view == "3d" else req.preset)
     if req.labels:
-        session.add_layer(LabelLayer(read_label_map(req.labels), name=os.path.basename(req.labels)))
+        session.add_layer(load_label_layer(req.labels, volume))
     if req.view == "3d":
         from PySide6.QtGui import QImage
 
+        from viewer.logic.export_stamp import export_stamp
+        from viewer.qt.capture.stamp import with_band
         from viewer.render3d.session_render import render_session_offscreen
         from viewer.render3d.transfer_presets import find_preset_name
 
         preset = find_preset_name(req.preset, volume.modality or "CT") if req.preset else None
         rgb = render_session_offscreen(session, req.size, camera=req.camera, preset=preset)
         h, w, _ = rgb.shape
-        return save_image(QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy(), req.out)
+        picture = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+        return save_image(with_band(picture, export_stamp(session, everything=True)), req.out)
     if req.view == "layout":
         widget = ViewLayout(session)
         widget.set_layout(req.layout)
@@ -145,9 +152,12 @@ def render_screenshot(req: ScreenshotRequest) -> str:
             raise ValueError(f"--slice {req.slice_index} out of range (0..{target.plane.n_slices - 1})")
         target.set_slice(req.slice_index)
     app.processEvents()
+    options = ScreenshotOptions(include_patient_data=req.show_patient_data, include_crosshair=req.include_crosshair)
     try:
-        return save_image(grab(widget, session, req.show_patient_data), req.out)
+        return save_image(render(widget, options), req.out)
     finally:
+        for view in ([target] if req.view != "layout" else widget.views.values()):
+            view.fitted = False  # a re-fit still queued by a resize finds nothing to do once the view is gone
         widget.close()
         widget.deleteLater()
         app.processEvents()

@@ -7,10 +7,14 @@ provenance of the AI results — comes from ``viewer.logic.report_content``; thi
 * the key images (:class:`KeyImage`, a ``QImage`` and its caption): the axial and coronal views as exported
   screenshots (GUI, :func:`report_from_views`: the views as seen, without patient data unless asked) or slices
   through the main finding (:func:`report_from_files`, for ``radview-cli export report``), then a close-up of the
-  slice of each finding (up to four) with its marker (:func:`finding_images`);
-* :class:`ReportData`, everything one report shows;
-* the painting (:func:`paint_report`, :func:`render_pdf`): rows that do not fit on the page are left out with a
-  line saying how many (the full lists are in the JSON / DICOM SR exports);
+  slice of each finding with its marker, labels as outlines, in the lung window for a lung finding
+  (``viewer.qt.capture.closeups``);
+* :class:`ReportData`, everything one report shows; each overlay with its own result's provenance (labels from
+  one run and findings from another are two results, each named with its model and version:
+  ``viewer.logic.report_sources``);
+* the painting (:func:`paint_report`, :func:`render_pdf`), laid out by ``viewer.logic.report_layout``: the
+  close-ups take the free space first; those that do not fit are named on a line, and table rows that do not
+  fit are left out with a line saying how many (the full lists are in the JSON / DICOM SR exports);
 * :func:`write_report` and the dialog (:class:`ReportDialog`: file name, "include patient data").
 
 Gathering the data draws the key images (GUI thread); :func:`write_report` paints the PDF from ``QImage`` and
@@ -21,9 +25,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
 from PySide6.QtWidgets import (
@@ -40,20 +43,20 @@ from PySide6.QtWidgets import (
 from viewer.export import AI_NOT_REVIEWED
 from viewer.logic.report_content import (
     FOOTER,
-    MAX_FINDING_IMAGES,
     NOT_A_DIAGNOSIS,
     TITLE,
     Table,
-    ai_result_from_findings,
     ai_results_from_layers,
     detection_markers,
-    finding_caption,
     overlay_caption,
     provenance_lines,
     report_tables,
     study_lines,
     window_text,
 )
+from viewer.logic.report_findings import not_shown_line
+from viewer.logic.report_layout import COLUMN_CHOICES, GAP_MM, TableSize, crop_width, plan_page
+from viewer.qt.capture.closeups import KeyImage, finding_images
 
 KEY_IMAGE_PX = (1000, 800)  # key images: about 300 dpi across half the page
 DPI = 300
@@ -64,42 +67,17 @@ BLACK = QColor(0, 0, 0)
 
 # ------------------------------------------------------------------------------------------------ key images, gathering
 @dataclass
-class KeyImage:
-    image: QImage
-    caption: str
-
-
-@dataclass
 class ReportData:
     study: list[tuple[str, str]]
     key_images: list[KeyImage] = field(default_factory=list)
-    finding_images: list[KeyImage] = field(default_factory=list)
+    finding_images: list[KeyImage] = field(default_factory=list)  # close-ups, highest score first
+    findings: list = field(default_factory=list)  # every finding in that order (report_findings.FindingRef)
     tables: list[Table] = field(default_factory=list)
     provenance: list[tuple[str, bool]] = field(default_factory=list)  # (line, not reviewed)
     notes: list[str] = field(default_factory=list)
     include_patient_data: bool = False
     created: str = ""
     title: str = TITLE
-
-
-def finding_images(volume, layers, results, width: float, level: float, px: int = 520) -> list[KeyImage]:
-    """A close-up of the axial slice of each finding (highest score first, at most four), its marker drawn."""
-    from viewer.core.slicing import SlicePlane
-    from viewer.qt.views.slice_image import SliceRequest, render_slice
-
-    found = detection_markers(results)
-    markers = [m for m, _r, _i in found]
-    found.sort(key=lambda t: -(t[0].score if t[0].score is not None else 0.0))
-    out = []
-    for marker, res, i in found[:MAX_FINDING_IMAGES]:
-        det = res.detections[i]
-        crop = float(np.clip(max(float(det.get("diameter_mm") or 10.0) * 4.0, 40.0), 40.0, 120.0))
-        req = SliceRequest("axial", center_lps=marker.center_lps, crop_mm=crop, size=(px, px), width=width,
-                           level=level, letters=False, font_px=px // 20)
-        image, k = render_slice(volume, req, layers, markers)
-        total = SlicePlane.for_view("axial", volume.geometry).n_slices
-        out.append(KeyImage(image, finding_caption(i, det, k, total)))
-    return out
 
 
 def report_from_views(session, views, include_patient_data: bool = False) -> ReportData:
@@ -127,15 +105,16 @@ def report_from_views(session, views, include_patient_data: bool = False) -> Rep
         key_images.append(KeyImage(image, caption))
     series_uid = str(volume.meta.get("series_uid", ""))
     annotations = [a for a in session.annotations if a.series_uid in (series_uid, "")]
-    return _assemble(volume, include_patient_data, key_images,
-                     finding_images(volume, label_layers, results, session.width, session.level),
-                     results, segmentations, annotations)
+    closeups = finding_images(volume, label_layers, results, session.width, session.level, preset)
+    return _assemble(volume, include_patient_data, key_images, closeups, results, segmentations, annotations)
 
 
-def _assemble(volume, include_patient_data, key_images, found_images, results, segmentations, annotations,
+def _assemble(volume, include_patient_data, key_images, closeups, results, segmentations, annotations,
               notes=()) -> ReportData:
+    found_images, findings = closeups
     return ReportData(study=study_lines(volume, include_patient_data), key_images=key_images,
-                      finding_images=found_images, tables=report_tables(results, segmentations, annotations, volume),
+                      finding_images=found_images, findings=findings,
+                      tables=report_tables(results, segmentations, annotations, volume),
                       provenance=provenance_lines(results),
                       notes=list(notes), include_patient_data=include_patient_data,
                       created=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
@@ -143,14 +122,14 @@ def _assemble(volume, include_patient_data, key_images, found_images, results, s
 
 def report_from_files(path: str, series: str | None = None, labels: str | None = None, findings: Any = None,
                       measurements: Any = None, preset: str | None = None,
-                      include_patient_data: bool = False) -> ReportData:
-    """The report of a series on disk (no window): ``findings`` / ``measurements`` are parsed JSON (or None)."""
-    from radview_base.geometry import require_same_grid
-    from viewer.core.layers import LabelLayer
+                      include_patient_data: bool = False, findings_path: str | None = None) -> ReportData:
+    """The report of a series on disk (no window): ``findings`` / ``measurements`` are parsed JSON (or None);
+    ``findings_path`` is where the findings were read from (their run's label map lies beside them)."""
     from viewer.core.slicing import SlicePlane
     from viewer.core.window_presets import file_window, find_preset
-    from viewer.io.image_io import read_label_map
     from viewer.io.series_loader import load_path
+    from viewer.logic.label_source import load_label_layer
+    from viewer.logic.report_sources import measurements_and_review, results_from_files
     from viewer.qt.views.slice_image import SliceRequest, render_slice
 
     volume = load_path(path, series)
@@ -158,29 +137,13 @@ def report_from_files(path: str, series: str | None = None, labels: str | None =
     made_on = str(((findings or {}).get("input") or {}).get("series_uid") or "")
     if made_on and series_uid and made_on != series_uid:
         raise ValueError(f"the findings were made on series {made_on}, not on the reported series {series_uid}")
-    results = []
-    review = {}
-    items = []
-    if measurements is not None:
-        if isinstance(measurements, Mapping):
-            items, review = list(measurements.get("measurements") or []), dict(measurements.get("review") or {})
-        else:
-            items = list(measurements)
-    if findings:
-        results.append(ai_result_from_findings(findings, review=review, series_uid=series_uid))
-    layers, segmentations = [], []
-    if labels:
-        label_map = read_label_map(labels)
-        require_same_grid(volume.geometry, label_map.geometry, what=f"label map {os.path.basename(labels)}")
-        ai_name = results[0].name if results and results[0].structures else ""
-        layer = LabelLayer(label_map, name=ai_name or os.path.basename(labels))
-        layers.append(layer)
-        if not ai_name:
-            segmentations.append((layer.name, [(layer.label_name(k), v) for k, v in sorted(layer.volumes_ml.items())]))
-    if preset:
-        p = find_preset(preset)
-        width, level, wname = (p.width, p.level, p.name) if p is not None else (*file_window(volume.meta,
-                                                                                            volume.array), "from file")
+    items, review = measurements_and_review(measurements)
+    label_layer = load_label_layer(labels, volume) if labels else None
+    layers = [label_layer] if label_layer is not None else []
+    results, segmentations = results_from_files(volume, label_layer, findings, review, findings_path, labels)
+    p = find_preset(preset) if preset else None
+    if p is not None:
+        width, level, wname = p.width, p.level, p.name
     else:
         (width, level), wname = file_window(volume.meta, volume.array), "from file"
     found = detection_markers(results)
@@ -198,8 +161,8 @@ def report_from_files(path: str, series: str | None = None, labels: str | None =
         where = " through the top-scoring finding" if focus is not None else " (middle slice)"
         key_images.append(KeyImage(image, f"{name.capitalize()} {k + 1}/{total}{where}; "
                                           f"{window_text(width, level, wname)}" + (f"; {overlay}" if overlay else "")))
-    return _assemble(volume, include_patient_data, key_images, finding_images(volume, layers, results, width, level),
-                     results, segmentations, items)
+    closeups = finding_images(volume, layers, results, width, level, wname)
+    return _assemble(volume, include_patient_data, key_images, closeups, results, segmentations, items)
 
 
 # ------------------------------------------------------------------------------------------------ painting
@@ -257,10 +220,6 @@ class _Page:
         return dh
 
 
-def _table_height(table: Table, n_rows: int, row_h: float, title_h: float) -> float:
-    return title_h + row_h * (1 + max(n_rows, 1))
-
-
 def paint_report(painter: QPainter, data: ReportData, width_mm: float, height_mm: float) -> None:
     """Lay out and paint the report on one page of ``width_mm`` × ``height_mm`` (inside the margins)."""
     page = _Page(painter, width_mm, height_mm)
@@ -284,7 +243,7 @@ def paint_report(painter: QPainter, data: ReportData, width_mm: float, height_mm
         y += page.text(0, y, W, note, small, ORANGE) + 0.3
     y += 1.5
 
-    # --- the space left: footer, provenance and tables first, the key images get the rest ----------------
+    # --- the space left (report_layout): close-ups first, then table rows, then larger key images ------------
     footer_h = page.text_h(FOOTER, small, W) + 2.0
     prov_h = 0.0
     if data.provenance:
@@ -292,41 +251,43 @@ def paint_report(painter: QPainter, data: ReportData, width_mm: float, height_mm
         prov_h += 2.0
     row_h = page.line_h(table_font) + 0.9
     title_h = page.line_h(bold_body) + 0.6
-    caption_h = page.line_h(caption_font) * 2 + 0.8
-    crops = data.finding_images[:MAX_FINDING_IMAGES]
-    crop_w = (W - 3 * 3.0) / 4
-    crops_h = (crop_w + caption_h + 2.0) if crops else 0.0
+    n_keys, key_gap = max(len(data.key_images), 1), 4.0
+    box_w = (W - key_gap * (n_keys - 1)) / n_keys
+    key_natural = max((box_w * k.image.height() / max(k.image.width(), 1) for k in data.key_images), default=0.0)
+    key_caption_h = max((page.text_h(k.caption, caption_font, box_w) for k in data.key_images), default=0.0) + 2.5
+    crop_caption_h = {cols: max((page.text_h(k.caption, caption_font, crop_width(W, cols))
+                                 for k in data.finding_images), default=0.0) + 0.5 for cols in COLUMN_CHOICES}
+    hidden_line = not_shown_line(data.findings)  # the longest the line can be
+    note_h = page.text_h(hidden_line, small, W) if hidden_line else 0.0
+    sizes = [TableSize(len(t.rows), sum(page.text_h(n, small, W) + 0.3 for n in t.notes)) for t in data.tables]
     avail = height_mm - footer_h - y - prov_h
-    tables_full = sum(_table_height(t, len(t.rows), row_h, title_h) + 2.0 for t in data.tables)
-    main_h = float(np.clip(avail - crops_h - tables_full - caption_h - 2.0, 45.0, 78.0))
-    if avail - main_h - caption_h - 2.0 - crops_h - sum(_table_height(t, 3, row_h, title_h) + 2.0
-                                                         for t in data.tables) < 0 and crops:
-        crops, crops_h = crops[:0], 0.0  # too little room: the close-ups go first
-    main_h = float(np.clip(avail - crops_h - tables_full - caption_h - 2.0, 40.0, 78.0))
+    plan = plan_page(avail, W, len(data.finding_images), max(len(data.findings), len(data.finding_images)),
+                     key_natural if data.key_images else 0.0, key_caption_h if data.key_images else 0.0,
+                     crop_caption_h, note_h, sizes, row_h, title_h)
 
     # key images
     if data.key_images:
-        n = len(data.key_images)
-        gap = 4.0
-        box_w = (W - gap * (n - 1)) / n
-        heights = []
-        for i, key in enumerate(data.key_images):
-            heights.append(page.image(i * (box_w + gap), y, box_w, main_h, key.image))
+        heights = [page.image(i * (box_w + key_gap), y, box_w, plan.key_h, key.image)
+                   for i, key in enumerate(data.key_images)]
         img_h = max(heights) if heights else 0.0
         for i, key in enumerate(data.key_images):
-            page.text(i * (box_w + gap), y + img_h + 0.5, box_w, key.caption, caption_font, GREY)
-        y += img_h + caption_h + 2.0
-    if crops:
-        for i, key in enumerate(crops):
-            x = i * (crop_w + 3.0)
-            h = page.image(x, y, crop_w, crop_w, key.image)
-            page.text(x, y + h + 0.5, crop_w, key.caption, caption_font, GREY)
-        y += crops_h
+            page.text(i * (box_w + key_gap), y + img_h + 0.5, box_w, key.caption, caption_font, GREY)
+        y += img_h + key_caption_h
+    # close-ups, and a line naming the findings without one
+    top = y
+    for i, key in enumerate(data.finding_images[:plan.shown]):
+        row, col = divmod(i, plan.cols)
+        x, cy = col * (plan.crop_w + GAP_MM), top + row * (plan.crop_w + crop_caption_h[plan.cols] + GAP_MM)
+        h = page.image(x, cy, plan.crop_w, plan.crop_w, key.image)
+        page.text(x, cy + h + 0.5, plan.crop_w, key.caption, caption_font, GREY)
+    rows = -(-plan.shown // plan.cols)
+    y = top + rows * (plan.crop_w + crop_caption_h[plan.cols] + GAP_MM)
+    hidden = not_shown_line(data.findings[plan.shown:])
+    if hidden:
+        y += page.text(0, y, W, hidden, small, ORANGE) + 1.0
 
     # tables: rows that do not fit are left out (counted)
-    room = height_mm - footer_h - prov_h - y
-    budget = _row_budget(data.tables, room, row_h, title_h)
-    for table, n_rows in zip(data.tables, budget):
+    for table, n_rows in zip(data.tables, plan.table_rows):
         y = _paint_table(page, table, y, W, n_rows, row_h, title_h, table_font, table_bold, bold_body, small)
         y += 2.0
 
@@ -340,25 +301,6 @@ def paint_report(painter: QPainter, data: ReportData, width_mm: float, height_mm
     painter.setPen(QPen(GREY, 0.3 * page.k))
     painter.drawLine(QPointF(0, (fy - 0.8) * page.k), QPointF(W * page.k, (fy - 0.8) * page.k))
     page.text(0, fy, W, FOOTER, small, GREY)
-
-
-def _row_budget(tables: list[Table], room: float, row_h: float, title_h: float) -> list[int]:
-    """How many rows of each table fit in ``room`` mm (a "… n more" line counts as a row)."""
-    wanted = [len(t.rows) for t in tables]
-    fixed = sum(title_h + row_h + 2.0 for _t in tables)  # titles and header rows
-    rows_room = max(int((room - fixed) // row_h), 0)
-    empty_rows = sum(1 for n in wanted if n == 0)  # "none" line
-    if sum(wanted) + empty_rows <= rows_room:
-        return wanted
-    budget = [0] * len(tables)
-    left = rows_room - empty_rows - sum(1 for n in wanted if n)  # one line each for "… n more"
-    # share round-robin, so each table shows its first rows
-    while left > 0 and any(b < n for b, n in zip(budget, wanted)):
-        for i, n in enumerate(wanted):
-            if left > 0 and budget[i] < n:
-                budget[i] += 1
-                left -= 1
-    return [min(b + (1 if b + 1 == n else 0), n) for b, n in zip(budget, wanted)]
 
 
 def _paint_table(page: _Page, table: Table, y: float, W: float, n_rows: int, row_h: float, title_h: float,
@@ -393,6 +335,8 @@ def _paint_table(page: _Page, table: Table, y: float, W: float, n_rows: int, row
         y += row_h
     p.setPen(QPen(GREY, 0.2 * page.k))
     p.drawLine(QPointF(0, y * page.k), QPointF(W * page.k, y * page.k))
+    for note in table.notes:
+        y += page.text(0, y + 0.3, W, note, small, GREY) + 0.3
     return y
 
 

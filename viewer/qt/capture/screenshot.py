@@ -7,7 +7,13 @@ letters, scale bar and corner text, at the view's size or a chosen scale
 The patient-identifying corner text (top right: name, ID, birth date, sex,
 institution, study description and date; bottom right: acquisition date and
 time) is left out unless ``include_patient_data`` is asked for. The blue frame
-of the active view is UI, not content, and is left out too.
+of the active view is UI, not content, and is left out too, and so is the
+crosshair (the linked cursor's lines) unless ``include_crosshair`` is asked for.
+
+A picture with an AI label or AI finding in view gets a band below the image
+(``viewer.qt.capture.stamp``): the review state of each AI result shown — "AI
+result, not reviewed — not a diagnosis" or "reviewed by … at …" — and a legend
+of the labels shown. A picture without AI content has no band.
 
 Nothing on screen changes: a 2D view is drawn into a ``QImage`` with
 ``QGraphicsView.render`` while the view's ``corner_texts`` is replaced for that
@@ -57,6 +63,7 @@ class ScreenshotOptions:
     include_patient_data: bool = False
     scale: float = 1.0  # 2.0: twice the view's size (print)
     quality: int = 95  # JPEG quality, 1-100 (PNG is lossless)
+    include_crosshair: bool = False  # the linked cursor's lines: left out of exports unless asked for
 
     def __post_init__(self) -> None:
         if not 0.25 <= float(self.scale) <= 8.0:
@@ -87,18 +94,26 @@ def export_corner_texts(view, include_patient_data: bool = False) -> dict[str, l
 
 
 @contextmanager
-def exported_look(view, include_patient_data: bool = False, record: dict | None = None):
-    """While inside: ``view`` paints the export's corner text and no active frame. Nothing is emitted or redrawn;
-    the view's own attributes are restored on the way out, whatever happens."""
+def exported_look(view, include_patient_data: bool = False, record: dict | None = None,
+                  include_crosshair: bool = False):
+    """While inside: ``view`` paints the export's corner text, no active frame and (unless asked for) no
+    crosshair. Nothing is emitted; the view's own attributes are restored on the way out, whatever happens."""
     texts = export_corner_texts(view, include_patient_data)
     if record is not None:
         record[getattr(view, "view", "image")] = texts
     was_active = view.active
+    lines = [] if include_crosshair else [line for line in (getattr(view, "hline", None),
+                                                            getattr(view, "vline", None)) if line is not None]
+    shown = [line.isVisible() for line in lines]
     view.corner_texts = lambda: texts  # shadows SliceView.corner_texts for this object only
     view.active = False
     try:
+        for line in lines:
+            line.setVisible(False)
         yield texts
     finally:
+        for line, visible in zip(lines, shown):
+            line.setVisible(visible)
         view.__dict__.pop("corner_texts", None)
         view.active = was_active
 
@@ -116,12 +131,12 @@ def _is_3d(widget) -> bool:
 
 
 def render_slice_view(view, scale: float = 1.0, include_patient_data: bool = False,
-                      record: dict | None = None) -> QImage:
+                      record: dict | None = None, include_crosshair: bool = False) -> QImage:
     """A 2D view as seen, drawn anew into an image ``scale`` × its size (the on-screen view is untouched)."""
     viewport = view.viewport()
     w, h = viewport.width(), viewport.height()
     image = _blank(w, h, scale, QColor(0, 0, 0))
-    with exported_look(view, include_patient_data, record):
+    with exported_look(view, include_patient_data, record, include_crosshair):
         painter = QPainter(image)
         try:
             painter.setRenderHints(view.renderHints())
@@ -195,13 +210,13 @@ def render_3d_view(view3d, scale: float = 1.0) -> QImage:
 
 
 def render_pane(widget: QWidget, scale: float = 1.0, include_patient_data: bool = False,
-                record: dict | None = None) -> QImage:
+                record: dict | None = None, include_crosshair: bool = False) -> QImage:
     """One pane of the layout: a 2D view, the 3D view (its picture where its render widget is) or another widget."""
     from viewer.qt.views.planar_view import PlanarView
     from viewer.qt.views.slice_view import SliceView
 
     if isinstance(widget, (SliceView, PlanarView)):
-        return render_slice_view(widget, scale, include_patient_data, record)
+        return render_slice_view(widget, scale, include_patient_data, record, include_crosshair)
     image = _blank(widget.width(), widget.height(), scale, QColor(0, 0, 0))
     painter = QPainter(image)
     try:
@@ -216,7 +231,7 @@ def render_pane(widget: QWidget, scale: float = 1.0, include_patient_data: bool 
 
 
 def render_layout(layout, scale: float = 1.0, include_patient_data: bool = False,
-                  record: dict | None = None) -> QImage:
+                  record: dict | None = None, include_crosshair: bool = False) -> QImage:
     """The reading layout as seen: every visible pane drawn in its place on the layout's background."""
     image = _blank(layout.width(), layout.height(), scale, LAYOUT_BACKGROUND)
     painter = QPainter(image)
@@ -224,31 +239,50 @@ def render_layout(layout, scale: float = 1.0, include_patient_data: bool = False
         for pane in layout.visible_panes():
             if pane.isVisible() and pane.width() > 0 and pane.height() > 0:
                 at = pane.mapTo(layout, QPoint(0, 0))
-                painter.drawImage(QPointF(at), render_pane(pane, scale, include_patient_data, record))
+                painter.drawImage(QPointF(at), render_pane(pane, scale, include_patient_data, record,
+                                                           include_crosshair))
     finally:
         painter.end()
     return image
 
 
 def render(widget: QWidget, options: ScreenshotOptions | None = None, record: dict | None = None) -> QImage:
-    """A view (2D or 3D) or the whole layout as seen, per ``options``; ``record`` gets each 2D view's corner text."""
+    """A view (2D or 3D) or the whole layout as seen, per ``options``, with the AI stamp band when AI content is
+    in view (:func:`stamp_of`); ``record`` gets each 2D view's corner text."""
+    from viewer.qt.capture.stamp import with_band
     from viewer.qt.views.planar_area import PlanarArea
     from viewer.qt.views.view_layout import ViewLayout
 
     options = options or ScreenshotOptions()
     if isinstance(widget, (ViewLayout, PlanarArea)):
-        image = render_layout(widget, options.scale, options.include_patient_data, record)
+        image = render_layout(widget, options.scale, options.include_patient_data, record, options.include_crosshair)
     elif _is_3d(widget):
         image = render_3d_view(widget, options.scale)
     else:
-        image = render_pane(widget, options.scale, options.include_patient_data, record)
-    return image
+        image = render_pane(widget, options.scale, options.include_patient_data, record, options.include_crosshair)
+    return with_band(image, stamp_of(widget))
+
+
+def stamp_of(widget: QWidget):
+    """What the picture of ``widget`` says about its AI content (``viewer.logic.export_stamp``): the slices its 2D
+    views show, and every label when a 3D view is in it."""
+    from viewer.logic.export_stamp import ExportStamp, export_stamp
+    from viewer.qt.views.slice_view import SliceView
+    from viewer.qt.views.view_layout import ViewLayout
+
+    session = getattr(widget, "session", None)
+    if session is None:
+        return ExportStamp()
+    panes = [p for p in widget.visible_panes() if p.isVisible()] if isinstance(widget, ViewLayout) else [widget]
+    shown = [(p.plane, p.k) for p in panes if isinstance(p, SliceView) and p.plane is not None]
+    return export_stamp(session, shown, everything=any(_is_3d(p) for p in panes))
 
 
 def grab(widget: QWidget, session: Session | None = None, show_patient_data: bool = False,
-         scale: float = 1.0) -> QImage:
+         scale: float = 1.0, include_crosshair: bool = False) -> QImage:
     """:func:`render` with patient data shown or not (``session`` is kept for older callers; it is not changed)."""
-    return render(widget, ScreenshotOptions(include_patient_data=show_patient_data, scale=scale))
+    return render(widget, ScreenshotOptions(include_patient_data=show_patient_data, scale=scale,
+                                            include_crosshair=include_crosshair))
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -300,6 +334,8 @@ class ScreenshotDialog(QDialog):
         self.patient_box = QCheckBox("Include patient data (name, ID, birth date, institution, dates)")
         self.patient_box.setChecked(include_patient_data)
         form.addRow(self.patient_box)
+        self.crosshair_box = QCheckBox("Include the crosshair (the linked cursor's lines)")
+        form.addRow(self.crosshair_box)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -322,4 +358,4 @@ class ScreenshotDialog(QDialog):
 
     def options(self) -> ScreenshotOptions:
         return ScreenshotOptions(self.patient_box.isChecked(), float(self.scale_box.currentData()),
-                                 self.quality_box.value())
+                                 self.quality_box.value(), self.crosshair_box.isChecked())
