@@ -9,10 +9,12 @@ import pytest
 from planar_cases import chest_pixels, mammography_study, write_radiograph, write_ultrasound
 from pydicom.uid import generate_uid
 from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtGui import QFontMetricsF
 
 from viewer.core.annotations import display_text
 from viewer.qt.capture.screenshot import ScreenshotOptions, render
 from viewer.qt.main_window import MainWindow
+from viewer.qt.views.slice_foreground import foreground_font
 
 
 @pytest.fixture
@@ -201,3 +203,43 @@ def test_toolbar_window_box_offers_the_files_vois_and_invert_flips_the_picture(w
     before = view.image_item.image.copy()
     window.action_registry.action("toolbar.invert").trigger()
     assert window.session.invert and np.array_equal(view.image_item.image, 255 - before)
+
+
+def test_report_of_a_radiograph_pair_shows_the_hanging_and_the_measurements(window, qtbot, tmp_path):
+    from test_report import has, page_count, pdf_text
+
+    series = generate_uid()
+    write_radiograph(tmp_path / "pair", "pa.dcm", series_uid=series, number=1, ViewPosition="PA",
+                     ImagerPixelSpacing=[0.2, 0.2], PatientOrientation=["L", "F"])
+    write_radiograph(tmp_path / "pair", "lat.dcm", series_uid=series, number=2, ViewPosition="LL",
+                     PatientOrientation=["A", "F"])
+    area = open_images(qtbot, window, tmp_path / "pair")
+    area.views[0].measurements.add("length", [(0, 0), (30, 40)])
+    area.views[1].measurements.add("length", [(0, 0), (30, 40)])
+    out = window.export_report(str(tmp_path / "r.pdf"))
+    assert out and page_count(out) == 1
+    text = pdf_text(out)
+    assert has(text, "10.0 mm at detector", "50.0 px (no calibration)", "Im 1", "Im 2", "CR stack")
+    assert has(text, "measured in mm at detector")
+
+
+@pytest.mark.parametrize("case", ["pair", "mammography"])
+def test_no_two_texts_overlap_in_the_hangings_at_1280x800(window, qtbot, tmp_path, case):
+    if case == "pair":
+        series = generate_uid()
+        write_radiograph(tmp_path / case, "pa.dcm", series_uid=series, number=1, ViewPosition="PA",
+                         ImagerPixelSpacing=[0.2, 0.2], PatientOrientation=["L", "F"])
+        write_radiograph(tmp_path / case, "lat.dcm", series_uid=series, number=2, ViewPosition="LL")
+    else:
+        mammography_study(tmp_path / case)
+    area = open_images(qtbot, window, tmp_path / case)
+    qtbot.wait(100)
+    for view in area.views:
+        items = view.foreground_items()
+        assert len(items) >= 6
+        for i, a in enumerate(items):
+            for b in items[i + 1:]:
+                assert not a.rect.intersects(b.rect), (a.kind, a.text, b.kind, b.text)
+        bar = view.scale_bar(QFontMetricsF(foreground_font()))
+        if bar is not None:
+            assert not any(item.rect.intersects(bar.rect) for item in items)

@@ -311,7 +311,7 @@ def _image_text(a: Annotation, lines: bool) -> str:
         if ref.calibration.source != "PixelSpacing":
             area_text += f" ({ref.calibration.label.replace('mm', '').strip(' ()')})"
     else:
-        area_text = f"{s.get('area_px2') or 0:.0f} px² (no calibration)"
+        area_text = f"{s.get('area_px2') or 0:.0f} px²"
     if s.get("mean") is None:
         return area_text
     return f"mean {s['mean']:.0f}, SD {s['sd']:.0f}" + ("\n" if lines else ", ") + area_text

@@ -310,6 +310,38 @@ def provenance_lines(results: Iterable[AiResultRecord]) -> list[tuple[str, bool]
 
 
 # --- study --------------------------------------------------------------------------------------------------------
+def image_study_lines(series, include_patient_data: bool = False) -> list[tuple[str, str]]:
+    """The study lines of a 2D series (radiographs, ultrasound, cine): its images with their own sizes and
+    calibration, never a voxel grid it does not have."""
+    meta = series.meta or {}
+    lines = []
+    if include_patient_data:
+        name = str(meta.get("patient_name") or "").replace("^", " ").strip()
+        who = ", ".join(s for s in (name, f"ID {meta['patient_id']}" if meta.get("patient_id") else "",
+                                    f"born {dicom_date(meta.get('patient_birth_date', ''))}"
+                                    if meta.get("patient_birth_date") else "",
+                                    f"sex {meta['patient_sex']}" if meta.get("patient_sex") else "") if s)
+        lines.append(("Patient", who or "—"))
+        place = ", ".join(s for s in (meta.get("institution"), dicom_date(meta.get("study_date", "")),
+                                      f"accession {meta['accession']}" if meta.get("accession") else "") if s)
+        if place:
+            lines.append(("Institution, date", place))
+    else:
+        lines.append(("Patient", DEIDENTIFIED))
+    number = meta.get("series_number")
+    series_text = " ".join(s for s in (f"{number}:" if number is not None else "", str(meta.get("description") or ""))
+                           if s) or "—"
+    images = series.images
+    first = images[0].display
+    sizes = sorted({f"{im.shape[1]}×{im.shape[0]}" for im in images})
+    frames = sum(im.n_frames for im in images)
+    detail = (f"{series.modality or '?'} {series.kind}, {len(images)} image{'s' if len(images) != 1 else ''} "
+              f"({', '.join(sizes)})" + (f", {frames} frames" if frames > len(images) else "")
+              + f"; measured in {first.calibration.label}")
+    lines.append(("Series", f"{series_text} ({detail})"))
+    return lines
+
+
 def study_lines(volume, include_patient_data: bool = False) -> list[tuple[str, str]]:
     meta = volume.meta or {}
     study, patient = meta.get("study") or {}, meta.get("patient") or {}

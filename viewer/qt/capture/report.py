@@ -109,6 +109,44 @@ def report_from_views(session, views, include_patient_data: bool = False) -> Rep
     return _assemble(volume, include_patient_data, key_images, closeups, results, segmentations, annotations)
 
 
+def report_from_images(session, views, include_patient_data: bool = False) -> ReportData:
+    """The report of a 2D series (radiographs, mammograms, ultrasound, cine): the hanging's views as seen, as
+    key images (each captioned with its image number, frame and window), and the measurements drawn on its images
+    (each with its image's calibration); no AI results (the built-in models read CT volumes)."""
+    from viewer.logic.report_content import image_study_lines, measurement_table
+    from viewer.qt.views.planar_text import planar_corner_lines
+
+    series = session.images
+    if series is None or not views:
+        raise ValueError("no series is open")
+    key_images = []
+    size = (KEY_IMAGE_PX[0] // 2, KEY_IMAGE_PX[1] // 2) if len(views) > 1 else KEY_IMAGE_PX
+    for view in views[:4]:
+        image = _render_planar_view(view, size, include_patient_data)
+        top = planar_corner_lines(view, patient_data=False, acquisition_date=False)
+        d = view.current.display
+        side = " ".join(s for s in (d.laterality, d.view_position) if s)
+        caption = "; ".join(s for s in (top["top_left"][0] if top["top_left"] else "", side,
+                                        (top["bottom_left"] or [""])[0], "(the view on screen)") if s)
+        key_images.append(KeyImage(image, caption))
+    uids = {im.display.sop_instance_uid for im in series.images}
+    annotations = [a for a in session.annotations if a.image is not None and a.image.sop_instance_uid in uids]
+    return ReportData(study=image_study_lines(series, include_patient_data), key_images=key_images,
+                      finding_images=[], findings=[], tables=[measurement_table(annotations)], provenance=[],
+                      notes=[], include_patient_data=include_patient_data,
+                      created=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
+
+
+def _render_planar_view(view, size, include_patient_data: bool):
+    """A 2D image view as seen, drawn at ``size`` (scaled from the view's own picture: same image, zoom, marks)."""
+    from PySide6.QtCore import Qt
+
+    from viewer.qt.capture.screenshot import render_slice_view
+
+    picture = render_slice_view(view, 2.0, include_patient_data)
+    return picture.scaled(int(size[0] * 2), int(size[1] * 2), Qt.KeepAspectRatio, Qt.SmoothTransformation)
+
+
 def _assemble(volume, include_patient_data, key_images, closeups, results, segmentations, annotations,
               notes=()) -> ReportData:
     found_images, findings = closeups

@@ -100,13 +100,16 @@ class CaptureActions(QObject):
     def export_report(self, path: str, include_patient_data: bool | None = None, wait: bool = True) -> str | None:
         """Write the one-page PDF report: the data and key images are gathered here, the PDF is painted and
         written in a job unless ``wait``. Returns the path (see :meth:`export_screenshot`) or None."""
-        from viewer.qt.capture.report import report_from_views, write_report
+        from viewer.qt.capture.report import report_from_images, report_from_views, write_report
 
         include = self.include_patient_data if include_patient_data is None else include_patient_data
         try:
             if not str(path).lower().endswith(".pdf"):
                 raise ValueError("the report is a PDF file: give a name ending in .pdf")
-            data = report_from_views(self.session, self.layout.views, include)
+            if self.session.images is not None and self.planar is not None:  # a 2D series: its hanging
+                data = report_from_images(self.session, self.planar.views, include)
+            else:
+                data = report_from_views(self.session, self.layout.views, include)
         except (OSError, ValueError, RuntimeError) as exc:
             self.notices.error(f"Report not saved: {exc}")
             return None

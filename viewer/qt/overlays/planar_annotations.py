@@ -140,10 +140,14 @@ class PlanarAnnotations:
             self._items.append(curve)
             text = display_text(a, hu=False)
             if text:
-                x, y = self._scene(line[-1:])
-                (x0, x1), _ = self.view.vb.viewRange()
-                right_half = x[0] > (x0 + x1) / 2  # keep the text inside the view: to the left of a point on the right
-                label = pg.TextItem(text, color=colour, anchor=(1 if right_half else 0, 1))
+                if a.kind in m.ROI_KINDS:  # under the shape, centred
+                    xs, ys = self._scene(line)
+                    x, y, anchor = [sum(xs) / len(xs)], [max(ys)], (0.5, 0)
+                else:  # at the end point, on the side that keeps it inside the view
+                    x, y = self._scene(line[-1:])
+                    (x0, x1), _ = self.view.vb.viewRange()
+                    anchor = (1 if x[0] > (x0 + x1) / 2 else 0, 1)
+                label = pg.TextItem(text, color=colour, anchor=anchor)
                 label.setZValue(21)
                 label.setPos(x[0], y[0])
                 vb.addItem(label)

@@ -15,7 +15,7 @@ def _fps(ms: float | None) -> str:
 
 
 def planar_corner_lines(view, patient_data: bool | None = None, acquisition_date: bool = True) -> dict:
-    out = {"top_left": [], "top_right": [], "bottom_left": [], "bottom_right": []}
+    out = {"top_left": [], "top_right": [], "bottom_left": [], "bottom_right": [], "warnings": []}
     image = view.current
     if image is None:
         return out
@@ -30,8 +30,7 @@ def planar_corner_lines(view, patient_data: bool | None = None, acquisition_date
                                 str(meta.get("description") or "")) if s)
     if text:
         tl.append(text)
-    for warning in series.warnings[:1]:
-        tl.append("⚠ " + (warning if len(warning) < 60 else warning[:57] + "…"))
+    out["warnings"] = ["⚠ " + w for w in series.warnings[:1]]  # their own line (corner_layout elides it)
 
     session = view.session
     if session.show_patient_data if patient_data is None else patient_data:

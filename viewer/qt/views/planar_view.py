@@ -15,17 +15,27 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace as dc_replace
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTransform
+from PySide6.QtGui import QFontMetricsF, QPainter, QPen, QTransform
 
 from viewer.core import grayscale
 from viewer.core.hanging import flipped_letters
 from viewer.io.planar_header import VoiPreset
 from viewer.qt.overlays.planar_annotations import PlanarAnnotations
+from viewer.qt.views.corner_layout import layout_foreground, scale_bar, text_rect
 from viewer.qt.views.planar_text import planar_corner_lines
+from viewer.qt.views.slice_foreground import (
+    ACTIVE_COLOR,
+    LETTER_COLOR,
+    TEXT_COLOR,
+    WARNING_COLOR,
+    foreground_font,
+    shadow_text,
+)
 
 MEASURING_TOOLS = ("length", "angle", "ellipse", "rectangle", "arrow")
 _TOOL_KEYS = {Qt.Key_L: "length", Qt.Key_A: "angle", Qt.Key_E: "ellipse", Qt.Key_R: "rectangle", Qt.Key_T: "arrow"}
@@ -92,8 +102,6 @@ class PlanarView(pg.GraphicsView):
         self.line_item = pg.PlotCurveItem(pen=pg.mkPen((255, 220, 60), width=2))
         self.line_item.setZValue(10)
         self.vb.addItem(self.line_item)
-        self._font = QFont()
-        self._font.setPointSize(9)
         self.series = None
         self.image, self.frame = 0, 0
         self.flip_h = False
@@ -372,70 +380,59 @@ class PlanarView(pg.GraphicsView):
         image = self.current
         return flipped_letters(image.display.orientation, self.flip_h) if image is not None else None
 
+    def scale_bar(self, fm):
+        """The scale bar, only on a calibrated image (never in pixels, never on an ultrasound image, whose
+        calibration holds inside its region only); its label says what the millimetres are."""
+        image = self.current
+        cal = image.display.calibration if image is not None else None
+        if cal is None or cal.spacing_mm is None or cal.region is not None:
+            return None
+        px_per_view = self.vb.viewPixelSize()[0]  # image columns per screen pixel
+        viewport = self.viewport()
+        bar = scale_bar(fm, viewport.width(), viewport.height(), px_per_view * cal.spacing_mm[1])
+        if bar is None or cal.source == "PixelSpacing":
+            return bar
+        label = bar.label + (" at detector" if cal.source == "ImagerPixelSpacing" else " (÷ magnification)")
+        rect = bar.rect.united(text_rect(fm, bar.x0 + bar.length_px + 4, bar.y0 + 3, label))
+        return dc_replace(bar, label=label, rect=rect)
+
+    def foreground_items(self, fm=None) -> list:
+        """Every text painted over the image, placed so that none overlaps another (corner_layout)."""
+        if self.current is None:
+            return []
+        fm = fm or QFontMetricsF(foreground_font())
+        corners = dict(self.corner_texts()) if self.session.show_corner_text else {}
+        letters = self.edge_letters()
+        if not letters:
+            corners["warnings"] = ["orientation not given"] + list(corners.get("warnings", []))
+        viewport = self.viewport()
+        return layout_foreground(fm, viewport.width(), viewport.height(), corners, letters or {}, self.scale_bar(fm))
+
     def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
         if self.current is None:
             return
+        font = foreground_font()
         painter.save()
-        painter.resetTransform()
-        painter.setFont(self._font)
-        w, h = self.viewport().width(), self.viewport().height()
-        fm = painter.fontMetrics()
-        line_h, margin = fm.height(), 6
-        if self.session.show_corner_text:
-            for corner, lines in self.corner_texts().items():
-                for i, line in enumerate(lines):
-                    tw = fm.horizontalAdvance(line)
-                    x = margin if corner.endswith("left") else w - margin - tw
-                    y = margin + (i + 1) * line_h - fm.descent() if corner.startswith("top") \
-                        else h - margin - (len(lines) - 1 - i) * line_h - fm.descent() - 14
-                    _shadow_text(painter, x, y, line, QColor(235, 235, 235))
-        orange = QColor(255, 190, 80)
-        letters = self.edge_letters()
-        if letters:
-            for edge, text in letters.items():
-                tw = fm.horizontalAdvance(text)
-                x = {"left": margin, "right": w - margin - tw}.get(edge, (w - tw) / 2)
-                y = {"top": margin + line_h, "bottom": h - margin - 16}.get(edge, h / 2 + line_h / 2)
-                _shadow_text(painter, x, y, text, orange)
-        else:
-            text = "orientation not given"
-            _shadow_text(painter, (w - fm.horizontalAdvance(text)) / 2, margin + line_h, text, orange)
-        self._draw_scale_bar(painter, w, h)
-        if self.active:
-            pen = QPen(QColor(80, 200, 255))
-            pen.setWidth(2)
-            painter.setPen(pen)
-            painter.drawRect(1, 1, w - 2, h - 2)
-        painter.restore()
-
-    def _draw_scale_bar(self, painter, w, h) -> None:
-        """Only on a calibrated image (never on pixels, never across an ultrasound image outside its region)."""
-        cal = self.current.display.calibration
-        if cal.spacing_mm is None or cal.region is not None:
-            return
-        px_per_view = self.vb.viewPixelSize()[0]  # image columns per screen pixel
-        if not px_per_view or not math.isfinite(px_per_view):
-            return
-        mm_per_px = px_per_view * cal.spacing_mm[1]
-        target = w * 0.25 * mm_per_px
-        length_mm = max((n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500) if n <= target), default=None)
-        if length_mm is None:
-            return
-        length_px = length_mm / mm_per_px
-        x0, y0 = (w - length_px) / 2, h - 8
-        painter.setPen(QPen(QColor(235, 235, 235)))
-        painter.drawLine(QPointF(x0, y0), QPointF(x0 + length_px, y0))
-        for x in (x0, x0 + length_px):
-            painter.drawLine(QPointF(x, y0), QPointF(x, y0 - 5))
-        unit = f"{length_mm // 10} cm" if length_mm >= 10 else f"{length_mm} mm"
-        suffix = "" if cal.source == "PixelSpacing" else (" at detector" if cal.source == "ImagerPixelSpacing"
-                                                          else " (÷ magnification)")
-        painter.drawText(QPointF(x0 + length_px + 4, y0 + 3), unit + suffix)
-
-
-def _shadow_text(painter, x, y, text, color) -> None:
-    painter.setPen(QColor(0, 0, 0))
-    painter.drawText(QPointF(x + 1, y + 1), text)
-    painter.setPen(color)
-    painter.drawText(QPointF(x, y), text)
-
+        try:
+            painter.resetTransform()
+            painter.setFont(font)
+            fm = QFontMetricsF(font)
+            for item in self.foreground_items(fm):
+                color = (LETTER_COLOR if item.kind == "letter" else WARNING_COLOR if item.kind == "warnings"
+                         else TEXT_COLOR)
+                shadow_text(painter, item.x, item.baseline, item.text, color)
+            bar = self.scale_bar(fm)
+            if bar is not None:
+                painter.setPen(QPen(TEXT_COLOR))
+                painter.drawLine(QPointF(bar.x0, bar.y0), QPointF(bar.x0 + bar.length_px, bar.y0))
+                for x in (bar.x0, bar.x0 + bar.length_px):
+                    painter.drawLine(QPointF(x, bar.y0), QPointF(x, bar.y0 - 5))
+                painter.drawText(QPointF(bar.x0 + bar.length_px + 4, bar.y0 + 3), bar.label)
+            if self.active:
+                w, h = self.viewport().width(), self.viewport().height()
+                pen = QPen(ACTIVE_COLOR)
+                pen.setWidth(2)
+                painter.setPen(pen)
+                painter.drawRect(1, 1, w - 2, h - 2)
+        finally:
+            painter.restore()
