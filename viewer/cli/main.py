@@ -1,7 +1,7 @@
-"""``radview-cli``: index, convert, demo, screenshot, ai (models, run, eval) and export from the command line.
+"""``radview-cli``: index, convert, demo, screenshot, ai (models, run, eval), export and pacs from the command line.
 
 One module per command group (``viewer.cli.index``, ``convert``, ``demo``, ``screenshot``, ``ai`` with its
-``ai_eval`` sub-group, ``export``), each with an ``add_parser(sub)``; this module only builds the parser
+``ai_eval`` sub-group, ``export``, ``pacs``), each with an ``add_parser(sub)``; this module only builds the parser
 from them and runs the command. Each command is a thin call into ``viewer.io`` / ``viewer.logic`` /
 ``viewer.export``; a user error (:class:`viewer.cli.common.UserError`) exits non-zero with one line on
 stderr, never a traceback. Only ``screenshot`` and ``export report`` load Qt, inside the command.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from viewer.cli import ai, convert, demo, export, index, screenshot
+from viewer.cli import ai, convert, demo, export, index, pacs, screenshot
 from viewer.cli.common import EXIT_USER_ERROR, UserError
 
-GROUPS = (index, convert, demo, screenshot, ai, export)
+GROUPS = (index, convert, demo, screenshot, ai, export, pacs)
 
 
 def build_parser() -> argparse.ArgumentParser:
