@@ -12,6 +12,7 @@ from psygnal import Signal
 from radview_base.geometry import require_same_grid
 from viewer.core.annotations import AnnotationSet, study_key
 from viewer.core.layers import LabelLayer, MarkerLayer
+from viewer.core.reformat import PlaneRotations, Slab
 from viewer.core.window_presets import FROM_FILE, WindowPreset, file_window, find_preset
 from viewer.io.volume import Volume
 
@@ -30,6 +31,8 @@ class Session:
     layer_changed = Signal(object)
     labels_edited = Signal(object, bool)  # label layer whose voxels changed; True once a stroke (or its undo) is done
     active_label_changed = Signal()  # the label that the brush paints (``active_label``)
+    reformat_changed = Signal()  # the slab (MIP, MinIP, average and its thickness) or the planes' rotation
+    timepoint_changed = Signal(int)  # the time point of a 4D series shown (``volume.array`` is it)
 
     def __init__(self) -> None:
         self.volume: Volume | None = None
@@ -47,6 +50,8 @@ class Session:
         #: (the layer autosave keeps such layers on disk; see layer_store)
         self.dropping_layers = False
         self._active_label: tuple[LabelLayer, int] | None = None
+        self.slab = Slab()  # thick-slab projection of the reading views ("" mode: the plain slice)
+        self.rotations = PlaneRotations()  # how far the crosshair's planes are rotated (oblique reformats)
 
     # --- volume -----------------------------------------------------------------
     def load_volume(self, volume: Volume, preset: str | None = None) -> None:
@@ -58,6 +63,7 @@ class Session:
         self._drop_images()
         self.volume = volume
         self.annotations.volume = volume
+        self.rotations = PlaneRotations()
         key = study_key(volume.meta)
         if key != self.annotations.study_uid or not key:
             self.annotations.open_study(key)
@@ -167,6 +173,45 @@ class Session:
         if scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
         self.scaling_chosen.emit(scaling)
+
+    # --- reformats and time ----------------------------------------------------------------
+    def set_slab(self, mode: str, thickness_mm: float | None = None) -> None:
+        """Thick slabs in every reading view: ``mode`` "MIP", "MinIP", "Average" or "" (the plain slice)."""
+        slab = Slab(mode, self.slab.thickness_mm if thickness_mm is None else float(thickness_mm))
+        if slab != self.slab:
+            self.slab = slab
+            self.reformat_changed.emit()
+
+    def rotate_planes(self, view: str, angle: float) -> None:
+        """Turn ``view``'s crosshair by ``angle`` (radians): the other two planes rotate about its normal through
+        the cursor (:meth:`viewer.core.reformat.PlaneRotations.rotate`)."""
+        if self.volume is None or not angle:
+            return
+        self.rotations = self.rotations.rotate(view, angle, self.volume.geometry, self.cursor_lps)
+        self.reformat_changed.emit()
+
+    def reset_rotations(self) -> None:
+        """The reading views back to the volume's own planes."""
+        if self.rotations != PlaneRotations():
+            self.rotations = PlaneRotations()
+            self.reformat_changed.emit()
+
+    @property
+    def timepoint(self) -> int:
+        return self.volume.timepoint if self.volume is not None else 0
+
+    @property
+    def n_timepoints(self) -> int:
+        return self.volume.n_timepoints if self.volume is not None else 0
+
+    def set_timepoint(self, t: int) -> None:
+        """Show time point ``t`` of a 4D series (clamped): ``volume.array`` becomes it."""
+        if self.volume is None:
+            return
+        t = int(np.clip(int(t), 0, self.volume.n_timepoints - 1))
+        if t != self.volume.timepoint:
+            self.volume.show_timepoint(t)
+            self.timepoint_changed.emit(t)
 
     # --- layers -----------------------------------------------------------------------
     def add_layer(self, layer: LabelLayer | MarkerLayer) -> None:

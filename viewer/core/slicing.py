@@ -15,7 +15,10 @@ coronal       patient left (+L)     inferior (−S)
 sagittal      posterior (+P)        inferior (−S)
 ============  ====================  ====================
 
-Slices are numpy views (transposes and reversed strides), never copies.
+Slices are numpy views (transposes and reversed strides), never copies. What
+the views show on top of that — interpolated display of anisotropic planes,
+thick slabs, oblique planes (a ``SlicePlane`` on a rotated virtual grid) — is
+:mod:`viewer.core.reformat`.
 Display pixel ``(r, c)`` of slice ``k`` maps back to an array index and to
 LPS millimetres, so the pixel value and position under the cursor are exact.
 
@@ -96,6 +99,12 @@ class SlicePlane:
                    flipped(row_p, row_sign), flipped(col_p, col_sign))
 
     # --- sizes ---------------------------------------------------------------
+    @property
+    def oblique(self) -> bool:
+        """The plane is rotated off the array's axes (``viewer.core.reformat.ObliquePlane``): its pixels are
+        resampled, never the array's own."""
+        return False
+
     @property
     def n_slices(self) -> int:
         return self.geometry.shape_zyx[self.slice_axis]
@@ -237,7 +246,7 @@ def image_numbers(plane: SlicePlane, instance_numbers=None) -> ImageNumbers:
     the native plane: it shows those numbers and steps in their order; any other view is a reformat."""
     n = plane.n_slices
     numbers = None
-    if instance_numbers is not None and plane.slice_axis == 0 and len(instance_numbers) == n:
+    if instance_numbers is not None and not plane.oblique and plane.slice_axis == 0 and len(instance_numbers) == n:
         numbers = tuple(None if v is None else int(v) for v in instance_numbers)
         if all(v is None for v in numbers):
             numbers = None

@@ -16,12 +16,16 @@ class Volume:
     ``array`` holds modality values (CT: HU after rescale slope/intercept).
     ``meta`` carries descriptive DICOM attributes (modality, series UID,
     window centre/width, ...); ``warnings`` what the loader found odd.
+
+    A 4D series loaded with all its time points keeps them in ``meta["timepoints"]`` (``(t, z, y, x)``); ``array``
+    is the time point shown (``timepoint``), a view of it: :meth:`show_timepoint` moves it, without a copy.
     """
 
     array: np.ndarray
     geometry: Geometry
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    timepoint: int = 0
 
     def __post_init__(self) -> None:
         if self.array.ndim not in (3, 4):
@@ -44,6 +48,25 @@ class Volume:
     @property
     def modality(self) -> str:
         return str(self.meta.get("modality", ""))
+
+    @property
+    def n_timepoints(self) -> int:
+        """Time points held (1 for a 3D volume, or a 4D series loaded one time point at a time)."""
+        held = self.meta.get("timepoints")
+        return 1 if held is None else len(held)
+
+    def show_timepoint(self, t: int) -> None:
+        """Make ``array`` time point ``t`` of the time points held (and ``meta["instance_numbers"]`` its images'
+        numbers, when the loader gave them per time point)."""
+        t = int(t)
+        if not 0 <= t < self.n_timepoints:
+            raise IndexError(f"time point {t} out of range (the volume holds {self.n_timepoints})")
+        if self.n_timepoints > 1:
+            self.array = self.meta["timepoints"][t]
+            numbers = self.meta.get("instance_numbers_by_timepoint")
+            if numbers is not None and t < len(numbers):
+                self.meta["instance_numbers"] = numbers[t]
+        self.timepoint = t
 
     def value_at(self, point_lps) -> float | None:
         """Nearest-voxel value at an LPS point, or None outside the grid."""

@@ -1,8 +1,8 @@
 """Opening a study, without Qt: what File → Open, the study browser, PgUp / PgDn and the demo do.
 
-The GUI runs the slow functions here (:func:`open_path`, :func:`load_series`, :func:`read_segmentation`,
-:func:`prepare_demo`) in its background jobs and shows the texts made here; what a path opens as is decided
-once, by :mod:`viewer.io.loaders`.
+The GUI runs the slow functions here (:func:`open_path`, :func:`load_series` — a 4D series with all its time
+points, :func:`load_all_timepoints` —, :func:`read_segmentation`, :func:`prepare_demo`) in its background jobs
+and shows the texts made here; what a path opens as is decided once, by :mod:`viewer.io.loaders`.
 """
 from __future__ import annotations
 
@@ -116,7 +116,47 @@ def load_series(entry, progress: Callable | None = None, cancel: threading.Event
             sent.append(z)
         on_first_slice(FirstSlice(int(z), np.array(image)))
 
+    if getattr(entry, "n_timepoints", 1) > 1:
+        return load_all_timepoints(entry, progress=progress, cancel=cancel, on_slice=on_slice)
     return load(entry, progress=progress, cancel=cancel, on_slice=on_slice)
+
+
+#: a 4D series is loaded with all its time points unless they would take more memory than this (and than a
+#: quarter of the machine's memory)
+MAX_4D_BYTES = 6 * 2**30
+
+
+def _memory_limit() -> int:
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        physical = 0
+    return min(MAX_4D_BYTES, physical // 4) if physical > 0 else MAX_4D_BYTES
+
+
+def load_all_timepoints(entry, progress: Callable | None = None, cancel: threading.Event | None = None,
+                        on_slice: Callable | None = None):
+    """A 4D series (repeated positions: perfusion, DCE, cardiac phases, pCASL, diffusion) as a ``Volume`` holding
+    every time point (``meta["timepoints"]``, ``(t, z, y, x)``; the volume shows time point 0), with its time axis
+    (``meta["time_axis"]``: how many, what varies) and each time point's InstanceNumbers. A series larger than
+    :data:`MAX_4D_BYTES` (or a quarter of the memory) loads its first time point only, and says so."""
+    from viewer.core.timepoints import time_axis
+    from viewer.io.series_loader import image_numbers, output_dtype
+    from viewer.io.series_loader import load_series as load
+
+    plan = entry.plan
+    n = entry.n_timepoints
+    size = int(np.prod(plan.geometry.shape_zyx)) * n * output_dtype(entry.frames).itemsize
+    axis = time_axis(plan.frames)
+    if size > _memory_limit():
+        volume = load(entry, progress=progress, cancel=cancel, on_slice=on_slice)
+        volume.warnings.append(f"{axis.describe()}: only the first is shown ({size / 2**30:.1f} GB for all of them)")
+    else:
+        volume = load(entry, timepoint=None, progress=progress, cancel=cancel, on_slice=on_slice)
+        volume.meta["instance_numbers_by_timepoint"] = (
+            [volume.meta.get("instance_numbers")] + [image_numbers(plan, t) for t in range(1, n)])
+    volume.meta["time_axis"] = axis
+    return volume
 
 
 def load_images(entry, progress: Callable | None = None, cancel: threading.Event | None = None):

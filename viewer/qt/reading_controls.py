@@ -1,5 +1,6 @@
 """The reading controls of the window: View → display toggles (the crosshair among them), the Philips scaling
-choice, the toolbar's Window box, Invert, Reset and Cine.
+choice, the toolbar's Window box, Invert, Reset and Cine; the slab, plane rotation and time controls
+(:mod:`viewer.qt.reformat_controls`).
 
 Declared in :data:`READING_ACTIONS`; the toggles and the Window box follow the session whatever changed it
 (a key in a view, a preset, the menu). View → "Philips: display values / floating-point values" is offered while
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QLabel
 
 from viewer.core.window_presets import CT_PRESETS, FROM_FILE
 from viewer.qt.actions import ActionSpec
+from viewer.qt.reformat_controls import ReformatControls
 
 #: View menu toggle → the session's display option
 DISPLAY_TOGGLES = {"view.corner_text": "show_corner_text", "view.patient_data": "show_patient_data",
@@ -64,6 +66,7 @@ class ReadingControls:
         session.window_changed.connect(self.sync_preset_box)
         session.volume_loaded.connect(lambda _volume: self.fill_ct_presets())
         session.images_loaded.connect(lambda _series: self.fill_image_vois())
+        self.reformat = ReformatControls(session, actions)  # slab, plane rotation, time points
 
     def fill_ct_presets(self) -> None:
         self.preset_box.clear()

@@ -4,7 +4,8 @@ The menus and toolbars are declared here in their order, with their sections; ev
 commands adds its entries to them by place (``"File/Export#formats"``): :data:`FILE_ACTIONS`
 (:mod:`viewer.qt.controllers.study_opener`), ``CAPTURE_ACTIONS`` (:mod:`viewer.qt.controllers.capture_actions`),
 ``EXPORT_ACTIONS`` (:mod:`viewer.qt.controllers.export_actions`), ``READING_ACTIONS``
-(:mod:`viewer.qt.reading_controls`), ``MEASURE_ACTIONS`` (:mod:`viewer.qt.overlays.annotation_tools`),
+(:mod:`viewer.qt.reading_controls`), ``REFORMAT_ACTIONS`` (:mod:`viewer.qt.reformat_controls`: slab, plane
+rotation, time points), ``MEASURE_ACTIONS`` (:mod:`viewer.qt.overlays.annotation_tools`),
 ``AI_ACTIONS`` (:mod:`viewer.qt.controllers.ai_controller`), ``COMPARE_ACTIONS``
 (:mod:`viewer.qt.panels.metrics_panel`).
 """
@@ -15,14 +16,14 @@ from viewer.qt.views.view_layout import LAYOUTS
 
 MENUS = [
     MenuSpec("File", "&File", ("open", "load", "quit")),
-    MenuSpec("View", "&View", ("layouts", "display", "scaling")),
+    MenuSpec("View", "&View", ("layouts", "display", "reformat", "time", "scaling")),
     MenuSpec("Measure", "&Measure", ("tools", "paint", "edit")),
     MenuSpec("AI", "&AI", ("run", "models", "compare")),
     MenuSpec("Help", "&Help"),
 ]
 
 TOOLBARS = [
-    ToolbarSpec("reading", "Reading", ("layouts", "window", "display", "ai")),
+    ToolbarSpec("reading", "Reading", ("layouts", "window", "display", "reformat", "time", "ai")),
     ToolbarSpec("measure", "Measure", ("tools", "paint")),
 ]
 

@@ -11,7 +11,9 @@ Shift+move or Shift+click move the linked cursor · double-click maximise.<br>
 1 soft tissue, 2 lung, 3 bone, 4 brain, 5 liver, 6 mediastinum, 7 stroke, 8 CT angiography · Space reset ·
 I invert · C cine · H crosshair · F12 corner text · Shift+F12 hide patient data · G overlays. Down / wheel down:
 the next image (InstanceNumber) in the acquired plane, toward feet / back / left in reformats. Keys work wherever
-focus is in the window.<br>
+focus is in the window. Ctrl+drag on the crosshair: oblique planes (View → Reset plane rotation) · toolbar Slice box:
+MIP / MinIP / average slabs in mm · 4D series: Ctrl+Left/Right or , / . previous/next time point, Shift+C cine over
+time.<br>
 <b>Measure</b>: L length · A angle · E ellipse ROI · R rectangle ROI · T text arrow · Esc back to navigation ·
 drag or click-click to draw · click to select, drag to move, drag an end point to reshape · Delete removes ·
 Ctrl+Z / Ctrl+Y undo / redo. Measurements are saved after every change.<br>

@@ -7,8 +7,10 @@ out when the session hides it; exported screenshots ask for it explicitly (and,
 without patient data, also leave out the acquisition date and time).
 
 * top left: the image number ("Im 20/134" is InstanceNumber 20 in the plane the
-  series was acquired in; a reformat says so), the slice's position in mm and
-  its thickness, series number and description, lossy compression;
+  series was acquired in; a reformat says so), the time point of a 4D series
+  ("Time 2/3 · TPI 2"), the slice's position in mm and its thickness (a slab's
+  mode and thickness: "MIP 10.0 mm"), series number and description, lossy
+  compression;
 * top right: patient name, ID, birth date and sex, institution, study
   description and date;
 * bottom left: cursor position (LPS, mm) and value, W/L with the preset's name,
@@ -23,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.core.slicing import slice_location
+from viewer.core.timepoints import single
 from viewer.core.window_presets import FROM_FILE
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -59,10 +62,22 @@ def image_line(view) -> str:
     return view.image_numbers.text(view.k) if view.image_numbers is not None else ""
 
 
+def time_line(view) -> str:
+    """The time point shown of a 4D series, "Time 2/3 · TPI 2" ("" for a 3D volume)."""
+    volume = view.session.volume
+    if volume is None or volume.n_timepoints < 2:
+        return ""
+    axis = volume.meta.get("time_axis") or single(volume.n_timepoints)
+    return axis.text(volume.timepoint)
+
+
 def location_line(view) -> str:
     """The slice's position, e.g. "Z -123.5 mm", and its thickness: the series' SliceThickness in the acquired
-    plane, the spacing of the reformatted slices in a reformat."""
+    plane, the spacing of the reformatted slices in a reformat; a slab's mode and thickness ("MIP 10.0 mm")."""
     label, mm = slice_location(view.plane, view.k)
+    slab = view.session.slab
+    if slab.active and view.plane.n_slices > 1 and not view.session.volume.is_color:
+        return f"{label} {mm:.1f} mm  {slab.text(view.plane)}"
     thickness = (view.session.volume.meta or {}).get("slice_thickness")
     native = view.image_numbers is not None and view.image_numbers.native
     return f"{label} {mm:.1f} mm  Thk {thickness if thickness and native else view.plane.slice_spacing:.2f} mm"
@@ -108,6 +123,8 @@ def corner_lines(view, patient_data: bool | None = None, acquisition_date: bool 
     modality = volume.modality
     tl = out["top_left"]
     tl.append(image_line(view))
+    if time_line(view):
+        tl.append(time_line(view))
     tl.append(location_line(view))
     series = " ".join(s for s in (f"Se {meta['series_number']}:" if meta.get("series_number") is not None else "",
                                   str(meta.get("description") or "")) if s)

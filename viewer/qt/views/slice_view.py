@@ -19,6 +19,15 @@ and the cursor's read-out follows every slice change, however it was made.
 The keys reach the active view from anywhere in the window
 (:mod:`viewer.qt.views.reading_keys`).
 
+Reformats (:mod:`viewer.core.reformat`): an anisotropic plane is shown with
+linear interpolation on near-isotropic display pixels (labels stay
+nearest-neighbour, their outlines smooth); the session's slab (MIP, MinIP,
+average) shows in every view; Ctrl+drag turns the crosshair, rotating the
+other two planes about this one's normal (oblique reformats). Dear images
+(thick oblique slabs) are made off the GUI thread
+(:mod:`viewer.qt.views.slice_render`). A 4D series shows the session's time
+point.
+
 Scene units are millimetres in the plane (the image item is scaled by the
 pixel spacing), so anisotropic voxels show with their true aspect and
 markers are placed in mm. Corner text, orientation letters and the scale
@@ -31,12 +40,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPen, QTransform
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QPainter, QTransform
 
 from viewer.core import review
 from viewer.core.layers import render_labels
+from viewer.core.reformat import Rendered, crosshair_angles, plane_for, render, smooth_labels
 from viewer.core.session import Session
 from viewer.core.slicing import ImageNumbers, SlicePlane, image_numbers
 from viewer.core.window_presets import preset_for_key
@@ -45,10 +54,12 @@ from viewer.qt.overlays.label_brush import LabelPainter
 from viewer.qt.overlays.tool_state import ToolState
 from viewer.qt.views.corner_text import corner_lines
 from viewer.qt.views.slice_foreground import paint_foreground, shadow_text
+from viewer.qt.views.slice_markers import REJECTED_COLOR, marker_items
+from viewer.qt.views.slice_mouse import SliceViewBox
+from viewer.qt.views.slice_render import SliceRenderer
 
 _INVERT_LUT = np.arange(255, -1, -1, dtype=np.uint8)
 _CURSOR_PEN = pg.mkPen((80, 200, 255, 150), width=1)
-REJECTED_COLOR = (150, 150, 150)
 
 
 def greyed_lut(lut: np.ndarray) -> np.ndarray:
@@ -58,62 +69,6 @@ def greyed_lut(lut: np.ndarray) -> np.ndarray:
     out[:, :3] = ((grey + np.array(REJECTED_COLOR, np.uint16)) // 2).astype(np.uint8)
     out[:, 3] //= 2
     return out
-
-
-class _SliceViewBox(pg.ViewBox):
-    """Mouse bindings of a reading view (instead of pyqtgraph's plot-style defaults)."""
-
-    def __init__(self, view: "SliceView"):
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.0)
-        self._view = view
-        self._annotating = False  # the current left drag draws, moves or reshapes an annotation
-
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
-        ev.accept()
-        button = ev.button()
-        delta = ev.pos() - ev.lastPos()
-        if button == Qt.LeftButton and not (ev.modifiers() & Qt.ShiftModifier):
-            overlay = self._view.annotation_overlay
-            if ev.isStart():
-                self._annotating = overlay.begin_drag(ev.buttonDownScenePos(), ev.scenePos())
-            if self._annotating:
-                if ev.isFinish():
-                    self._annotating = False
-                    overlay.finish_drag(ev.scenePos())
-                else:
-                    overlay.continue_drag(ev.scenePos())
-                return
-            self._view.drag_window(delta.x(), delta.y())
-        elif button == Qt.MiddleButton:
-            self._view.fitted = False
-            shift = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
-            self.translateBy(x=shift.x(), y=shift.y())
-        elif button == Qt.RightButton:
-            self._view.fitted = False
-            factor = math.exp(delta.y() * 0.01)
-            self.scaleBy((factor, factor), center=self.mapToView(ev.buttonDownPos()))
-            self._view.viewport().update()
-
-    def mouseClickEvent(self, ev):  # noqa: N802
-        if ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ShiftModifier:
-            ev.accept()
-            self._view.move_cursor_to_scene(ev.scenePos())
-        elif ev.button() == Qt.LeftButton and self._view.annotation_overlay.click(ev.scenePos()):
-            ev.accept()
-        else:
-            ev.ignore()
-
-    def wheelEvent(self, ev, axis=None):  # noqa: N802
-        ev.accept()
-        steps = ev.delta() / 120.0 if hasattr(ev, "delta") else ev.angleDelta().y() / 120.0
-        if ev.modifiers() & Qt.ControlModifier:
-            self._view.fitted = False
-            factor = 0.85 ** steps
-            self.scaleBy((factor, factor), center=self.mapToView(ev.pos()))
-            self._view.viewport().update()
-        elif steps:  # wheel towards the user = next slice; one slice per notch (fine-grained wheels: at least 1)
-            clicks = int(round(steps)) or (1 if steps > 0 else -1)
-            self._view.step_slice(-clicks)
 
 
 class SliceView(pg.GraphicsView):
@@ -128,11 +83,12 @@ class SliceView(pg.GraphicsView):
         self.plane: SlicePlane | None = None
         self.image_numbers: ImageNumbers | None = None  # "Im 20/134" and the direction of "next image"
         self.k = 0
+        self.rendered: Rendered | None = None  # the image shown, with the values the cursor reads
         self.hover: tuple[np.ndarray, object] | None = None  # (LPS, value) under the mouse
         self._mouse: QPoint | None = None  # the mouse in the viewport, while it is over the view
         self.active = False
         self.fitted = True  # the image fills the view (until the user zooms or pans); kept on resize
-        self.vb = _SliceViewBox(self)
+        self.vb = SliceViewBox(self)
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem()
         self.vb.addItem(self.image_item)
@@ -153,6 +109,8 @@ class SliceView(pg.GraphicsView):
         self.tools = tools if tools is not None else ToolState(self)
         self.annotation_overlay = AnnotationOverlay(self, self.tools)
         self.label_painter = LabelPainter(self, self.tools)
+        self.renderer = SliceRenderer(self)  # slabs and oblique planes: off the GUI thread when dear
+        self.renderer.ready.connect(self._show_rendered)
         session.volume_loaded.connect(self._on_volume_loaded)
         session.volume_cleared.connect(self._on_volume_cleared)
         session.cursor_moved.connect(self._on_cursor_moved)
@@ -164,6 +122,8 @@ class SliceView(pg.GraphicsView):
         session.labels_edited.connect(self._on_labels_edited)
         session.annotations.reviews_changed.connect(self._on_layers_changed)
         session.annotations.annotations_reset.connect(self._on_layers_changed)
+        session.reformat_changed.connect(self._on_reformat_changed)
+        session.timepoint_changed.connect(self._on_timepoint_changed)
         if session.volume is not None:
             self._on_volume_loaded(session.volume)
 
@@ -171,19 +131,46 @@ class SliceView(pg.GraphicsView):
     def _on_volume_loaded(self, volume) -> None:
         self._previewing = False
         self.image_item.setLookupTable(_INVERT_LUT if self.session.invert else None)
-        self.plane = SlicePlane.for_view(self.view, volume.geometry)
-        self.image_numbers = image_numbers(self.plane, volume.meta.get("instance_numbers"))
-        row_mm, col_mm = self.plane.pixel_spacing
-        self._pixel_transform = QTransform.fromScale(col_mm, row_mm)
-        self.image_item.setTransform(self._pixel_transform)
+        self.renderer.cancel()
+        self._set_plane(plane_for(self.view, volume.geometry, self.session.rotations))
         self.k = -1
         self._on_layers_changed()
         self._show_slice(self.plane.slice_of(self.session.cursor_lps))
         self._place_crosshair()
         self.reset_view()
 
+    def _set_plane(self, plane: SlicePlane) -> None:
+        self.plane = plane
+        self.image_numbers = image_numbers(plane, self.session.volume.meta.get("instance_numbers"))
+        row_mm, col_mm = plane.pixel_spacing
+        self._pixel_transform = QTransform.fromScale(col_mm, row_mm)
+        for item in self._label_items.values():
+            item.setTransform(self._pixel_transform)
+
+    def _on_reformat_changed(self) -> None:
+        """The slab or the planes' rotation changed: a rotated plane keeps the cursor where it was on screen."""
+        if self.plane is None:
+            return
+        plane = plane_for(self.view, self.session.volume.geometry, self.session.rotations)
+        if plane != self.plane:
+            before = self._cursor_scene()
+            self._set_plane(plane)
+            after = self._cursor_scene()
+            self.vb.translateBy(x=after.x() - before.x(), y=after.y() - before.y())
+        self.k = -1
+        self._show_slice(self.plane.slice_of(self.session.cursor_lps))
+        self._place_crosshair()
+
+    def _on_timepoint_changed(self, _t: int) -> None:
+        if self.plane is not None:
+            self.image_numbers = image_numbers(self.plane, self.session.volume.meta.get("instance_numbers"))
+            self.k = -1
+            self._show_slice(self.plane.slice_of(self.session.cursor_lps))
+
     def _on_volume_cleared(self) -> None:
+        self.renderer.cancel()
         self.plane = None
+        self.rendered = None
         self.image_numbers = None
         self.hover = None
         self._previewing = False
@@ -208,6 +195,8 @@ class SliceView(pg.GraphicsView):
         self.image_item.setLookupTable(_INVERT_LUT if self.session.invert else None)
         for line in (self.hline, self.vline):
             line.setVisible(self.session.show_crosshair)
+        if self.plane is not None:
+            self._place_crosshair()
         self._on_layers_changed()
 
     def _on_layers_changed(self, *_args) -> None:
@@ -247,11 +236,24 @@ class SliceView(pg.GraphicsView):
     def _show_slice(self, k: int) -> None:
         volume = self.session.volume
         self.k = int(np.clip(k, 0, self.plane.n_slices - 1))
-        img = self.plane.extract(volume.array, self.k)
-        self.image_item.setImage(img, autoLevels=False, levels=self.session.levels)
+        rendered = self.renderer.request(volume.array, self.plane, self.k, self.session.slab)
+        if rendered is None and (self.rendered is None or self.rendered.values.shape != self.plane.shape):
+            rendered = render(volume.array, self.plane, self.k, interpolate=False)  # until the full one comes
+        if rendered is not None:
+            self._show_rendered(rendered)
         self._draw_overlays()
         self._update_hover()
         self.slice_changed.emit(self.k)
+        self.viewport().update()
+
+    def _show_rendered(self, rendered: Rendered) -> None:
+        """Show an image made for this view (at once, or from the renderer's worker for the newest request)."""
+        self.rendered = rendered
+        self.image_item.setImage(rendered.image, autoLevels=False, levels=self.session.levels)
+        row_mm, col_mm = self.plane.pixel_spacing
+        fr, fc = rendered.factors
+        self.image_item.setTransform(QTransform.fromScale(col_mm / fc, row_mm / fr))
+        self._update_hover()
         self.viewport().update()
 
     def _draw_labels(self) -> None:
@@ -264,6 +266,13 @@ class SliceView(pg.GraphicsView):
                 item.hide()
                 continue
             labels = self.plane.extract(layer.label_map.array, self.k)
+            factors = self.rendered.factors if self.rendered is not None else (1, 1)
+            if layer.outline and factors != (1, 1):  # outlines on the display grid: smooth
+                labels = smooth_labels(labels, factors)
+                row_mm, col_mm = self.plane.pixel_spacing
+                item.setTransform(QTransform.fromScale(col_mm / factors[1], row_mm / factors[0]))
+            else:
+                item.setTransform(self._pixel_transform)
             item.setImage(render_labels(layer, labels, self.label_luts[id(layer)]), autoLevels=False, levels=None)
             item.show()
 
@@ -283,50 +292,45 @@ class SliceView(pg.GraphicsView):
         self.annotation_overlay.redraw()
 
     def _draw_marker(self, marker, state: str | None = None) -> None:
-        k, row, col = self.plane.from_world(marker.center_lps)
-        dist = abs(k - self.k) * self.plane.slice_spacing
-        right, down = self.plane.screen_vectors()
-        size = np.asarray(marker.size_mm, dtype=float)
-        normal = np.cross(right, down)
-        half_depth = float(np.abs(normal) @ size) / 2
-        if dist > half_depth + 1e-6:
-            return
-        row_mm, col_mm = self.plane.pixel_spacing
-        cx, cy = (col + 0.5) * col_mm, (row + 0.5) * row_mm
-        color = REJECTED_COLOR if state == review.REJECTED else marker.color
-        pen = QPen(QColor(*color))
-        pen.setCosmetic(True)
-        pen.setWidthF(1.5)
-        if state == review.REJECTED:
-            pen.setStyle(Qt.DashLine)
-        if marker.kind == "box":
-            w, h = float(np.abs(right) @ size), float(np.abs(down) @ size)
-            item = QGraphicsRectItem(QRectF(cx - w / 2, cy - h / 2, w, h))
-            top = cy - h / 2
-        else:
-            radius = math.sqrt(max(half_depth ** 2 - dist ** 2, 0.0))
-            radius = max(radius, 1.5 * max(row_mm, col_mm))
-            item = QGraphicsEllipseItem(QRectF(cx - radius, cy - radius, 2 * radius, 2 * radius))
-            top = cy - radius
-        item.setPen(pen)
-        item.setZValue(15)
-        self.vb.addItem(item, ignoreBounds=True)
-        self._marker_items.append(item)
-        label = marker.text + (f" {marker.score:.2f}" if marker.score is not None else "")
-        if state in review.STATES and label.strip():
-            label = ("✓ " if state == review.ACCEPTED else "✗ ") + label.strip()
-        if label.strip():
-            text = pg.TextItem(label.strip(), color=color, anchor=(0.5, 1.0))
-            text.setPos(cx, top)
-            text.setZValue(16)
-            self.vb.addItem(text, ignoreBounds=True)
-            self._marker_items.append(text)
+        for item in marker_items(self.plane, self.k, marker, state):
+            self.vb.addItem(item, ignoreBounds=True)
+            self._marker_items.append(item)
 
-    def _place_crosshair(self) -> None:
+    def _cursor_scene(self) -> QPointF:
+        """The cursor in this view's scene (mm in the plane)."""
         _k, row, col = self.plane.from_world(self.session.cursor_lps)
         row_mm, col_mm = self.plane.pixel_spacing
-        self.vline.setValue((col + 0.5) * col_mm)
-        self.hline.setValue((row + 0.5) * row_mm)
+        return QPointF((col + 0.5) * col_mm, (row + 0.5) * row_mm)
+
+    def _place_crosshair(self) -> None:
+        """The lines where the other two planes cut this one, through the cursor (rotated with the planes)."""
+        at = self._cursor_scene()
+        rotations = self.session.rotations
+        angles = crosshair_angles(self.view, self.session.volume.geometry, rotations) if rotations.any else (0, 90)
+        for line, angle in zip((self.hline, self.vline), angles):
+            line.setVisible(self.session.show_crosshair and angle is not None)
+            line.setAngle(0 if angle is None else angle)
+            line.setPos(at)
+
+    def turn_crosshair(self, last, now) -> None:
+        """Ctrl+drag from ``last`` to ``now`` (points in the plane, mm): the crosshair turns with the mouse about
+        the cursor, rotating the other two planes about this view's normal."""
+        if self.plane is None:
+            return
+        c = self._cursor_scene()
+        before = math.atan2(last.y() - c.y(), last.x() - c.x())
+        after = math.atan2(now.y() - c.y(), now.x() - c.x())
+        turn = (after - before + math.pi) % (2 * math.pi) - math.pi
+        if abs(turn) > 1e-4 and math.hypot(now.x() - c.x(), now.y() - c.y()) > 1.0:
+            self.session.rotate_planes(self.view, turn)
+
+    def refuse_oblique_painting(self) -> bool:
+        """A brush stroke on an oblique plane is refused (it paints voxels of the native planes): True, said so."""
+        if self.plane is not None and self.plane.oblique and self.tools.painting:
+            self.tools.message.emit("Painting works on the volume's own planes: reset the plane rotation "
+                                    "(View → Reset plane rotation) to paint here")
+            return True
+        return False
 
     # --- actions (called by input handlers and by the window) -------------------------------
     def set_slice(self, k: int) -> None:
@@ -424,10 +428,15 @@ class SliceView(pg.GraphicsView):
         if found is None:
             return None, None
         world, (row, col), inside = found
-        if not inside:
+        volume = self.session.volume
+        idx = np.rint(volume.geometry.world_to_index(world)).astype(int)
+        if not inside or np.any(idx < 0) or np.any(idx >= volume.shape_zyx):
             return None, world
-        idx = np.rint(self.plane.to_index(self.k, row, col)).astype(int)
-        return (world, self.session.volume.array[tuple(idx)]), world
+        shown = self.rendered
+        if self.session.slab.active and shown is not None and shown.k == self.k and \
+                shown.values.shape == self.plane.shape:
+            return (world, shown.values[row, col]), world  # the slab's value there (MIP, MinIP, average)
+        return (world, volume.array[tuple(idx)]), world  # the voxel there, in any plane
 
     def _update_hover(self) -> None:
         """The read-out under the last mouse position, on the slice shown now (after any slice change)."""
