@@ -87,3 +87,37 @@ def test_a_3d_volume_has_one_time_point(dce):
     session.load_volume(volume)
     session.set_timepoint(1)
     assert session.timepoint == 0
+
+
+def test_index_json_says_how_many_time_points_and_what_varies(tmp_path, capsys):
+    import json
+
+    from four_d_cases import write_4d_series
+
+    from viewer.cli.main import main
+
+    write_4d_series(tmp_path / "4d")
+    assert main(["index", str(tmp_path / "4d"), "--json"]) == 0
+    (series,) = json.loads(capsys.readouterr().out)["series"]
+    assert series["n_timepoints"] == 3
+    assert series["time_axis"]["n"] == 3 and series["time_axis"]["varies"][0] == "temporal position"
+
+
+def test_b_values_name_the_time_points_of_a_diffusion_series(tmp_path):
+    import pydicom
+    from four_d_cases import write_4d_series
+
+    from viewer.core.timepoints import time_axis
+    from viewer.io.dicom_index import scan
+
+    write_4d_series(tmp_path / "dwi")
+    for path in sorted((tmp_path / "dwi").iterdir()):
+        ds = pydicom.dcmread(path)
+        t = int(ds.TemporalPositionIdentifier) - 1
+        del ds.TemporalPositionIdentifier
+        ds.DiffusionBValue = [0.0, 500.0, 1000.0][t]
+        ds.AcquisitionNumber = 1
+        ds.save_as(path)
+    (entry,) = scan(str(tmp_path / "dwi")).series
+    axis = time_axis(entry.plan.frames)
+    assert axis.n == 3 and axis.varies[0] == "b-value" and axis.value_text(2) == "b 1000 s/mm²"

@@ -33,6 +33,17 @@ def read_image_file(path, reader):
         raise UserError(str(exc)) from exc
 
 
+def _describe_time(index, payload: dict) -> None:
+    """4D series: how many time points and what varies between them (``"time_axis"``), as the viewer says it."""
+    from viewer.core.timepoints import time_axis
+
+    for entry, out in zip(index.series, payload["series"]):
+        if entry.plan is not None and entry.n_timepoints > 1:
+            axis = time_axis(entry.plan.frames)
+            out["time_axis"] = {"n": axis.n, "varies": list(axis.varies),
+                                "values": [None if v is None else float(v) for v in axis.values]}
+
+
 def cmd_index(args) -> int:
     from viewer.io.image_io import is_image_file, read_image
 
@@ -45,7 +56,9 @@ def cmd_index(args) -> int:
                                "origin_lps": list(g.origin_lps), "direction": [list(r) for r in g.direction],
                                "loadable": True, "warnings": vol.warnings}]}
     else:
-        payload = _index(args.path, quiet=args.json).to_dict()
+        index = _index(args.path, quiet=args.json)
+        payload = index.to_dict()
+        _describe_time(index, payload)
     if args.json:
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -55,6 +68,9 @@ def cmd_index(args) -> int:
         status = "ok" if s["loadable"] else f"REFUSED: {s['refusal']}"
         print(f"{s['key']}\n    {s.get('modality', '')} {s.get('kind', '')} '{s.get('description', '')}' "
               f"{s['n_images']} images, shape {shape}: {status}")
+        if s.get("time_axis"):
+            axis = s["time_axis"]
+            print(f"    {axis['n']} time points" + (f" ({', '.join(axis['varies'])} varies)" if axis["varies"] else ""))
         for w in s.get("warnings", []):
             print(f"    warning: {w}")
     for k in payload["skipped"]:

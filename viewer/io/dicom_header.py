@@ -59,6 +59,7 @@ class FrameRecord:
     acquisition: int | None
     frame_type: tuple[str, ...] = ()
     philips_scale: float | None = None  # private (2005,100E): Philips floating-point scaling
+    b_value: float | None = None  # DiffusionBValue (0018,9087), classic or in the MR Diffusion macro (s/mm²)
     #: why ``position`` is None although ImagePositionPatient is given (NaN, infinite, not three numbers); "" else
     position_problem: str = ""
 
@@ -487,6 +488,7 @@ def _classic_frames(ds, info: ImageFile) -> list[FrameRecord]:
         component=_component(info.image_type),
         acquisition=_i(ds.get("AcquisitionNumber")),
         philips_scale=_philips_scale(ds, info),
+        b_value=_f(ds.get("DiffusionBValue")),
     )
     temporal = (_i(ds.get("TemporalPositionIdentifier"), 0), _i(ds.get("AcquisitionNumber"), 0) or 0,
                 _f(ds.get("TriggerTime"), 0.0), _i(ds.get("InstanceNumber"), 0) or 0)
@@ -521,6 +523,7 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
         pvt_m = _macro(per, shared, "PixelValueTransformationSequence")
         fc_m = _macro(per, shared, "FrameContentSequence")
         echo_m = _macro(per, shared, "MREchoSequence")
+        diffusion_m = _macro(per, shared, "MRDiffusionSequence")
         mrft_m = _macro(per, shared, "MRImageFrameTypeSequence") or _macro(per, shared, "CTImageFrameTypeSequence")
         frame_type = tuple(str(v).upper() for v in (mrft_m.get("FrameType") or ())) if mrft_m is not None else ()
         complex_component = _text(mrft_m, "ComplexImageComponent") if mrft_m is not None else ""
@@ -552,5 +555,6 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
             acquisition=_i(ds.get("AcquisitionNumber")),
             frame_type=frame_type,
             philips_scale=_philips_scale(_private_item(per, shared), info),
+            b_value=_f(diffusion_m.get("DiffusionBValue")) if diffusion_m is not None else None,
         ))
     return frames

@@ -21,7 +21,8 @@ KEYWORDS = (
     "AcquisitionDate", "StudyTime", "SeriesTime", "AcquisitionTime", "AccessionNumber", "Modality",
     "Manufacturer", "InstitutionName", "StudyDescription", "SeriesDescription", "PatientName", "PatientID",
     "PatientBirthDate", "PatientSex", "BodyPartExamined", "SliceThickness", "SpacingBetweenSlices",
-    "EchoTime", "EchoNumbers", "ProtocolName", "TriggerTime", "StudyInstanceUID", "SeriesInstanceUID",
+    "EchoTime", "EchoNumbers", "ProtocolName", "TriggerTime", "DiffusionBValue", "StudyInstanceUID",
+    "SeriesInstanceUID",
     "SeriesNumber", "AcquisitionNumber", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
     "FrameOfReferenceUID", "TemporalPositionIdentifier", "SamplesPerPixel", "PhotometricInterpretation",
     "PlanarConfiguration", "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "ImagerPixelSpacing",
@@ -79,6 +80,8 @@ def _decode(tag: int, raw: bytes, encoding: str):
         return None
     if vr == "FL":
         return struct.unpack("<f", raw[:4])[0] if len(raw) >= 4 else None
+    if vr == "FD":
+        return struct.unpack("<d", raw[:8])[0] if len(raw) >= 8 else None
     text = raw.decode(encoding, errors="replace").rstrip("\x00 ").strip()
     if vr in ("DS", "IS", "CS") or (vr in ("LO", "SH", "PN", "UI") and "\\" in text):
         parts = [p.strip() for p in text.split("\\")]
