@@ -101,8 +101,9 @@ class FirstSlice:
 
 
 def load_series(entry, progress: Callable | None = None, cancel: threading.Event | None = None,
-                on_first_slice: Callable[[FirstSlice], None] | None = None):
-    """The series as a ``Volume``; ``on_first_slice`` is called once, with a copy of the first slice read."""
+                on_first_slice: Callable[[FirstSlice], None] | None = None, scaling: str = "display"):
+    """The series as a ``Volume`` (a 4D series with all its time points); ``on_first_slice`` is called once, with a
+    copy of the first slice read; ``scaling``: how stored values map (``viewer.io.series_loader.SCALINGS``)."""
     from viewer.io.series_loader import load_series as load
 
     lock, sent = threading.Lock(), []
@@ -117,8 +118,8 @@ def load_series(entry, progress: Callable | None = None, cancel: threading.Event
         on_first_slice(FirstSlice(int(z), np.array(image)))
 
     if getattr(entry, "n_timepoints", 1) > 1:
-        return load_all_timepoints(entry, progress=progress, cancel=cancel, on_slice=on_slice)
-    return load(entry, progress=progress, cancel=cancel, on_slice=on_slice)
+        return load_all_timepoints(entry, progress=progress, cancel=cancel, on_slice=on_slice, scaling=scaling)
+    return load(entry, progress=progress, cancel=cancel, on_slice=on_slice, scaling=scaling)
 
 
 #: a 4D series is loaded with all its time points unless they would take more memory than this (and than a
@@ -135,7 +136,7 @@ def _memory_limit() -> int:
 
 
 def load_all_timepoints(entry, progress: Callable | None = None, cancel: threading.Event | None = None,
-                        on_slice: Callable | None = None):
+                        on_slice: Callable | None = None, scaling: str = "display"):
     """A 4D series (repeated positions: perfusion, DCE, cardiac phases, pCASL, diffusion) as a ``Volume`` holding
     every time point (``meta["timepoints"]``, ``(t, z, y, x)``; the volume shows time point 0), with its time axis
     (``meta["time_axis"]``: how many, what varies) and each time point's InstanceNumbers. A series larger than
@@ -149,10 +150,10 @@ def load_all_timepoints(entry, progress: Callable | None = None, cancel: threadi
     size = int(np.prod(plan.geometry.shape_zyx)) * n * output_dtype(entry.frames).itemsize
     axis = time_axis(plan.frames)
     if size > _memory_limit():
-        volume = load(entry, progress=progress, cancel=cancel, on_slice=on_slice)
+        volume = load(entry, progress=progress, cancel=cancel, on_slice=on_slice, scaling=scaling)
         volume.warnings.append(f"{axis.describe()}: only the first is shown ({size / 2**30:.1f} GB for all of them)")
     else:
-        volume = load(entry, timepoint=None, progress=progress, cancel=cancel, on_slice=on_slice)
+        volume = load(entry, timepoint=None, progress=progress, cancel=cancel, on_slice=on_slice, scaling=scaling)
         volume.meta["instance_numbers_by_timepoint"] = (
             [volume.meta.get("instance_numbers")] + [image_numbers(plan, t) for t in range(1, n)])
     volume.meta["time_axis"] = axis

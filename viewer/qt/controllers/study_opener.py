@@ -236,11 +236,9 @@ class StudyOpener(QObject):
             return
         cursor = self.session.cursor_lps.copy()
 
-        def work(progress, cancel):
-            from viewer.io.series_loader import load_series
-
-            return load_series(entry, progress=lambda done, total: progress(done, total), cancel=cancel,
-                               scaling=scaling)
+        def work(progress, cancel):  # (a 4D series keeps all its time points)
+            return open_study.load_series(entry, progress=lambda done, total: progress(done, total), cancel=cancel,
+                                          scaling=scaling)
 
         self.after_load = lambda loaded: self.session.move_cursor(cursor)
         what = "floating-point values" if scaling == "philips-float" else "display values"
