@@ -86,6 +86,9 @@ class MainWindow(QMainWindow):
 
         self.comparison = ReferenceComparison(self.session, self.tasks, self.notices, actions, self,
                                               tabify_with=self.ai.findings_dock)
+        from viewer.qt.controllers.pacs_actions import PacsActions  # Query/Retrieve, Send to PACS, DICOM nodes
+
+        self.pacs = PacsActions(self.session, self.tasks, self.notices, actions, self.opener, self.browser, self)
 
     def add_dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)

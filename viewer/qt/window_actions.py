@@ -19,6 +19,7 @@ MENUS = [
     MenuSpec("View", "&View", ("layouts", "display", "reformat", "time", "scaling")),
     MenuSpec("Measure", "&Measure", ("tools", "paint", "edit")),
     MenuSpec("AI", "&AI", ("run", "models", "compare")),
+    MenuSpec("Settings", "&Settings", ("pacs",)),  # DICOM nodes… (viewer.qt.controllers.pacs_actions)
     MenuSpec("Help", "&Help"),
 ]
 

@@ -1,4 +1,5 @@
-"""The study browser: patients → studies → series with thumbnails, warnings, and the files the scan skipped.
+"""The study browser: patients → studies → series with thumbnails, warnings, and the files the scan skipped; and,
+in a second tab, the local study database.
 
 A study's DICOM SEG files (``index.segmentations``, :class:`~viewer.io.seg_file.SegmentedStudyIndex`) are rows
 under the series they were made on, with their segments' names and recommended colours; activating one asks for
@@ -7,6 +8,13 @@ the series and the SEG over it (``segmentation_activated``).
 The widget only shows a :class:`~viewer.io.dicom_index.StudyIndex`; thumbnails
 come from :func:`viewer.io.thumbnail.series_thumbnail`, computed by one
 background job per index and installed on the GUI thread as they arrive.
+
+The "Local database" tab (:class:`LocalStudies`) lists the studies retrieved, received or imported into the local
+study database (:mod:`viewer.net.study_db`), searched by patient name (``*``/``?`` wildcards), patient ID, date
+range, modality, accession number and description; activating a study or one of its series asks for its folder in
+the store to be opened (``local_study_requested``: nothing else is scanned); Forget drops a study from the index
+(its files stay), Delete removes its files too. The database is opened, and searched, in background jobs, the first
+time the tab is shown: never at start-up.
 """
 from __future__ import annotations
 
@@ -17,7 +25,25 @@ import time
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QLabel, QSplitter, QStyle, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QStyle,
+    QTabWidget,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.qt.jobs import BackgroundTasks
 
@@ -160,6 +186,7 @@ class StudyBrowser(QWidget):
 
     series_activated = Signal(str)  # series key; emitted on click, double-click or Enter
     segmentation_activated = Signal(str, str)  # (series key, SEG file) of a SEG row; click, double-click or Enter
+    local_study_requested = Signal(str, str)  # (folder in the local store, series UID or ""): open it
 
     def __init__(self, parent: QWidget | None = None, thumbnail_size: int = 96):
         super().__init__(parent)
@@ -179,6 +206,8 @@ class StudyBrowser(QWidget):
         self.summary = QLabel("No study open")
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.summary.setContentsMargins(4, 2, 4, 2)
+        # a long folder name (a study in the local store is named by its UID) is cut, not widening the dock
+        self.summary.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.tree = QTreeWidget()
         self.tree.setColumnCount(2)
         self.tree.setHeaderHidden(True)
@@ -216,18 +245,30 @@ class StudyBrowser(QWidget):
         self.splitter.addWidget(self.skipped_panel)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
-        layout = QVBoxLayout(self)
+        self.study_page = QWidget()
+        layout = QVBoxLayout(self.study_page)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.summary)
         layout.addWidget(self.splitter)
+        self.local = LocalStudies()
+        self.local.open_requested.connect(self.local_study_requested)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.study_page, "Open study")
+        self.tabs.addTab(self.local, "Local database")
+        self.tabs.currentChanged.connect(lambda i: self.tabs.widget(i) is self.local and self.local.shown())
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.tabs)
         self._pending_icon = _plain_icon(thumbnail_pixmap(None, thumbnail_size))
         self._failed_icon = _plain_icon(thumbnail_pixmap("failed", thumbnail_size))
 
     # --- public API ------------------------------------------------------------
     def set_index(self, index) -> None:
-        """Show ``index`` (replacing what was shown) and start computing its thumbnails."""
+        """Show ``index`` (replacing what was shown, on the "Open study" tab) and start computing its thumbnails."""
         self.clear()
         self.index = index
+        self.tabs.setCurrentWidget(self.study_page)
         for patient in index.patients:
             p_text = " · ".join(v for v in (_person_name(patient.name) or patient.id,
                                             patient.id if patient.name else "", patient.sex,
@@ -265,9 +306,22 @@ class StudyBrowser(QWidget):
         self.summary.setToolTip("")
 
     def shutdown(self) -> None:
-        """Stop the thumbnail job and wait for its thread (call from the main window's closeEvent)."""
+        """Stop the thumbnail job and the local database's jobs and wait for their threads (call from the main
+        window's closeEvent)."""
         self._job = None
         self._tasks.shutdown()
+        self.local.shutdown()
+
+    def set_local_database(self, database) -> None:
+        """``database()``: the local study database (a ``viewer.net.study_db.StudyDatabase``), opened on first use."""
+        self.local.set_database(database)
+
+    def refresh_local(self) -> None:
+        """Search the local database again (something arrived), if its tab has been shown."""
+        self.local.refresh(only_if_shown=True)
+
+    def show_local(self) -> None:
+        self.tabs.setCurrentWidget(self.local)
 
     def select_series(self, key: str) -> None:
         """Highlight the series row ``key`` (emits nothing)."""
@@ -416,3 +470,295 @@ class StudyBrowser(QWidget):
         self._install_ready(job)
         if job == self._job:
             self._job = None
+
+
+# --- the local study database -----------------------------------------------------------------------------------
+STUDY_ROLE = Qt.UserRole + 2  # a local study row: its StudyRecord
+LOCAL_SERIES_ROLE = Qt.UserRole + 3  # a local series row: its SeriesRecord
+LOCAL_MODALITIES = ("", "CT", "MR", "PT", "NM", "US", "CR", "DX", "MG", "XA", "SEG", "SR")
+
+
+def local_study_text(record) -> str:
+    """Two lines: who, then when, what and how much."""
+    who = " · ".join(v for v in (_person_name(record.patient_name) or record.patient_name, record.patient_id) if v)
+    what = " · ".join(v for v in (_date(record.study_date), record.description, "/".join(record.modalities),
+                                  f"{record.n_series or 0} series, {record.n_instances or 0} images") if v)
+    return f"{who or '(no patient)'}\n{what}"
+
+
+def local_series_text(record) -> str:
+    number = f"{record.number}: " if record.number is not None else ""
+    n = record.n_instances or 0
+    return f"{number}{record.description or '(no description)'} · {record.modality} · {n} image{'s' if n != 1 else ''}"
+
+
+class LocalStudies(QWidget):
+    """The local study database: search, the matching studies with their series, Open / Forget / Delete.
+
+    ``set_database(provider)``: ``provider()`` returns the database (called in the background jobs). ``studies``:
+    the records shown; ``last_error``: the last failure said.
+    """
+
+    open_requested = Signal(str, str)  # folder, series UID ("" for the whole study)
+    searched = Signal()  # a search's results are shown
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.provider = None
+        self.studies: list = []
+        self.last_error = ""
+        self._shown = False
+        self._search_job: int | None = None
+        self._callbacks: dict[int, tuple] = {}
+        self._tasks = BackgroundTasks(self)
+        self._tasks.finished.connect(lambda job, value: self._ended(job, 0, value))
+        self._tasks.failed.connect(lambda job, text: self._ended(job, 1, text))
+        self._tasks.cancelled.connect(lambda job: self._callbacks.pop(job, None))
+
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("patient name (* and ? wildcards)")
+        self.id_edit = QLineEdit()
+        self.id_edit.setPlaceholderText("patient ID")
+        self.date_from = QLineEdit()
+        self.date_from.setPlaceholderText("from YYYYMMDD")
+        self.date_to = QLineEdit()
+        self.date_to.setPlaceholderText("to YYYYMMDD")
+        self.modality_box = QComboBox()
+        self.modality_box.setEditable(True)
+        self.modality_box.addItems(LOCAL_MODALITIES)
+        self.accession_edit = QLineEdit()
+        self.accession_edit.setPlaceholderText("accession number")
+        self.description_edit = QLineEdit()
+        self.description_edit.setPlaceholderText("study description")
+        self.form = QFormLayout()
+        self.form.setContentsMargins(4, 4, 4, 0)
+        self.form.addRow("Name", self.name_edit)
+        self.form.addRow("ID", self.id_edit)
+        dates = QHBoxLayout()
+        dates.addWidget(self.date_from)
+        dates.addWidget(self.date_to)
+        self.form.addRow("Date", dates)
+        self.form.addRow("Modality", self.modality_box)
+        self.form.addRow("Accession", self.accession_edit)
+        self.form.addRow("Description", self.description_edit)
+        self.more_toggle = QToolButton()
+        self.more_toggle.setText("More criteria")
+        self.more_toggle.setCheckable(True)
+        self.more_toggle.setArrowType(Qt.RightArrow)
+        self.more_toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.more_toggle.setAutoRaise(True)
+        self.more_toggle.toggled.connect(self._toggle_more)
+        self._toggle_more(False)
+        self.search_button = QPushButton("Search")
+        self.search_button.clicked.connect(self.refresh)
+        for edit in (self.name_edit, self.id_edit, self.date_from, self.date_to, self.accession_edit,
+                     self.description_edit):
+            edit.returnPressed.connect(self.refresh)
+        search_row = QHBoxLayout()
+        search_row.setContentsMargins(4, 0, 4, 0)
+        search_row.addWidget(self.more_toggle)
+        search_row.addStretch(1)
+        search_row.addWidget(self.search_button)
+
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setContentsMargins(4, 2, 4, 2)
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderHidden(True)
+        self.tree.setIndentation(14)
+        self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.tree.setWordWrap(True)
+        self.tree.itemActivated.connect(lambda item, _c: self.open_item(item))
+        self.tree.itemSelectionChanged.connect(self._sync)
+        self.open_button = QPushButton("Open")
+        self.open_button.setToolTip("Open the study (or the series) from its folder in the local store")
+        self.open_button.clicked.connect(lambda: self.open_item(self.tree.currentItem()))
+        self.forget_button = QPushButton("Forget")
+        self.forget_button.setToolTip("Drop the study from the local database; its files stay in the store")
+        self.forget_button.clicked.connect(lambda: self.forget_selected())
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setToolTip("Drop the study from the local database and delete its files")
+        self.delete_button.clicked.connect(lambda: self.delete_selected(confirm=True))
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(4, 0, 4, 4)
+        for b in (self.open_button, self.forget_button, self.delete_button):
+            buttons.addWidget(b)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(self.form)
+        layout.addLayout(search_row)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.tree, 1)
+        layout.addLayout(buttons)
+        self.confirm_box: QMessageBox | None = None
+        self._sync()
+
+    # --- the database ------------------------------------------------------------------------------------------
+    def set_database(self, provider) -> None:
+        self.provider = provider
+        self.summary.setText("")
+
+    def shown(self) -> None:
+        """The tab was shown: the first time, the database is searched."""
+        if not self._shown:
+            self._shown = True
+            self.refresh()
+
+    def shutdown(self) -> None:
+        self._callbacks.clear()
+        self._tasks.shutdown()
+
+    def _submit(self, work, on_done, on_failed=None) -> int:
+        job = self._tasks.submit(lambda progress, cancel: work(self.provider()))
+        self._callbacks[job] = (on_done, on_failed or self._failed)
+        return job
+
+    def _ended(self, job: int, which: int, value) -> None:
+        callbacks = self._callbacks.pop(job, None)
+        if callbacks is not None:
+            callbacks[which](value)
+
+    def _failed(self, text: str) -> None:
+        self.last_error = text
+        self.summary.setStyleSheet("color: #c62828;")
+        self.summary.setText(f"Local database: {text}")
+
+    # --- search ------------------------------------------------------------------------------------------------
+    def criteria(self):
+        from viewer.net.records import QueryCriteria
+
+        lo, hi = self.date_from.text().strip(), self.date_to.text().strip()
+        dates = "" if not (lo or hi) else lo if lo == hi else f"{lo}-{hi}"
+        return QueryCriteria(patient_name=self.name_edit.text().strip(), patient_id=self.id_edit.text().strip(),
+                             study_date=dates, modality=self.modality_box.currentText().strip().upper(),
+                             accession=self.accession_edit.text().strip(),
+                             description=self.description_edit.text().strip(), limit=500)
+
+    def refresh(self, only_if_shown: bool = False) -> int | None:
+        """Search the database with the criteria (in a job); the results replace the list."""
+        if self.provider is None or (only_if_shown and not self._shown):
+            return None
+        self._shown = True
+        try:
+            criteria = self.criteria()
+        except ValueError as exc:  # SettingsError: a date that is not one
+            self._failed(str(exc))
+            return None
+
+        def work(db):
+            studies = db.search(criteria)
+            return studies, {s.study_uid: db.series_of(s.study_uid) for s in studies}, str(db.root)
+
+        def done(value) -> None:
+            if job == self._search_job:
+                self._search_job = None
+                self.show_studies(*value)
+
+        if self._search_job is not None:
+            self._callbacks.pop(self._search_job, None)
+            self._tasks.cancel(self._search_job)
+        job = self._search_job = self._submit(work, done)
+        return job
+
+    def show_studies(self, studies: list, series: dict, root: str = "") -> None:
+        current = self.selected_study()
+        self.studies = list(studies)
+        self.tree.clear()
+        for record in self.studies:
+            item = QTreeWidgetItem(self.tree, [local_study_text(record)])
+            item.setData(0, STUDY_ROLE, record)
+            item.setToolTip(0, f"{record.patient_name}\nStudy {record.study_uid}\nDouble-click or Enter to open")
+            for s in series.get(record.study_uid, []):
+                child = QTreeWidgetItem(item, [local_series_text(s)])
+                child.setData(0, LOCAL_SERIES_ROLE, s)
+                child.setToolTip(0, f"Series {s.series_uid}\nDouble-click or Enter to open")
+            if current is not None and record.study_uid == current.study_uid:
+                self.tree.setCurrentItem(item)
+        n = len(self.studies)
+        self.summary.setStyleSheet("")
+        self.summary.setText(f"{n} stud{'y' if n == 1 else 'ies'} in the local database"
+                             + ("" if n < 500 else " (the first 500)"))
+        self.summary.setToolTip(root)
+        self._sync()
+        self.searched.emit()
+
+    def _toggle_more(self, on: bool) -> None:
+        """Date, modality, accession number and description: shown on demand (name and ID always)."""
+        for row in range(2, self.form.rowCount()):
+            self.form.setRowVisible(row, on)
+        self.more_toggle.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
+
+    # --- the selection -----------------------------------------------------------------------------------------
+    def selected_study(self):
+        item = self.tree.currentItem()
+        if item is None:
+            return None
+        if item.parent() is not None:
+            item = item.parent()
+        return item.data(0, STUDY_ROLE)
+
+    def study_item(self, study_uid: str) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.data(0, STUDY_ROLE).study_uid == study_uid:
+                return item
+        return None
+
+    def _sync(self) -> None:
+        chosen = self.selected_study() is not None
+        for b in (self.open_button, self.forget_button, self.delete_button):
+            b.setEnabled(chosen)
+
+    def open_item(self, item: QTreeWidgetItem | None) -> None:
+        """Ask for the study (a study row) or the series (a series row) to be opened from its folder."""
+        if item is None or self.provider is None:
+            return
+        series = item.data(0, LOCAL_SERIES_ROLE)
+        study = item.parent().data(0, STUDY_ROLE) if series is not None else item.data(0, STUDY_ROLE)
+        if study is None:
+            return
+        self._submit(lambda db: db.location(study.study_uid),
+                     lambda folder: self.open_requested.emit(folder, series.series_uid if series is not None else ""))
+
+    def forget_selected(self) -> int | None:
+        """Drop the selected study from the index (its files stay in the store)."""
+        study = self.selected_study()
+        if study is None:
+            return None
+        return self._submit(lambda db: db.forget(study.study_uid), lambda n: self._changed(
+            f"Forgot {_person_name(study.patient_name) or study.study_uid} ({n} images; the files stay in the store)"))
+
+    def delete_selected(self, confirm: bool = True) -> int | None:
+        """Drop the selected study and delete its files (``confirm``: ask first, in a non-modal box)."""
+        study = self.selected_study()
+        if study is None:
+            return None
+        if not confirm:
+            return self._delete(study)
+        who = _person_name(study.patient_name) or study.patient_id or study.study_uid
+        box = self.confirm_box = QMessageBox(QMessageBox.Warning, "Delete study",
+                                             f"Delete the study of {who} ({_date(study.study_date)}) and its "
+                                             f"{study.n_instances or 0} files from the local store?",
+                                             QMessageBox.Yes | QMessageBox.Cancel, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda button: box.standardButton(button) == QMessageBox.Yes and self._delete(study))
+        box.open()
+        return None
+
+    def _delete(self, study) -> int:
+        return self._submit(lambda db: db.delete(study.study_uid), lambda n: self._changed(
+            f"Deleted {_person_name(study.patient_name) or study.study_uid} ({n} images)"))
+
+    def _changed(self, text: str) -> None:
+        """A study was forgotten or deleted: search again, and say what was done."""
+        def then(value) -> None:
+            self._search_job = None
+            self.show_studies(*value)
+            self.summary.setText(f"{text}. {self.summary.text()}")
+
+        job = self.refresh()
+        if job is not None:
+            self._callbacks[job] = (then, self._failed)
