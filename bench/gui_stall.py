@@ -19,8 +19,9 @@ the probe collects and freezes the objects alive before it starts (``gc.freeze``
     export    the truth label map added as a layer, then ``exports.export_seg`` (DICOM SEG) and
               ``exports.export_nifti`` (.nrrd) in the background, until both report
     3d        the 2×2 layout with the 3D view built on first use (VTK imported, volume and surfaces of the
-              truth layer built), until the label surfaces are attached, then 1 s more (first frames);
-              needs an X display (skipped under the offscreen platform, where VTK cannot draw)
+              truth layer built), until the label surfaces are attached and the 3D view is idle (its settled
+              frame on screen), then 1 s more; needs an X display (skipped under the offscreen platform, where
+              VTK cannot draw in a widget)
     ai        ``ai.run_model("ct-lungs", "cpu")``: the engine's child process starts cold (torch imported there),
               the model runs, the result's layers arrive; until they are in the session, then 0.5 s more;
               skipped when the built-in CT models (``ai.runners.ct_models``) are not installed.
@@ -193,7 +194,9 @@ class Bench:
         if view is None:
             raise SkipKind("the 3D view could not be built here")
         view.surfaces_ready.connect(lambda lay: ready.append(lay))
-        run_until(lambda: layer in ready or bool(view.scene.label_actors(layer)), 300, 1.0)
+        # ``view.idle()``: surfaces attached and the settled frame on screen (``view.scene`` would build the view's
+        # VTK part at once, on this thread, instead of after the worker's import)
+        run_until(lambda: layer in ready and view.idle(), 300, 1.0)
         return probe, time.perf_counter() - t0
 
     def ai(self, w):

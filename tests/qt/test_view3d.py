@@ -241,24 +241,27 @@ def test_drag_renders_at_interactive_quality_then_settles_to_full(linked, synthe
     view.lod_min_cells = 0  # every surface gets a coarse copy here
     layer = rig.add_labels(qtbot, synthetic[1])
     mapper = view.scene.label_actors(layer)[1].GetMapper()
+    view.capture()  # a full-quality frame: the full meshes
     full_poly = mapper.GetInput()
-    view.capture()
     assert view.frame_ms["full"] > 0
     view.slow_frame_ms = 0.0  # every full frame counts as slow here
+    view.settle_ms = 1000  # frames come back asynchronously: the interactive ones arrive before it settles
     qualities, inputs = [], []
     view.rendered.connect(lambda quality, _ms: (qualities.append(quality), inputs.append(mapper.GetInput())))
     centre = QPointF(view.vtk_widget.width() / 2, view.vtk_widget.height() / 2)
     drag(view.vtk_widget, centre, centre + QPointF(40, 10), steps=4)
-    assert "interactive" in qualities and view.scene.quality == "interactive"
+    assert view.scene.quality == "interactive"
+    qtbot.waitUntil(lambda: "interactive" in qualities, timeout=5000)
     coarse = [poly for q, poly in zip(qualities, inputs) if q == "interactive"]
     assert all(poly is not full_poly for poly in coarse)
     assert 0 < coarse[0].GetNumberOfCells() < full_poly.GetNumberOfCells()
-    qtbot.waitUntil(lambda: view.scene.quality == "full" and qualities[-1] == "full", timeout=3000)
+    qtbot.waitUntil(lambda: view.scene.quality == "full" and qualities[-1] == "full", timeout=5000)
     assert mapper.GetInput() is full_poly
     view.slow_frame_ms = 1e9  # fast enough: drags stay at full quality
     qualities.clear()
     drag(view.vtk_widget, centre, centre + QPointF(-40, 0), steps=3)
-    assert qualities and set(qualities) == {"full"}
+    qtbot.waitUntil(lambda: bool(qualities), timeout=5000)
+    assert set(qualities) == {"full"}
 
 
 def test_vtk_widgets_are_known_not_to_work_under_the_offscreen_platform(qapp):
@@ -348,11 +351,9 @@ def test_preset_shading_crop_and_transfer_editor(linked, qtbot):
     assert view.scene.volume_property.GetShade() == 1
     view.crop_button.click()
     assert view.crop_enabled and view.scene.crop_box_lps is not None
-    rep = view._crop_widget.GetRepresentation()
     b = list(view.scene.volume_bounds_lps())
     b[0] = 5.0  # keep only the patient's left half
-    rep.PlaceWidget(b)
-    view._on_crop_moved()
+    view.crop_box.place(b)  # as a drag of the box's face does
     assert view.scene.crop_box_lps[0] == pytest.approx(5.0)
     cropped = view.capture()
     assert np.abs(cropped.astype(int) - mip.astype(int)).mean() > 1.0
@@ -410,3 +411,37 @@ def test_demo_study_surfaces_and_pick(qtbot, demo_volume, demo_labels):
         assert rig.axial.k == rig.axial.plane.slice_of(rig.session.cursor_lps)
     finally:
         rig.close()
+
+
+# --- frames drawn off the GUI thread: tagged, stale ones dropped, a toggle at once on the actors --------------------
+def test_frames_come_back_tagged_and_stale_ones_are_dropped(linked, synthetic, qtbot):
+    from viewer.render3d.frame_spec import FrameResult
+
+    rig = linked()
+    view = rig.view3d
+    if not view.presenter.threaded:
+        pytest.skip("no offscreen OpenGL here: frames are drawn on the GUI thread")
+    layer = rig.add_labels(qtbot, synthetic[1])
+    qtbot.waitUntil(view.idle, timeout=30000)
+    shown = view.vtk_widget.rgb
+    assert shown is not None and view.quality == "full"
+    blank = np.zeros_like(shown)
+    view.presenter._on_frame(FrameResult(1, "interactive", blank, 1.0))  # older than the frame on screen
+    assert view.vtk_widget.rgb is shown
+    # a toggle changes the actors at once; the picture follows with the next frame, drawn elsewhere
+    rig.session.update_layer(layer, visible=False)
+    assert not any(a.GetVisibility() for a in view.scene.label_actors(layer).values())
+    assert view.vtk_widget.rgb is shown and not view.idle()
+    qtbot.waitUntil(view.idle, timeout=30000)
+    assert colour_mask(view.vtk_widget.rgb, "lung_left").sum() < 5
+    # a full-quality frame asked for before the latest request is dropped (it would jump back to the old camera)
+    view.slow_frame_ms = 1e9  # camera changes draw at full quality at once
+    view.set_camera("posterior")
+    qtbot.wait(20)
+    first = view.presenter._submitted[0]
+    view.set_camera("left")
+    qtbot.wait(20)
+    assert view.presenter._submitted[0] > first
+    view.presenter._on_frame(FrameResult(first, "full", blank, 1.0))
+    assert view.vtk_widget.rgb is not blank
+    qtbot.waitUntil(view.idle, timeout=30000)

@@ -55,6 +55,11 @@ class VtkImage:
         return lps_matrix(self.geometry) if self.frame == "local" else vtkMatrix4x4()
 
 
+def native_dtype(dtype) -> bool:
+    """Whether VTK's volume mappers and filters take ``dtype`` as it is (else it becomes float32)."""
+    return np.dtype(dtype) in _NATIVE
+
+
 def downsampled(array: np.ndarray, geometry: Geometry, step_zyx) -> tuple[np.ndarray, Geometry]:
     """Every ``step``-th voxel along each axis (a contiguous copy) and its geometry.
 

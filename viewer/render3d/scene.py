@@ -33,7 +33,8 @@ from viewer.core.layers import LabelLayer
 from viewer.io.volume import Volume
 from viewer.render3d.camera_views import VIEWS, apply_camera_view
 from viewer.render3d.cursor import SliceCursor
-from viewer.render3d.image_data import VtkImage, interactive_step, local_bounds, to_vtk_image
+from viewer.render3d.frame_spec import CameraState, FrameSpec, SurfaceLook
+from viewer.render3d.image_data import VtkImage, local_bounds, to_vtk_image
 from viewer.render3d.label_surfaces import build_label_surfaces
 from viewer.render3d.orientation_marker import CornerMarker
 from viewer.render3d.transfer_presets import (
@@ -42,8 +43,8 @@ from viewer.render3d.transfer_presets import (
     build_volume_property,
     default_preset_name,
     get_preset,
-    robust_range,
 )
+from viewer.render3d.volume_prep import INTERACTIVE_MAX_SIZE, PreparedVolume, prepare_volume
 
 QUALITIES = ("full", "interactive")
 #: Interactive quality casts one ray per this many pixels along each screen axis (GPU mapper).
@@ -56,10 +57,27 @@ CONTAINER_OPACITY = 0.15
 FULL_SAMPLES_PER_VOXEL = 1.0
 
 
+def surface_actor(poly) -> vtkActor:
+    """An actor drawing a label surface as every scene does (Gouraud, a little specular; colour set by the caller)."""
+    mapper = vtkPolyDataMapper()
+    mapper.SetInputData(poly)
+    mapper.ScalarVisibilityOff()
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    prop = actor.GetProperty()
+    prop.SetInterpolationToGouraud()
+    prop.SetAmbient(0.1)
+    prop.SetDiffuse(0.8)
+    prop.SetSpecular(0.2)
+    prop.SetSpecularPower(20.0)
+    return actor
+
+
 class Scene3D:
     """Volume rendering, label surfaces, cursor, crop box and camera presets of one 3D view."""
 
-    def __init__(self, background=(0.0, 0.0, 0.0), mapper: str = "gpu", interactive_max_size: int = 256):
+    def __init__(self, background=(0.0, 0.0, 0.0), mapper: str = "gpu",
+                 interactive_max_size: int = INTERACTIVE_MAX_SIZE):
         if mapper not in ("gpu", "cpu"):
             raise ValueError(f"mapper is 'gpu' or 'cpu', got {mapper!r}")
         self.renderer = vtkRenderer()
@@ -71,6 +89,7 @@ class Scene3D:
         self.mapper_kind = mapper
         self.interactive_max_size = int(interactive_max_size)
         self.volume: Volume | None = None
+        self.prepared: PreparedVolume | None = None  # the volume's arrays as drawn
         self.preset: TransferPreset | None = None  # resolved: in the volume's intensities
         self.quality = "full"
         self.volume_visible = True
@@ -123,33 +142,42 @@ class Scene3D:
         return self.mapper_kind
 
     # --- volume -------------------------------------------------------------
-    def set_volume(self, volume: Volume | None, preset: str | TransferPreset | None = None) -> None:
-        """Render ``volume`` (``None`` removes it) with ``preset`` (default: the modality's default preset)."""
+    def set_volume(self, volume: Volume | PreparedVolume | None, preset: str | TransferPreset | None = None) -> None:
+        """Render ``volume`` (``None`` removes it) with ``preset`` (default: the modality's default preset).
+
+        A :class:`~viewer.render3d.volume_prep.PreparedVolume` (made off the GUI thread) is used as it is; a plain
+        ``Volume`` is prepared here (its range and interactive copy: tens of ms for a big CT).
+        """
         for prop in self._props.values():
             self.renderer.RemoveVolume(prop)
         self._props.clear()
         self._images.clear()
         first = self.volume is None
-        self.volume = volume
-        self.cursor.set_geometry(None if volume is None else volume.geometry)
+        if volume is not None and not isinstance(volume, PreparedVolume):
+            if volume.is_color:
+                self.volume, self.prepared = volume, None
+                self.cursor.set_geometry(volume.geometry)
+                raise ValueError("colour (RGB) volumes are not volume-rendered")
+            volume = prepare_volume(volume, self.interactive_max_size)
+        self.prepared = volume
+        self.volume = None if volume is None else volume.volume
+        self.cursor.set_geometry(None if volume is None else self.volume.geometry)
         if volume is None:
             return
-        if volume.is_color:
-            raise ValueError("colour (RGB) volumes are not volume-rendered")
-        self._range = robust_range(volume.array)
+        self._range = volume.value_range
         self._rebuild_volume_props()
-        self.set_preset(preset if preset is not None else default_preset_name(volume.modality))
+        self.set_preset(preset if preset is not None else default_preset_name(self.volume.modality))
         if first:
             self.set_camera("anterior")
 
     def _image(self, quality: str) -> VtkImage:
         if quality not in self._images:
-            step = (1, 1, 1) if quality == "full" else interactive_step(self.volume.geometry, self.interactive_max_size)
-            if quality == "interactive" and step == (1, 1, 1) and "full" in self._images:
-                self._images[quality] = self._images["full"]
+            array, geometry = self.prepared.array(quality)
+            full = self._images.get("full")
+            if full is not None and full.array is array:
+                self._images[quality] = full
             else:
-                self._images[quality] = to_vtk_image(self.volume.array, self.volume.geometry, frame="local",
-                                                     step_zyx=step)
+                self._images[quality] = to_vtk_image(array, geometry, frame="local")
         return self._images[quality]
 
     def _make_mapper(self, image: VtkImage, quality: str):
@@ -274,17 +302,7 @@ class Scene3D:
         self.remove_label_layer(layer)
         actors: dict[int, vtkActor] = {}
         for label, poly in surfaces.items():
-            mapper = vtkPolyDataMapper()
-            mapper.SetInputData(poly)
-            mapper.ScalarVisibilityOff()
-            actor = vtkActor()
-            actor.SetMapper(mapper)
-            prop = actor.GetProperty()
-            prop.SetInterpolationToGouraud()
-            prop.SetAmbient(0.1)
-            prop.SetDiffuse(0.8)
-            prop.SetSpecular(0.2)
-            prop.SetSpecularPower(20.0)
+            actor = surface_actor(poly)
             name = layer.label_name(label).strip().lower().replace(" ", "_")
             layer.surface_opacity.setdefault(label, CONTAINER_OPACITY if name in CONTAINER_LABEL_NAMES else 1.0)
             actors[label] = actor
@@ -316,6 +334,37 @@ class Scene3D:
 
     def label_actors(self, layer: LabelLayer) -> dict[int, vtkActor]:
         return dict(self._labels.get(layer, {}))
+
+    def label_layers(self) -> list[LabelLayer]:
+        """The layers shown as surfaces."""
+        return list(self._labels)
+
+    # --- drawing elsewhere -------------------------------------------------------
+    def set_drawn(self, on: bool) -> None:
+        """Whether this scene's renderer draws in its window (off: another thread draws its :meth:`frame_spec`)."""
+        self.renderer.SetDraw(bool(on))
+
+    def frame_spec(self, job: int, size, crop_outline=None) -> FrameSpec:
+        """What this scene shows now, as plain values another thread can draw (:mod:`viewer.render3d.mirror`).
+
+        ``crop_outline``: the LPS bounds of a crop box being edited, drawn with its handles.
+        """
+        surfaces = []
+        for layer, actors in self._labels.items():
+            for label, actor in actors.items():
+                prop = actor.GetProperty()
+                surfaces.append(SurfaceLook((id(layer), int(label)), actor.GetMapper().GetInput(),
+                                            tuple(prop.GetColor()), float(prop.GetOpacity()),
+                                            bool(actor.GetVisibility())))
+        point = self.cursor.point_lps
+        return FrameSpec(int(job), (int(size[0]), int(size[1])), CameraState.of(self.renderer.GetActiveCamera()),
+                         quality=self.quality, volume=self.prepared,
+                         preset=None if self.preset is None else self.preset.copy(),
+                         volume_visible=self.volume_visible, crop_box=self.crop_box_lps,
+                         cursor=None if point is None else tuple(float(v) for v in point),
+                         cursor_geometry=self.cursor.geometry, surfaces=tuple(surfaces),
+                         background=tuple(self.renderer.GetBackground()), marker=bool(self.marker.renderer.GetDraw()),
+                         crop_outline=None if crop_outline is None else tuple(float(v) for v in crop_outline))
 
     # --- cursor, picking --------------------------------------------------------
     def set_cursor(self, point_lps) -> None:

@@ -1,4 +1,15 @@
-"""The VTK render widget of the 3D view: tells a left click from a left drag and keeps VTK's keys out."""
+"""The 3D view's render widgets: a left click told from a left drag, VTK's own keys kept out.
+
+* :class:`VtkWidget`: VTK draws in it (a ``QVTKRenderWindowInteractor``, OpenGL on the GUI thread); used where frames
+  can't be drawn on a frame thread.
+* :class:`~viewer.qt.views.frame_widget.FrameWidget`: shows frames drawn on the frame thread and feeds the mouse to
+  VTK's interactor; the GUI thread does no OpenGL at all.
+
+Both take :class:`PressFilter`'s mouse policy: a left press is held back until the mouse moves more than
+:data:`CLICK_SLOP_PX` with the button down; only then is it given to VTK (at the press position) and the drag
+rotates (or pans with Shift, or moves a crop-box handle). A release before that is a click: ``clicked`` with VTK
+display coordinates (pixels from the bottom-left corner).
+"""
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
@@ -9,31 +20,23 @@ from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 CLICK_SLOP_PX = 4
 
 
-class VtkWidget(QVTKRenderWindowInteractor):
-    """The render window widget; tells a left click from a left drag, and keeps VTK's key bindings out.
+class PressFilter:
+    """Mixin of a render widget (a QWidget with ``clicked``, ``pressed``, ``double_clicked``, ``key_reset`` signals)
+    that forwards events to VTK through ``forward_press``, ``forward_move`` and ``forward_release``."""
 
-    A left press is held back until the mouse moves more than :data:`CLICK_SLOP_PX` with the button
-    down; only then is it given to VTK (at the press position) and the drag rotates (or pans with
-    Shift, or moves a crop-box handle). A release before that is a click: ``clicked`` with VTK display
-    coordinates (pixels from the bottom-left corner).
-    """
+    _held: QMouseEvent | None = None
+    closed = False  # set when the view has finalized its VTK objects: nothing is drawn or forwarded after
 
-    clicked = Signal(float, float)
-    pressed = Signal()
-    double_clicked = Signal()
-    key_reset = Signal()
+    def pixel_ratio(self) -> float:
+        return float(self.devicePixelRatioF())
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._held: QMouseEvent | None = None
-        self.closed = False  # set when the View3D has finalized the render window: nothing is drawn after
-
-    def paintEvent(self, ev):  # noqa: N802
-        if not self.closed:
-            super().paintEvent(ev)
+    def device_size(self) -> tuple[int, int]:
+        """The widget's size in device pixels: the render window's size."""
+        scale = self.pixel_ratio()
+        return max(1, int(round(scale * self.width()))), max(1, int(round(scale * self.height())))
 
     def display_xy(self, pos: QPointF) -> tuple[float, float]:
-        scale = self._getPixelRatio()
+        scale = self.pixel_ratio()
         return float(pos.x()) * scale, float(self.height() - pos.y() - 1) * scale
 
     def mousePressEvent(self, ev):  # noqa: N802 (Qt naming)
@@ -42,23 +45,27 @@ class VtkWidget(QVTKRenderWindowInteractor):
             self._held = QMouseEvent(QEvent.MouseButtonPress, ev.position(), ev.globalPosition(), ev.button(),
                                      ev.buttons(), ev.modifiers())
             return
-        super().mousePressEvent(ev)
+        if not self.closed:
+            self.forward_press(ev)
 
     def mouseMoveEvent(self, ev):  # noqa: N802
+        if self.closed:
+            return
         if self._held is not None:
             if not ev.buttons() & Qt.LeftButton:
                 self._held = None
             elif (ev.position() - self._held.position()).manhattanLength() > CLICK_SLOP_PX:
                 held, self._held = self._held, None
-                super().mousePressEvent(held)
-        super().mouseMoveEvent(ev)
+                self.forward_press(held)
+        self.forward_move(ev)
 
     def mouseReleaseEvent(self, ev):  # noqa: N802
         if ev.button() == Qt.LeftButton and self._held is not None:
             self._held = None
             self.clicked.emit(*self.display_xy(ev.position()))
             return
-        super().mouseReleaseEvent(ev)
+        if not self.closed:
+            self.forward_release(ev)
 
     def mouseDoubleClickEvent(self, ev):  # noqa: N802
         self._held = None
@@ -73,6 +80,42 @@ class VtkWidget(QVTKRenderWindowInteractor):
 
     def keyReleaseEvent(self, ev):  # noqa: N802
         ev.ignore()
+
+
+class VtkWidget(PressFilter, QVTKRenderWindowInteractor):
+    """The render window widget: VTK draws in it on the GUI thread."""
+
+    clicked = Signal(float, float)
+    pressed = Signal()
+    double_clicked = Signal()
+    key_reset = Signal()
+    resized = Signal()  # after the render window took the new size
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._held = None
+        self.closed = False
+
+    def pixel_ratio(self) -> float:
+        return float(self._getPixelRatio())
+
+    def forward_press(self, ev) -> None:
+        QVTKRenderWindowInteractor.mousePressEvent(self, ev)
+
+    def forward_move(self, ev) -> None:
+        QVTKRenderWindowInteractor.mouseMoveEvent(self, ev)
+
+    def forward_release(self, ev) -> None:
+        QVTKRenderWindowInteractor.mouseReleaseEvent(self, ev)
+
+    def paintEvent(self, ev):  # noqa: N802
+        if not self.closed:
+            super().paintEvent(ev)
+
+    def resizeEvent(self, ev):  # noqa: N802
+        super().resizeEvent(ev)
+        if not self.closed:
+            self.resized.emit()
 
     def closeEvent(self, ev):  # noqa: N802
         # the View3D finalizes the render window (after removing its observers)
