@@ -314,7 +314,7 @@ def cmd_report(args) -> int:
 
     try:
         data = report_from_files(args.path, args.series, args.labels, findings, measurements, args.preset,
-                                 args.show_patient_data, findings_path=findings_path)
+                                 args.show_patient_data, findings_path=findings_path).with_tables()
         out = write_report(data, args.out)
     except (KeyError, ValueError, LoadError, ImageFileError) as exc:
         raise UserError(str(exc.args[0]) if exc.args else str(exc)) from exc

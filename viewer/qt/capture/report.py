@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +79,15 @@ class ReportData:
     include_patient_data: bool = False
     created: str = ""
     title: str = TITLE
+    #: the tables, when measuring them is slow (structures measured per piece): made where the PDF is painted,
+    #: in the report's job, not on the GUI thread that gathers the rest
+    tables_later: Any = None
+
+    def with_tables(self) -> "ReportData":
+        """This report with its tables made (``tables_later`` run); itself when they are."""
+        if self.tables_later is None:
+            return self
+        return dc_replace(self, tables=list(self.tables_later()), tables_later=None)
 
 
 def report_from_views(session, views, include_patient_data: bool = False) -> ReportData:
@@ -152,7 +162,7 @@ def _assemble(volume, include_patient_data, key_images, closeups, results, segme
     found_images, findings = closeups
     return ReportData(study=study_lines(volume, include_patient_data), key_images=key_images,
                       finding_images=found_images, findings=findings,
-                      tables=report_tables(results, segmentations, annotations, volume),
+                      tables_later=lambda: report_tables(results, segmentations, annotations, volume),
                       provenance=provenance_lines(results),
                       notes=list(notes), include_patient_data=include_patient_data,
                       created=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
@@ -380,6 +390,7 @@ def _paint_table(page: _Page, table: Table, y: float, W: float, n_rows: int, row
 
 def render_pdf(data: ReportData) -> bytes:
     """The report as PDF bytes (one A4 page). Uses QImage and text only: safe on a worker thread."""
+    data = data.with_tables()
     buffer_data = QByteArray()
     buffer = QBuffer(buffer_data)
     buffer.open(QIODevice.WriteOnly)
@@ -416,7 +427,7 @@ def write_report(data: ReportData, path: str) -> str:
         raise ValueError("the report is a PDF file: give a name ending in .pdf")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder")
-    return atomic_write_bytes(path, render_pdf(data))
+    return atomic_write_bytes(path, render_pdf(data.with_tables()))
 
 
 # ------------------------------------------------------------------------------------------------ the dialog
