@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from viewer.cli import ai, convert, demo, export, index, pacs, screenshot
+from viewer.cli import ai, batch, convert, demo, export, index, pacs, screenshot
 from viewer.cli.common import EXIT_USER_ERROR, UserError
 
-GROUPS = (index, convert, demo, screenshot, ai, export, pacs)
+GROUPS = (index, convert, demo, screenshot, ai, export, pacs, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
