@@ -5,7 +5,14 @@ description regex, min_slices; by default the series of the model's modality) an
 ``DIR/<series key>/`` (labels.nii.gz + labels.json, seg.dcm, findings.json, sr.dcm, thumbnail.png) and one row
 of ``DIR/results.csv``. A rerun skips finished jobs and retries failed ones; a kill loses only the jobs in
 flight. ``--engine local`` (default) runs ``--workers`` processes here; ``--engine ray`` runs Ray actors on the
-cluster at ``--address`` (or a local Ray instance). PACS input (``--node``) comes with viewer/net.
+cluster at ``--address`` (or a local Ray instance).
+
+PACS input, besides or instead of folders: ``--node NAME`` (or ``--aet AE@HOST:PORT`` / ``--dicomweb URL``, as
+``radview-cli pacs`` takes them) with query options (``--patient-id``, ``--patient-name``, ``--study-date``,
+``--modality``, ``--accession``, ``--study UID``). The node is queried at series level; in the planning step,
+before any job runs, each selected series is retrieved (``--method get`` by default, ``move`` or ``wado``) into
+``DIR/.input/<series_uid>/`` and its job runs on that folder. A series that fails to retrieve is a ``failed`` row
+with the reason; a rerun does not retrieve a series whose cache is complete again (``viewer.logic.batch_pacs``).
 The work lives in ``viewer.logic.batch_run``; this module checks the options and prints.
 
 ``batch eval --pred DIR --ref DIR --out DIR`` (or ``--pairs FILE.csv``): per case the metrics of ``ai eval``,
@@ -20,7 +27,10 @@ import sys
 
 from viewer.cli.common import UserError, require_exists
 
-PACS_NOTE = "PACS input (--node NAME plus query options) comes with viewer/net; for now give folders"
+PACS_NOTE = ("PACS input: --node NAME (or --aet / --dicomweb) plus query options; in the planning step each selected "
+             "series is retrieved into DIR/.input/<series_uid>/ (a rerun does not retrieve it again) and its job "
+             "runs there; a series that fails to retrieve is a failed row with the reason")
+PASSWORD_ENV = "RADVIEW_PACS_PASSWORD"  # as radview-cli pacs
 
 
 def add_parser(sub) -> None:
@@ -31,7 +41,8 @@ def add_parser(sub) -> None:
     pr = bsub.add_parser("run", help="run a model on every selected series under the inputs",
                          description="One job per selected series; results in DIR/<series>/ and DIR/results.csv. "
                                      "A rerun skips finished jobs and retries failed ones. " + PACS_NOTE + ".")
-    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM folders (searched recursively)")
+    pr.add_argument("inputs", nargs="*", metavar="INPUT",
+                    help="DICOM folders (searched recursively); none when the series come from a PACS (--node)")
     which = pr.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model id (see 'radview-cli ai models')")
     which.add_argument("--model-dir", help="a model folder (model.toml with weights, or an nnU-Net v2 results folder)")
@@ -55,8 +66,36 @@ def add_parser(sub) -> None:
                          "each worker its own GPU (Ray gives each actor its own GPU by itself)")
     pr.add_argument("--allow-torchscript", action="store_true",
                     help="let this model's TorchScript weights run (they contain code: only for models you trust)")
+    _add_pacs_args(pr)
     pr.set_defaults(func=cmd_run)
     _add_eval_parser(bsub)
+
+
+QUERY_OPTIONS = ("patient_id", "patient_name", "study_date", "modality", "accession", "study")
+
+
+def _add_pacs_args(pr) -> None:
+    """The node and query options of ``radview-cli pacs query`` / ``retrieve``, mirrored (here they are optional)."""
+    g = pr.add_argument_group("PACS input", PACS_NOTE)
+    node = g.add_mutually_exclusive_group()
+    node.add_argument("--node", help="a node from the node settings (pacs-nodes.json)")
+    node.add_argument("--aet", metavar="AE@HOST:PORT", help="a DIMSE node, e.g. ORTHANC@127.0.0.1:4242")
+    node.add_argument("--dicomweb", metavar="URL", help="a DICOMweb service, e.g. https://pacs.example.org/dicom-web")
+    g.add_argument("--calling-aet", default="RADVIEW", help="radview's AE title (default RADVIEW)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the node (default 30)")
+    g.add_argument("--user", default="", help=f"DICOMweb basic auth user (password from ${PASSWORD_ENV})")
+    g.add_argument("--bearer-env", default="", metavar="VAR", help="DICOMweb bearer token from this variable")
+    g.add_argument("--ca-bundle", default="", help="DICOMweb: trust the certificates in this file too")
+    g.add_argument("--patient-id", default="")
+    g.add_argument("--patient-name", default="", help="with * and ? wildcards")
+    g.add_argument("--study-date", default="", help="YYYYMMDD or YYYYMMDD-YYYYMMDD (either end may be open)")
+    g.add_argument("--modality", default="", help="series modality asked of the node (--select still applies)")
+    g.add_argument("--accession", default="")
+    g.add_argument("--study", default="", help="StudyInstanceUID")
+    g.add_argument("--method", choices=("get", "move", "wado"), default=None,
+                   help="C-GET (default for DIMSE), C-MOVE to radview's own SCP, or WADO-RS (--dicomweb)")
+    g.add_argument("--scp-port", type=int, default=None,
+                   help="for move: the port radview's C-STORE SCP listens on (default: the configured local port)")
 
 
 def _device(text: str) -> str:
@@ -130,6 +169,14 @@ def cmd_run(args) -> int:
     from viewer.logic.batch_jobs import ModelSpec
     from viewer.logic.batch_run import BatchError, BatchRequest, run_batch
 
+    pacs = bool(args.node or args.aet or args.dicomweb)
+    if not args.inputs and not pacs:
+        raise UserError("give input folders, or a PACS node (--node, --aet or --dicomweb) with query options")
+    if not pacs:
+        given = [f"--{o.replace('_', '-')}" for o in QUERY_OPTIONS + ("method", "scp_port")
+                 if getattr(args, o) not in ("", None)]
+        if given:
+            raise UserError(f"{', '.join(given)}: query options need a PACS node (--node, --aet or --dicomweb)")
     for path in args.inputs:
         require_exists(path)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -140,7 +187,10 @@ def cmd_run(args) -> int:
         raise UserError("--engine ray gives each actor its own GPU: give one --device (cuda or auto), not a list")
     spec = ModelSpec(model_id=args.model or "", model_dir=os.path.abspath(args.model_dir) if args.model_dir else "",
                      device=args.device, allow_torchscript=args.allow_torchscript)
-    request = BatchRequest(inputs=tuple(args.inputs), out=args.out, spec=spec, select=tuple(args.select),
+    inputs = list(args.inputs)
+    if pacs:
+        inputs += _fetch_pacs(args, spec)
+    request = BatchRequest(inputs=tuple(inputs), out=args.out, spec=spec, select=tuple(args.select),
                            engine=args.engine, workers=args.workers, threads=args.threads, address=args.address,
                            cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
     progress = _Progress()
@@ -162,6 +212,54 @@ def cmd_run(args) -> int:
 
     print(NOT_A_DIAGNOSIS)
     return 1 if summary.failures else 0
+
+
+def _fetch_pacs(args, spec) -> list[str]:
+    """Query the node and retrieve the selected series into DIR/.input/ (viewer.logic.batch_pacs): their folders."""
+    from viewer.cli.pacs import node_of
+    from viewer.logic.batch_pacs import PacsInput, fetch_series
+    from viewer.logic.batch_plan import Selection
+    from viewer.logic.batch_run import BatchError, model_manifest
+    from viewer.logic.pacs import RetrieveRequest
+    from viewer.net.errors import NetError, SettingsError
+    from viewer.net.nodes import LocalAE, load_nodes
+    from viewer.net.records import QueryCriteria
+
+    method = args.method or ""
+    if args.dicomweb and method and method != "wado":
+        raise UserError(f"--dicomweb retrieves by WADO-RS: --method {method} needs a DIMSE node (--aet or --node)")
+    try:
+        selection = Selection.parse(args.select, default_modality=model_manifest(spec).modality)
+    except (BatchError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    node = node_of(args)
+    if args.scp_port is not None and (method or ("get" if node.is_dimse else "wado")) != "move":
+        raise UserError("--scp-port is for --method move")
+    try:
+        configured = load_nodes().local if args.node else LocalAE()
+        local = LocalAE(args.calling_aet, configured.host,
+                        args.scp_port if args.scp_port is not None else configured.port)
+        criteria = QueryCriteria(level="series", patient_id=args.patient_id, patient_name=args.patient_name,
+                                 study_date=args.study_date, modality=args.modality, accession=args.accession,
+                                 study_uid=args.study)
+        source = PacsInput(node, criteria, method, args.calling_aet, local)
+        RetrieveRequest(node, "1.2.3", "", method, args.calling_aet)  # a method the node cannot serve: say so now
+    except SettingsError as exc:
+        raise UserError(str(exc)) from exc
+
+    def said(done: int, total: int, text: str) -> None:
+        print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
+
+    try:
+        fetched = fetch_series(source, args.out, selection, on_series=said)
+    except SettingsError as exc:
+        raise UserError(str(exc)) from exc
+    except NetError as exc:
+        raise UserError(f"the PACS query failed: {exc}") from exc
+    print(fetched.text(node.label), file=sys.stderr, flush=True)
+    if not fetched.inputs and not args.inputs:
+        raise UserError(f"no series on {node.label} match the query")
+    return fetched.inputs
 
 
 # --- batch eval ---------------------------------------------------------------------------------------------------

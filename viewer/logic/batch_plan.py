@@ -138,17 +138,51 @@ def base_row(entry, status: str, error: str = "") -> dict:
             "n_images": entry.n_images, "status": status, "error": error}
 
 
+def pacs_record_path(folder: str) -> str:
+    """Where the PACS input (:mod:`viewer.logic.batch_pacs`) records how a retrieved series' cache folder fared."""
+    folder = os.path.abspath(folder).rstrip(os.sep)
+    return folder + ".json"
+
+
+def _pacs_row(folder: str) -> dict | None:
+    """The row of a PACS series that failed to retrieve or that the selection left out; None for any other input."""
+    import json
+
+    path = pacs_record_path(folder)
+    if not os.path.basename(os.path.dirname(path)) == ".input" or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("status") not in (FAILED, SKIPPED):
+        return None
+    uid = str(record.get("series_uid", ""))
+    return {"series_key": uid, "study_uid": str(record.get("study_uid", "")), "series_uid": uid,
+            "input": f"{record.get('node', 'PACS')}: {uid}", "modality": str(record.get("modality", "")),
+            "description": str(record.get("description", "")), "n_images": record.get("n_images", 0),
+            "status": record["status"], "error": str(record.get("error", ""))}
+
+
 def plan_batch(inputs: Iterable[str], selection: Selection,
                progress: Callable[[int, int, str], None] | None = None) -> BatchPlan:
     """Scan ``inputs`` (folders or files) and sort their series into jobs and rows; see the module notes.
 
-    A series found under two inputs (the same key) is planned once.
+    A series found under two inputs (the same key) is planned once. A PACS cache folder whose record says the
+    series failed to retrieve or was left out (:mod:`viewer.logic.batch_pacs`) becomes that series' row.
     """
     from viewer.io.dicom_index import scan
 
     plan = BatchPlan()
     seen: set[str] = set()
     for path in inputs:
+        pacs_row = _pacs_row(path)  # a PACS series that did not retrieve, or that the selection left out
+        if pacs_row is not None:
+            if pacs_row["series_key"] not in seen:
+                seen.add(pacs_row["series_key"])
+                plan.rows.append(pacs_row)
+            continue
         index = scan(path, progress=progress)
         plan.n_files += index.n_files
         in_series = {p for e in index.series for p in e.files}
