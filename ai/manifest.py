@@ -19,11 +19,12 @@ from typing import Any, Mapping, Optional
 import tomllib
 
 from ai.api import CLASSICAL_NOTE, frozen_mapping
+from ai.classification import ClassificationSpec, check_task, is_classification, parse_classification
 from ai.model_paths import inside
 from ai.network_spec import NetworkSpec, SpecError, parse_network
 from ai.runner_names import UnknownRunner, runner_name
 
-OUTPUTS = ("labels", "detections")
+OUTPUTS = ("labels", "detections", "classification")
 DEVICES = ("cuda", "mps", "cpu")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: manifest parameters that name a file or folder (relative to the model folder, checked like network.file)
@@ -51,6 +52,7 @@ class ModelManifest:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     path: str = ""
     network: Optional[NetworkSpec] = None  # learned models from a model folder (see ai.network_spec)
+    classification: Optional[ClassificationSpec] = None  # task = "classification" (see ai.classification)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_mapping({int(k): str(v) for k, v in self.labels.items()}))
@@ -61,6 +63,11 @@ class ModelManifest:
     @property
     def is_classical(self) -> bool:
         return self.method == CLASSICAL_NOTE
+
+    @property
+    def task(self) -> str:
+        """"classification" for a classifier, else "segmentation" (labels and/or detections)."""
+        return "classification" if self.classification is not None else "segmentation"
 
     @property
     def contains_code(self) -> bool:
@@ -81,6 +88,13 @@ class ModelManifest:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (label ids become strings, tuples lists)."""
+        d = self._as_dict()
+        if self.classification is not None:
+            d["task"] = self.task
+            d["classification"] = self.classification.as_dict()
+        return d
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "version": self.version, "modality": self.modality,
             "method": self.method, "description": self.description, "runner": self.runner,
@@ -124,7 +138,18 @@ def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
     :class:`ai.runners.network.NetworkModel` (runner "network") and its method to "learned network (<format>)".
     """
     network = None
-    if "network" in data:
+    classification = None
+    try:
+        check_task(data)
+    except SpecError as exc:
+        raise ManifestError(str(exc)) from None
+    if is_classification(data):
+        try:
+            classification, network = parse_classification(data, Path(path).parent if path else Path.cwd())
+        except SpecError as exc:
+            raise ManifestError(str(exc)) from None
+        data = {"runner": "classifier", "method": network.method, "outputs": ["classification"], **data}
+    elif "network" in data:
         try:
             network = parse_network(data["network"], data.get("input", {}) if isinstance(data.get("input"), dict)
                                     else {}, Path(path).parent if path else Path.cwd())
@@ -178,6 +203,7 @@ def parse_manifest(data: Mapping[str, Any], path: str = "") -> ModelManifest:
         parameters=params,
         path=path,
         network=network,
+        classification=classification,
     )
 
 

@@ -21,6 +21,7 @@ BUILTIN: Mapping[str, str] = {
     "ct-bone": "ai.runners.ct_models:BoneModel",
     "ct-lungs": "ai.runners.ct_models:LungsModel",
     "ct-lung-nodules": "ai.runners.ct_models:NoduleModel",
+    "classifier": "ai.runners.classifier:ClassifierModel",
     "network": "ai.runners.network:NetworkModel",
     "nnunet": "ai.runners.nnunet:NnUNetModel",
     "totalseg": "ai.runners.nnunet:TotalSegModel",

@@ -35,11 +35,22 @@ def add_parser(asub) -> None:
     pe.add_argument("--min-score", type=float, default=0.0,
                     help="detections scoring below this are left out of precision/recall/F1 (default 0)")
     pe.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    pe.add_argument("--task", choices=("segmentation", "classification"), default="segmentation",
+                    help="classification: --pred and --ref are CSVs (case + a probability column per class; "
+                         "case + a 0/1 column per class, or case,label)")
+    pe.add_argument("--threshold", type=float, default=0.5,
+                    help="classification, multi-label: a class is predicted where its probability >= T "
+                         "(default 0.5)")
+    pe.add_argument("--plots", help="classification: write roc.png and confusion.png into this folder")
     pe.set_defaults(func=cmd_eval)
 
 
 # --- the command ----------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
+    if getattr(args, "task", "segmentation") == "classification":
+        return _cmd_classification(args)
+    if getattr(args, "plots", None):
+        raise UserError("--plots goes with --task classification")
     has_maps = bool(args.pred or args.ref)
     has_findings = bool(args.pred_findings or args.ref_findings)
     if not has_maps and not has_findings:
@@ -74,6 +85,64 @@ def _evaluate(args, has_maps: bool, has_findings: bool) -> dict:
         result["detection"] = evaluation.detection_agreement(preds, refs, args.min_score, args.pred_findings,
                                                              args.ref_findings)
     return result
+
+
+def _cmd_classification(args) -> int:
+    from viewer.logic import classification_metrics as cm
+
+    if not (args.pred and args.ref):
+        raise UserError("--task classification needs --pred PRED.csv and --ref REF.csv")
+    if args.pred_findings or args.ref_findings or args.labels:
+        raise UserError("--pred-findings, --ref-findings and --labels do not go with --task classification")
+    try:
+        table = cm.read_tables(args.pred, args.ref)
+        result = cm.evaluate(table, args.threshold)
+        plots = cm.write_plots(table, result, args.plots) if args.plots else []
+    except cm.ClassificationDataError as exc:
+        raise UserError(str(exc)) from exc
+    result["pred"], result["ref"] = args.pred, args.ref
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        _print_classification(result)
+    if plots:
+        print(f"wrote {', '.join(plots)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _ci(m: dict, key: str) -> str:
+    ci = m["ci95"].get(key)
+    return _num(m[key], ".3f") + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _print_classification(result: dict) -> None:
+    print(f"Classification: {result['pred']} vs reference {result['ref']}: {result['n_cases']} case(s), "
+          f"{result['mode']}")
+    rows = [["CLASS", "SUPPORT", "ACCURACY", "PRECISION", "RECALL", "F1", "ROC AUC"]]
+    named = [(name, m) for name, m in result["classes"].items()] + [("macro", result["macro"]),
+                                                                     ("micro", result["micro"])]
+    for name, m in named:
+        rows.append([name, str(m.get("support", "")), _ci(m, "accuracy"), _ci(m, "precision"), _ci(m, "recall"),
+                     _ci(m, "f1"), _ci(m, "auc")])
+    for line in _table(rows, right={1}):
+        print(line)
+    acc_ci = result["accuracy_ci95"]
+    print(f"accuracy (every class right) {result['accuracy']:.3f}"
+          + (f" [{acc_ci[0]:.3f}, {acc_ci[1]:.3f}]" if acc_ci else "")
+          + f"; [95% bootstrap intervals over cases, {result['bootstrap']} resamples]")
+    conf = result["confusion"]
+    print(f"Confusion ({conf['layout']}):")
+    if result["threshold"] is None:
+        width = max(len(c) for c in conf["classes"])
+        print("  " + " " * width + "  " + "  ".join(c.rjust(max(len(c), 5)) for c in conf["classes"]))
+        for c, row in zip(conf["classes"], conf["matrix"]):
+            print("  " + c.ljust(width) + "  " + "  ".join(str(v).rjust(max(len(h), 5))
+                                                         for v, h in zip(row, conf["classes"])))
+    else:
+        for c, ((tn, fp), (fn, tp)) in zip(conf["classes"], conf["matrix"]):
+            print(f"  {c}: TN {tn}  FP {fp}  FN {fn}  TP {tp}")
+    print(result["note"])
 
 
 # --- text output ---------------------------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""Run a classification model folder (``task = "classification"``; see :mod:`ai.classification`).
+
+Steps per run: the image (a 2D radiograph is a one-slice volume) is resized as a whole to ``input.size``
+(bilinear for 2D, trilinear for 3D; a 3D series given to a 2D model is represented by its middle slice,
+and the result says so), normalised as the manifest says, and passed once through the network; the
+``(1, K)`` output becomes probabilities (sigmoid for multi-label, softmax for single-label, unless the
+network already returns probabilities). Loading checks the network on a zero image of ``input.size``.
+
+The probabilities travel in the provenance parameters under ``classification`` (``classes``,
+``probabilities``, ``activation``), so ``findings.json`` and the engine result carry them, and in a
+message that ``radview-cli ai run`` prints.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ai.api import NOT_A_DIAGNOSIS, InferenceRequest, ModelError
+from ai.classification import ClassificationSpec
+from ai.network_spec import NetworkSpec
+from ai.runners.base import RunContext, RunOutput
+from ai.runners.network import normalize
+
+
+class ConvNetClassifier(nn.Module):
+    """radview's small classifier: (conv 3, ReLU, max-pool 2) per feature width, global average, linear."""
+
+    def __init__(self, classes: int, dims: int = 2, in_channels: int = 1, features: Sequence[int] = (8, 16)):
+        super().__init__()
+        if dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {dims}")
+        if not features or any(int(f) < 1 for f in features):
+            raise ValueError("features must be a non-empty list of positive widths")
+        conv, pool, gap = ((nn.Conv2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d) if dims == 2
+                           else (nn.Conv3d, nn.MaxPool3d, nn.AdaptiveAvgPool3d))
+        layers: list[nn.Module] = []
+        c = in_channels
+        for f in features:
+            layers += [conv(c, int(f), 3, padding=1), nn.ReLU(inplace=True), pool(2, ceil_mode=True)]
+            c = int(f)
+        self.features = nn.Sequential(*layers)
+        self.pool = gap(1)
+        self.head = nn.Linear(c, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+def build_classifier(name: str, args: Mapping[str, Any], spec: ClassificationSpec) -> nn.Module:
+    """An architecture by name for ``spec``'s classes and dimensions; wrong arguments give a ModelError."""
+    args = dict(args)
+    try:
+        if name == "convnet":
+            unknown = set(args) - {"features", "in_channels"}
+            if unknown:
+                raise TypeError(f"unknown argument(s) {', '.join(sorted(unknown))}")
+            return ConvNetClassifier(len(spec.classes), dims=spec.dims, **args)
+        if name == "xrv-densenet121":
+            from ai.runners.xrv_adapter import build_densenet
+
+            return build_densenet(len(spec.classes), **args)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{name}: bad [network.args]: {exc}") from None
+    raise ModelError(f"unknown classifier architecture {name!r}")
+
+
+def load_classifier(spec: NetworkSpec, cls: ClassificationSpec, device: torch.device) -> Callable:
+    """The network as a callable on ``(B, 1, *size)`` batches; weights loaded without unpickling objects."""
+    from ai.runners import safe_load
+
+    if spec.format == "torchscript":
+        return safe_load.load_torchscript(spec.file, map_location=device)
+    if spec.format == "onnx":
+        return OnnxClassifier(spec.file)
+    net = build_classifier(spec.architecture, spec.args, cls)
+    state = safe_load.load_state_dict(spec.file, map_location="cpu")
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise ModelError(f"the weights do not fit {spec.architecture} with these [network.args]: "
+                         f"{' '.join(lines[1:3]) or lines[0]}"[:400]) from None
+    return net.to(device).eval()
+
+
+class OnnxClassifier:
+    """An onnxruntime session (CPU) called like a torch module on ``(B, 1, *size)`` batches."""
+
+    def __init__(self, path: str):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelError("ONNX models need onnxruntime: pip install 'radview[onnx]'") from None
+        try:
+            self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"not a loadable ONNX model: {str(exc).splitlines()[0][:200]}") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"the ONNX model takes {len(inputs)} inputs; radview feeds one image")
+        self.input_name = inputs[0].name
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input_name: batch.detach().float().cpu().numpy()})[0]
+        return torch.from_numpy(out).to(batch.device)
+
+
+def resize(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``(y, x)`` or ``(z, y, x)`` float image → ``(1, 1, *size)``, resized as a whole (no crop, no flip)."""
+    x = image[None, None].float()
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    mode = "bilinear" if image.ndim == 2 else "trilinear"
+    return torch.nn.functional.interpolate(x, size=tuple(size), mode=mode, align_corners=False)
+
+
+def probabilities(out: torch.Tensor, activation: str, output: str) -> np.ndarray:
+    """``(1, K)`` network output → K probabilities."""
+    out = out.detach().float().reshape(-1)
+    if output == "logits":
+        out = torch.sigmoid(out) if activation == "sigmoid" else torch.softmax(out, dim=0)
+    return out.clamp(0.0, 1.0).cpu().numpy().astype(np.float64)
+
+
+def describe(classes: Sequence[str], probs: Sequence[float], activation: str) -> str:
+    kind = "multi-label, sigmoid" if activation == "sigmoid" else "single-label, softmax"
+    pairs = ", ".join(f"{c} {p:.3f}" for c, p in sorted(zip(classes, probs), key=lambda cp: -cp[1]))
+    return f"class probabilities ({kind}): {pairs} ({NOT_A_DIAGNOSIS})"
+
+
+class ClassifierModel:
+    """Runner ``classifier``: manifests with ``task = "classification"``."""
+
+    def __init__(self, manifest, device: torch.device):
+        if manifest.classification is None or manifest.network is None:
+            raise ModelError(f"{manifest.name}: its manifest is not a classification model (task, [network])")
+        self.manifest = manifest
+        self.cls: ClassificationSpec = manifest.classification
+        self.spec: NetworkSpec = manifest.network
+        self.device = torch.device(device)
+        self.net = load_classifier(self.spec, self.cls, self.device)
+        self._check_on_a_test_image()
+
+    def _check_on_a_test_image(self) -> None:
+        probe = torch.zeros((1, 1, *self.cls.size), device=self.device)
+        try:
+            with torch.no_grad():
+                out = self.net(probe)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.manifest.name}: the network does not accept a 1-channel image of "
+                             f"{' × '.join(map(str, self.cls.size))}: {first}") from None
+        k = len(self.cls.classes)
+        if tuple(out.shape) != (1, k):
+            raise ModelError(f"{self.manifest.name}: the network returns shape {tuple(out.shape)}; its manifest "
+                             f"lists {k} classes, so (1, {k}) is expected")
+
+    def prepare(self, array: np.ndarray) -> tuple[torch.Tensor, list[str]]:
+        """The request's ``(z, y, x)`` pixels as the network's normalised ``(1, 1, *size)`` input."""
+        messages = []
+        image = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        if self.cls.dims == 2:
+            if image.shape[0] > 1:
+                messages.append(f"{self.manifest.name} classifies 2D images: it saw the middle slice "
+                                f"({image.shape[0] // 2 + 1} of {image.shape[0]})")
+            image = image[image.shape[0] // 2]
+        x = resize(image, self.cls.size).to(self.device)
+        x[0] = normalize(x[0], self.spec.normalization)
+        return x, messages
+
+    def run(self, request: InferenceRequest, ctx: RunContext) -> RunOutput:
+        ctx.step(0.0, "preparing the image")
+        x, messages = self.prepare(request.array)
+        ctx.check_cancel()
+        ctx.step(0.3, "classifying")
+        with torch.no_grad():
+            out = self.net(x)
+        probs = probabilities(out, self.cls.activation, self.spec.output)
+        if not np.all(np.isfinite(probs)):
+            raise ModelError(f"{self.manifest.name} returned non-finite scores")
+        result = {"classes": list(self.cls.classes), "probabilities": [round(float(p), 6) for p in probs],
+                  "activation": self.cls.activation, "note": NOT_A_DIAGNOSIS}
+        used = {"classification": result, "input_size": list(self.cls.size),
+                "normalization": self.spec.normalization.describe()}
+        messages.append(describe(self.cls.classes, probs, self.cls.activation))
+        ctx.step(1.0, "done")
+        return RunOutput(parameters=used, messages=messages)

@@ -1,0 +1,75 @@
+"""TorchXRayVision's chest radiograph classifiers (the optional extra ``radview[xrv]``).
+
+:func:`preprocess` does what TorchXRayVision's models expect, in radview's own code: the radiograph as
+displayed (8-bit display values after the Modality LUT, VOI and MONOCHROME1 inversion, see
+``viewer.core.grayscale.render``), scaled from [0, 255] to [-1024, 1024] (``xrv.utils.normalize(img, 255)``),
+centre-cropped to a square on its long side (``xrv.datasets.XRayCenterCrop``) and resized to 224 × 224
+(``XRayResizer``), never flipped: row 0 stays the top of the image. :func:`build_densenet` builds the DenseNet
+architecture with *untrained* weights (``weights=None``); pretrained weights are fetched by TorchXRayVision
+only after the user's consent, as for TotalSegmentator, and never in tests. A model folder uses it with
+``architecture = "xrv-densenet121"`` and its weights saved as safetensors.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ai.api import ModelError
+
+SIZE = 224
+RANGE = (-1024.0, 1024.0)
+
+
+def import_xrv():
+    """The ``torchxrayvision`` module, or a ModelError saying why it cannot be used."""
+    try:
+        import torchxrayvision as xrv
+    except ImportError:
+        raise ModelError("TorchXRayVision models need the package: pip install 'radview[xrv]'") from None
+    except Exception as exc:  # e.g. a torchvision built for another torch
+        raise ModelError(f"torchxrayvision does not import: {type(exc).__name__}: {exc}"[:300]) from None
+    return xrv
+
+
+def preprocess(display: np.ndarray, size: int = SIZE, maxval: float = 255.0) -> np.ndarray:
+    """Display values ``(rows, cols)`` in [0, maxval] → ``(1, size, size)`` float32 in [-1024, 1024]."""
+    img = np.asarray(display)
+    if img.ndim != 2:
+        raise ModelError(f"a radiograph is one grayscale plane, got shape {img.shape}")
+    if img.size == 0 or float(img.max()) > maxval or float(img.min()) < 0:
+        raise ModelError(f"display values must lie in [0, {maxval:g}]")
+    img = (2.0 * (img.astype(np.float32) / maxval) - 1.0) * 1024.0
+    rows, cols = img.shape
+    crop = min(rows, cols)
+    y0, x0 = rows // 2 - crop // 2, cols // 2 - crop // 2
+    img = img[y0:y0 + crop, x0:x0 + crop]
+    t = torch.from_numpy(np.ascontiguousarray(img))[None, None]
+    if crop != size:
+        t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False,
+                                            antialias=True)
+    return t[0].clamp_(*RANGE).numpy()
+
+
+def build_densenet(classes: int, **args) -> torch.nn.Module:
+    """TorchXRayVision's DenseNet-121 architecture with untrained weights (``weights=None``: nothing downloaded)."""
+    xrv = import_xrv()
+    args.pop("weights", None)
+    net = xrv.models.DenseNet(weights=None, num_classes=classes, **args)
+    return net.eval()
+
+
+def default_pathologies() -> list[str]:
+    return list(import_xrv().datasets.default_pathologies)
+
+
+def classify(net: torch.nn.Module, display: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    """Sigmoid probabilities of ``net`` on one displayed radiograph, by class name."""
+    x = torch.from_numpy(preprocess(display))[None]
+    with torch.no_grad():
+        out = net(x)
+    probs = torch.sigmoid(out.float().reshape(-1)).tolist()
+    if len(probs) != len(classes):
+        raise ModelError(f"the network returns {len(probs)} scores for {len(classes)} classes")
+    return dict(zip(classes, probs))
