@@ -1,10 +1,11 @@
 """Fake AI models for the GUI tests: quick numpy runners (no torch) the real engine loads from a manifest.
 
 ``write_manifests(folder)`` writes one TOML manifest per model into ``folder`` and registers the runners as an
-installed package would (a manifest cannot name a module): entry points ``fake-<Class>`` in the group
+installed package would (a manifest cannot name a module): entry points ``qtfake-<Class>`` in the group
 ``radview.runners`` of a ``*.dist-info`` folder beside ``folder``, put on ``sys.path`` with this folder (the engine
 child is started with multiprocessing's "spawn", which hands it the parent's ``sys.path``; another process would need
-both folders on ``PYTHONPATH``).
+both folders on ``PYTHONPATH``). The names differ from tests/ai's ``fake-<Class>`` runners: both packages can be on
+``sys.path`` in one test session, and an entry point name must name one runner.
 Point ``RADVIEW_MODELS_DIR`` at ``folder`` before the engine starts.
 Each runner reports progress through ``ctx.step`` (which raises ``Cancelled`` when asked to stop).
 """
@@ -136,7 +137,7 @@ def site_for(folder: str | Path) -> Path:
 
 def write_manifests(folder: str | Path) -> Path:
     folder = Path(folder)
-    install_runners(site_for(folder), {f"fake-{cls}": f"ai_fake_models:{cls}"
+    install_runners(site_for(folder), {f"qtfake-{cls}": f"ai_fake_models:{cls}"
                                        for cls in sorted({spec[1] for spec in MANIFESTS.values()})})
     folder.mkdir(parents=True, exist_ok=True)
     for model_id, (name, cls, outputs, labels, params) in MANIFESTS.items():
@@ -144,7 +145,7 @@ def write_manifests(folder: str | Path) -> Path:
                  f'modality = "{"MR" if model_id == "fake-mr" else "CT"}"',
                  'method = "classical image analysis, not a learned network"',
                  f'description = "A fake model for the GUI tests ({cls})."',
-                 f'runner = "fake-{cls}"',
+                 f'runner = "qtfake-{cls}"',
                  "outputs = [" + ", ".join(f'"{o}"' for o in outputs) + "]", "", "[labels]"]
         lines += [f'{k} = "{v}"' for k, v in labels.items()]
         lines += ["", "[device]", 'supports = ["cpu"]', "", "[parameters]"]

@@ -282,7 +282,7 @@ id = "fake-scripted"
 name = "Fake scripted"
 version = "0.1"
 modality = "CT"
-runner = "fake-FakeLungs"
+runner = "qtfake-FakeLungs"
 
 [labels]
 2 = "lung_left"
