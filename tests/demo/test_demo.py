@@ -438,3 +438,33 @@ def test_demo_package_imports_no_qt_or_torch():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'torch', 'pyqtgraph')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_seeds_vary_the_patient_and_the_nodules():
+    from viewer.demo.phantom import DEFAULT_SEED, Variation
+
+    assert Variation.from_seed(DEFAULT_SEED) == Variation()  # no seed: today's demo patient
+    variations = [Variation.from_seed(s) for s in range(1, 9)]
+    assert len({v.nodule_specs for v in variations}) > 4
+    assert len({round(v.marrow_shift_hu) for v in variations}) > 4
+    assert {v.contrast_factor == 0.0 for v in variations} == {True, False}  # some without contrast
+    assert all(d >= 6.0 for v in variations for d, _ in v.nodule_specs[:3])  # three targets of 6 mm or more
+    small = dict(shape_zyx=(48, 128, 128), spacing_zyx=(6.6, 3.0, 3.0))
+    p = make_phantom(seed=3, **small)
+    assert len(p.nodules) == len(Variation.from_seed(3).nodule_specs)
+
+
+def test_cli_demo_seed_writes_a_different_patient(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "seeded"
+    r = subprocess.run([sys.executable, "-m", "viewer.cli.main", "demo", str(out), "--seed", "4"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "seed 4" in r.stdout
+    from viewer.demo.phantom import Variation
+
+    nodules = json.loads(next(out.rglob("nodules.json")).read_text())
+    assert [n["diameter_mm"] for n in nodules] == sorted((d for d, _ in Variation.from_seed(4).nodule_specs),
+                                                         reverse=True)

@@ -10,6 +10,12 @@ rasterised onto a grid whose arrays are ``(z, y, x)``:
 so the grid's direction matrix is the identity and ``Grid.origin_lps`` is the
 centre of voxel ``[0, 0, 0]`` (most inferior slice, right-anterior corner).
 The phantom is deterministic for a given seed and grid.
+
+The default seed gives the demo study.  Any other seed also varies the patient
+(:class:`Variation`): the marrow and cortical bone density (down to osteoporotic
+marrow), the contrast phase (none, venous, arterial), the body size, a foam pad under
+the back that touches the skin, clothing (a thin layer over the front with air pockets
+under it), and the number, sizes and types of the nodules.
 """
 from __future__ import annotations
 
@@ -53,8 +59,47 @@ NODULE_SPECS: tuple[tuple[float, str], ...] = (
     (4.0, "solid"),
 )
 NODULE_MARGIN_MM = 4.0  # free lung around every nodule (no pleura, mediastinum, airway)
+BLOOD_HU = 45.0  # unenhanced blood: contrast-filled vessels and chambers are scaled from it
 
 ProgressFn = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Variation:
+    """How a seeded phantom differs from the demo's patient (the defaults are the demo's)."""
+
+    marrow_shift_hu: float = 0.0  # added to cancellous bone and marrow
+    cortex_factor: float = 1.0  # cortical bone density above soft tissue, relative
+    contrast_factor: float = 1.0  # enhancement of blood above BLOOD_HU, relative (0: no contrast)
+    body_scale: float = 1.0
+    pad_mm: float = 0.0  # a foam pad on the table, this thick (touching the back when thick enough)
+    clothing: bool = False
+    nodule_specs: tuple[tuple[float, str], ...] = NODULE_SPECS
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "Variation":
+        if seed == DEFAULT_SEED:
+            return cls()
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 17])
+        phase = rng.choice(["none", "venous", "arterial"])
+        contrast = {"none": 0.0, "venous": rng.uniform(0.55, 0.8), "arterial": rng.uniform(1.0, 1.35)}[phase]
+        n = int(rng.integers(4, 8))
+        sizes = [float(rng.choice([6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0])) for _ in range(3)]
+        sizes += [float(rng.choice([4.0, 5.0, 6.0, 8.0, 10.0, 14.0, 18.0])) for _ in range(n - 3)]
+        specs = tuple((d, "ground-glass" if d >= 8.0 and rng.uniform() < 0.3 else "solid")
+                      for d in sorted(sizes, reverse=True))
+        return cls(marrow_shift_hu=float(rng.uniform(-110.0, 30.0)), cortex_factor=float(rng.uniform(0.6, 1.1)),
+                   contrast_factor=float(contrast), body_scale=float(rng.uniform(0.92, 1.08)),
+                   pad_mm=float(rng.uniform(6.0, 14.0)), clothing=bool(rng.uniform() < 0.7), nodule_specs=specs)
+
+    def blood(self, hu: float) -> float:
+        return hu if self.contrast_factor == 1.0 else BLOOD_HU + (hu - BLOOD_HU) * self.contrast_factor
+
+    def marrow(self, hu: float) -> float:
+        return hu + self.marrow_shift_hu
+
+    def cortex(self, hu: float) -> float:
+        return hu if self.cortex_factor == 1.0 else 40.0 + (hu - 40.0) * self.cortex_factor
 
 
 # --------------------------------------------------------------------------- data
@@ -118,8 +163,9 @@ class _Box:
 class _Canvas:
     """HU + label volumes with bounding-box painting primitives."""
 
-    def __init__(self, grid: Grid):
+    def __init__(self, grid: Grid, variation: Optional[Variation] = None):
         self.grid = grid
+        self.var = variation or Variation()
         self.hu = np.full(grid.shape_zyx, -1000.0, np.float32)
         self.labels = np.zeros(grid.shape_zyx, np.uint8)
         self.z, self.y, self.x = grid.axes_mm()
@@ -263,18 +309,21 @@ def _smoothstep(x):
 class _Torso:
     """Analytic body outline and layer thicknesses, shared by several painters."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, scale: float = 1.0):
+        self.scale = scale
         self.lob_m = (2, 3, 5)
         self.lob_phase = rng.uniform(0, 2 * np.pi, 3)
         self.lob_amp = rng.uniform(0.006, 0.018, 3)
         self.lob_wave = rng.uniform(0.5, 1.5, 3)
 
-    @staticmethod
-    def dims(z):
+    def dims(self, z):
         """Half-width, anterior and posterior half-depth (mm) at height z."""
         s_top = _smoothstep(z / 55.0)
         s_bot = _smoothstep((-150.0 - z) / 100.0)
-        return 158 - 30 * s_top - 6 * s_bot, 100 - 18 * s_top + 6 * s_bot, 95 - 12 * s_top
+        a, ba, bp = 158 - 30 * s_top - 6 * s_bot, 100 - 18 * s_top + 6 * s_bot, 95 - 12 * s_top
+        if self.scale == 1.0:
+            return a, ba, bp
+        return a * self.scale, ba * self.scale, bp  # the back stays on the table
 
     def lobulation(self, theta, z):
         eps = 0.0
@@ -346,6 +395,9 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
     table = np.where(shell, 300.0, np.where(core, -850.0, np.nan)).astype(np.float32)
     tmask = ~np.isnan(table)
     cv.hu[:, tmask] = table[tmask]
+    if cv.var.pad_mm > 0:  # a foam pad on the table; the body painted next lies on it
+        pad = (depth < 0) & (depth >= -cv.var.pad_mm)
+        cv.hu[:, pad] = np.where((depth[pad] >= -1.0) | (depth[pad] < -cv.var.pad_mm + 1.0), 60.0, -190.0)
 
     cols = np.flatnonzero(np.abs(x) <= 175)
     rows = np.flatnonzero((y >= -125) & (y <= 110))
@@ -384,6 +436,11 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
         lab = np.where(lung, lung_label, BODY)
         hs = cv.hu[k, rs, cs]
         ls = cv.labels[k, rs, cs]
+        if cv.var.clothing:  # a thin layer over the front, touching the skin in places, air pockets under it
+            out = r - r / np.maximum(rho, 1e-6)
+            gap_mm = 2.0 + 2.2 * np.sin(3.0 * theta + z / 40.0)
+            cloth = ~inside & (Y < 20.0) & (out >= gap_mm) & (out < gap_mm + 1.5)
+            hs[cloth] = -150.0
         hs[inside] = val[inside]
         ls[inside] = lab[inside]
 
@@ -409,14 +466,15 @@ def _paint_heart(cv: _Canvas) -> None:
     left = along_n > -4.0
     atria = along_u < -20.0
     walls = ((np.abs(along_n + 4.0) < 1.8) & atria) | ((np.abs(along_u + 20.0) < 1.5) & ~left)
-    hu = np.where(left, np.where(atria, 270.0, 280.0), np.where(atria, 200.0, 225.0)).astype(np.float32)
+    b = cv.var.blood
+    hu = np.where(left, np.where(atria, b(270.0), b(280.0)), np.where(atria, b(200.0), b(225.0))).astype(np.float32)
     cv.paint(box, inner & ~walls, hu, HEART)
     # left ventricle: thick myocardial wall around its own cavity
     lv_centre = centre + 12.0 * u + 12.0 * n
     lv_cavity = np.array([34.0, 17.0, 19.0])
     box, uvw = cv.ellipsoid(lv_centre, lv_cavity + 10.0, rot)
     cv.paint(box, _q2(uvw, lv_cavity + 10.0) <= 1, 40.0, HEART)
-    cv.paint(box, _q2(uvw, lv_cavity) <= 1, 280.0, HEART)
+    cv.paint(box, _q2(uvw, lv_cavity) <= 1, b(280.0), HEART)
 
 
 def _paint_mediastinum(cv: _Canvas) -> None:
@@ -450,10 +508,11 @@ def _paint_great_vessels(cv: _Canvas) -> None:
         ([(10, -40, -10), (13, -30, 20), (15, -22, 70)], 4.5),
         ([(24, -24, -10), (34, -16, 20), (50, -10, 45), (62, -8, 70)], 5.5),
     ]
-    vessels = [(aorta_ctrl, aorta_r, 260.0, AORTA), (pa_trunk, [14, 14, 13], 200.0, BODY),
-               (pa_right, [11, 11, 10, 9], 200.0, BODY), (pa_left, [11, 10, 9], 200.0, BODY),
-               (svc, [10, 10, 10, 11], 160.0, BODY), (ivc, [12, 12, 12], 110.0, BODY)]
-    vessels += [(ctrl, [r] * len(ctrl), 250.0, BODY) for ctrl, r in branches]
+    b = cv.var.blood
+    vessels = [(aorta_ctrl, aorta_r, b(260.0), AORTA), (pa_trunk, [14, 14, 13], b(200.0), BODY),
+               (pa_right, [11, 11, 10, 9], b(200.0), BODY), (pa_left, [11, 10, 9], b(200.0), BODY),
+               (svc, [10, 10, 10, 11], b(160.0), BODY), (ivc, [12, 12, 12], b(110.0), BODY)]
+    vessels += [(ctrl, [r] * len(ctrl), b(250.0), BODY) for ctrl, r in branches]
     paths = [(_smooth_path(c, r), hu, lab) for c, r, hu, lab in vessels]
     for (pts, rad), _, _ in paths:  # fat halos first so no vessel is overwritten by another's halo
         cv.tube(pts, rad + 6.0, -80.0, BODY, into=LUNGS)
@@ -499,7 +558,7 @@ def _paint_spine(cv: _Canvas, rng: np.random.Generator) -> None:
         ry = 12.0 + 0.02 * (60.0 - zm)
         yc = 40.0
         canal_y = yc + ry + 7.0
-        cancellous = 230.0 + rng.uniform(-25, 25)
+        cancellous = cv.var.marrow(230.0 + rng.uniform(-25, 25))
         # paravertebral soft tissue pushes the lungs away from the vertebra
         box = cv.box((-rx - 6, yc - ry - 6, zb - 6), (rx + 6, yc + ry + 6, zt + 6))
         if box is not None:
@@ -511,7 +570,7 @@ def _paint_spine(cv: _Canvas, rng: np.random.Generator) -> None:
             e_out = (box.x / rx) ** 2 + ((box.y - yc) / ry) ** 2 <= 1
             e_in = (box.x / (rx - 2.0)) ** 2 + ((box.y - yc) / (ry - 2.0)) ** 2 <= 1
             endplate = (box.z > zt - 1.5) | (box.z < zb + 1.5)
-            hu = np.where(e_in & ~endplate, cancellous, 950.0).astype(np.float32)
+            hu = np.where(e_in & ~endplate, cancellous, cv.var.cortex(950.0)).astype(np.float32)
             cv.paint(box, e_out, hu, BONE)
         # disc below the body
         box = cv.box((-rx, yc - ry, zb - (period - height)), (rx, yc + ry, zb))
@@ -528,7 +587,7 @@ def _paint_spine(cv: _Canvas, rng: np.random.Generator) -> None:
             spinous = (np.abs(dx) <= 3.5) & (dy > 10) & (dy < 30 - 0.3 * (zt - box.z)) & upper
             tp_t = np.clip((np.abs(dx) - 9.0) / 19.0, 0, 1)
             tp = ((np.abs(dx) - 9.0 - 19.0 * tp_t) ** 2 + (dy - 5.0 * tp_t) ** 2 <= 4.5 ** 2) & upper
-            cv.paint(box, arch | spinous | tp, 600.0, BONE)
+            cv.paint(box, arch | spinous | tp, cv.var.cortex(600.0), BONE)
             cv.paint(box, d2 <= 8.0 ** 2, 10.0, BODY)
             cv.paint(box, d2 <= 5.0 ** 2, 35.0, BODY)
         zt -= period
@@ -559,7 +618,7 @@ def _paint_ribs_sternum_clavicles(cv: _Canvas, torso: _Torso, rng: np.random.Gen
             continue
         e_out = (box.x / half_w) ** 2 + ((box.y - yc) / half_d) ** 2 <= 1
         e_in = (box.x / (half_w - 1.5)) ** 2 + ((box.y - yc) / (half_d - 1.5)) ** 2 <= 1
-        hu = np.where(e_in, 240.0, 850.0).astype(np.float32)
+        hu = np.where(e_in, cv.var.marrow(240.0), cv.var.cortex(850.0)).astype(np.float32)
         cv.paint(box, e_out, hu, BONE, into=into)
 
     # ribs: posterior end near the transverse process, running laterally and
@@ -578,8 +637,8 @@ def _paint_ribs_sternum_clavicles(cv: _Canvas, torso: _Torso, rng: np.random.Gen
             pts = torso.chest_wall_point(theta, z, depth)
             radius = np.full(len(pts), r_rib)
             radius[:3] = [3.5, 4.2, 4.8]
-            cv.tube(pts, radius, 800.0, BONE, into=into)
-            cv.tube(pts, radius - 1.6, 230.0, BONE, into=(BONE,))
+            cv.tube(pts, radius, cv.var.cortex(800.0), BONE, into=into)
+            cv.tube(pts, radius - 1.6, cv.var.marrow(230.0), BONE, into=(BONE,))
             if i <= 7:  # costal cartilage to the sternum edge
                 zc = min(max(float(z[-1]) + (4.0 if i > 2 else 0.0), -160.0), -5.0)
                 kc = int(round(cv.grid.lps_to_index_zyx((0, 0, zc))[0]))
@@ -591,8 +650,8 @@ def _paint_ribs_sternum_clavicles(cv: _Canvas, torso: _Torso, rng: np.random.Gen
         # clavicle
         pts, rad = _smooth_path([(side * 14, -84, 40), (side * 60, -82, 52), (side * 105, -62, 62),
                                  (side * 125, -40, 64)], [7, 6.5, 6, 7])
-        cv.tube(pts, rad, 800.0, BONE, into=into)
-        cv.tube(pts, rad - 1.8, 240.0, BONE, into=(BONE,))
+        cv.tube(pts, rad, cv.var.cortex(800.0), BONE, into=into)
+        cv.tube(pts, rad - 1.8, cv.var.marrow(240.0), BONE, into=(BONE,))
 
 
 # -------------------------------------------------------------- branching trees
@@ -664,11 +723,11 @@ def _paint_pulmonary_vessels(cv: _Canvas, rng: np.random.Generator) -> None:
     for lung, root, r0, atrium in roots:
         if atrium is not None:  # vein trunk into the left atrium
             box, m = cv.capsule(atrium, root, r0, r0)
-            cv.paint(box, m, 190.0, BODY, into=(BODY, *LUNGS))
+            cv.paint(box, m, cv.var.blood(190.0), BODY, into=(BODY, *LUNGS))
         targets = _lung_points(cv, lung, 1100, rng)
         for a, b, ra, rb, gen in _grow_tree(root, r0, targets, rng, min_radius=0.8):
             box, m = cv.capsule(a, b, ra, rb)
-            hu = 40.0 + 140.0 * min(max((ra - 3.0) / 5.0, 0.0), 1.0)
+            hu = cv.var.blood(40.0 + 140.0 * min(max((ra - 3.0) / 5.0, 0.0), 1.0))
             into = (*LUNGS, BODY) if gen <= 1 else (lung,)
             cv.paint(box, m, hu, None, into=into, mode="max")
 
@@ -699,10 +758,11 @@ def _paint_airways(cv: _Canvas, rng: np.random.Generator) -> None:
 
 # --------------------------------------------------------------------- nodules
 def _place_nodules(cv: _Canvas, rng: np.random.Generator) -> tuple[Nodule, ...]:
-    sides = [LUNG_RIGHT, LUNG_LEFT] * ((len(NODULE_SPECS) + 1) // 2)
-    sides = list(rng.permutation(sides[: len(NODULE_SPECS)]))
+    specs = cv.var.nodule_specs
+    sides = [LUNG_RIGHT, LUNG_LEFT] * ((len(specs) + 1) // 2)
+    sides = list(rng.permutation(sides[: len(specs)]))
     placed = []
-    for idx, ((diameter, kind), lung) in enumerate(zip(NODULE_SPECS, sides), start=1):
+    for idx, ((diameter, kind), lung) in enumerate(zip(specs, sides), start=1):
         r = diameter / 2.0
         candidates = _lung_points(cv, lung, 4000, rng)
         for c in candidates:
@@ -753,8 +813,9 @@ def make_phantom(seed: int = DEFAULT_SEED,
     report = progress or (lambda f, m: None)
     rng = np.random.default_rng(seed)
     grid = Grid.centred(shape_zyx, spacing_zyx)
-    cv = _Canvas(grid)
-    torso = _Torso(rng)
+    variation = Variation.from_seed(seed)
+    cv = _Canvas(grid, variation)
+    torso = _Torso(rng, variation.body_scale)
     steps = [
         ("torso and lungs", lambda: _paint_torso(cv, torso)),
         ("mediastinum", lambda: _paint_mediastinum(cv)),
