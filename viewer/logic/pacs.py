@@ -222,17 +222,27 @@ def send(request: SendRequest, progress: ProgressFn | None = None, cancel: threa
 
 # ------------------------------------------------------------------------------------------------ receiver
 def start_receiver(book: NodeBook, database=None, on_instance: Callable[[StoredInstance], None] | None = None,
-                   on_refused: Callable[[str, str], None] | None = None):
+                   on_refused: Callable[[str, str], None] | None = None,
+                   on_received: Callable[[StoredInstance, str], None] | None = None):
     """radview's background C-STORE SCP on the book's local AE (127.0.0.1 unless configured), accepting the book's
-    DIMSE nodes, writing into ``database`` (default: the local study database). Stop it with ``.stop()``."""
+    DIMSE nodes only, writing each instance atomically into ``database`` (default: the local study database), which
+    indexes it. ``on_instance(item)`` / ``on_received(item, calling AE title)`` hear each stored instance and
+    ``on_refused(calling AE title, address)`` each association turned away (from network threads). Stop it with
+    ``.stop()``. A port in use (or an address that is not this computer's) is a
+    :class:`~viewer.net.errors.ConnectFailed` that says so."""
     from viewer.net.store_scp import StoreSCP
     from viewer.net.study_db import StudyDatabase
 
     sink = database if database is not None else StudyDatabase()
     return StoreSCP(sink, book.local, allowed=[n for n in book.nodes if n.is_dimse], on_instance=on_instance,
-                    on_refused=on_refused).start()
+                    on_refused=on_refused, on_received=on_received).start()
+
+
+def receiver_allowed(book: NodeBook) -> list[str]:
+    """The nodes the receiver accepts, as ``AE@host`` (what the settings dialog shows)."""
+    return [f"{n.ae_title}@{n.host}" for n in book.nodes if n.is_dimse]
 
 
 __all__ = ["EchoRequest", "EchoResult", "QueryRequest", "RetrieveRequest", "SendRequest", "echo", "query",
-           "series_of", "search_local", "retrieve", "send", "start_receiver", "NetError",
+           "series_of", "search_local", "retrieve", "send", "start_receiver", "receiver_allowed", "NetError",
            "METHODS"]

@@ -3,7 +3,7 @@
 The file is ``platformdirs.user_config_dir("radview")/pacs-nodes.json`` (or ``$RADVIEW_PACS_NODES``, or the
 path given)::
 
-    {"local": {"ae_title": "RADVIEW", "host": "127.0.0.1", "port": 11112},
+    {"local": {"ae_title": "RADVIEW", "host": "127.0.0.1", "port": 11112, "receive": false},
      "nodes": [{"name": "pacs", "ae_title": "ORTHANC", "host": "pacs.example.org", "port": 4242},
                {"name": "web", "dicomweb_url": "https://pacs.example.org/dicom-web", "auth": "bearer",
                 "secret_env": "PACS_TOKEN"}]}
@@ -14,8 +14,10 @@ A node is DIMSE (AE title, host, port), DICOMweb (a URL), or both. Credentials: 
 certificates are verified unless ``verify_tls`` is false; ``ca_bundle`` names extra trusted certificates.
 
 The local AE listens on 127.0.0.1 unless the user configures another address: nothing listens on a public address
-by default. Everything here is checked on load (:class:`~viewer.net.errors.SettingsError` with the reason); the
-file is written atomically. Qt-free: the GUI's settings dialog edits a :class:`NodeBook` and saves it.
+by default. ``receive`` (off by default) keeps radview's receiver running while the app runs ("Receive studies"),
+so that the nodes can send studies at any time; otherwise it listens only while a C-MOVE of radview's runs.
+Everything here is checked on load (:class:`~viewer.net.errors.SettingsError` with the reason); the file is
+written atomically. Qt-free: the GUI's settings dialog edits a :class:`NodeBook` and saves it.
 """
 from __future__ import annotations
 
@@ -153,21 +155,31 @@ def parse_aet(text: str, name: str | None = None, timeout_s: float = DEFAULT_TIM
 
 @dataclass(frozen=True)
 class LocalAE:
-    """radview's own AE: the title it calls with and its C-STORE SCP's address (loopback unless configured)."""
+    """radview's own AE: the title it calls with and its C-STORE SCP's address (loopback unless configured);
+    ``receive``: the SCP runs in the background while the app runs (accepting the configured DIMSE nodes)."""
 
     ae_title: str = DEFAULT_CALLING_AET
     host: str = "127.0.0.1"
     port: int = DEFAULT_SCP_PORT
+    receive: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.receive, bool):
+            raise SettingsError(f"local 'receive' must be true or false, not {self.receive!r}")
         object.__setattr__(self, "ae_title", check_ae_title(self.ae_title, "local AE title"))
         object.__setattr__(self, "port", check_port(self.port, "local port"))
-        if not str(self.host).strip():
+        object.__setattr__(self, "host", str(self.host).strip())
+        if not self.host:
             raise SettingsError("local address: give an address to listen on (127.0.0.1 for this machine only)")
 
     @property
     def is_loopback_only(self) -> bool:
         return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
+
+    @property
+    def label(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.ae_title}@{host}:{self.port}"
 
 
 def default_path() -> Path:

@@ -158,12 +158,23 @@ class InstanceWriter:
         self.close()
 
 
+def calling_ae_of(event) -> str:
+    """The calling AE title of the association an event belongs to ("" when it cannot be told)."""
+    try:
+        return str(event.assoc.requestor.ae_title or "").strip()
+    except AttributeError:
+        return ""
+
+
 def store_handler(writer: InstanceWriter, on_stored: OnInstance, on_failed: OnFailed,
-                  acknowledge_early: Callable[[], bool] = lambda: True):
+                  acknowledge_early: Callable[[], bool] = lambda: True,
+                  stored_from: Callable[[str], OnInstance] | None = None):
     """An ``EVT_C_STORE`` handler writing through ``writer``; ``on_stored(item)`` / ``on_failed(sop_uid, reason)``.
 
     ``acknowledge_early()`` True: answer success once the instance is received (a retrieve that checks its
-    destination afterwards is running); False: wait for the write and answer its outcome.
+    destination afterwards is running); False: wait for the write and answer its outcome. ``stored_from(calling
+    AE title)``, when given, returns the ``on_stored`` for the instances of that sender (radview's receiver tells
+    who sent what).
     """
 
     def handle(event) -> int:
@@ -173,7 +184,8 @@ def store_handler(writer: InstanceWriter, on_stored: OnInstance, on_failed: OnFa
         except (ValueError, AttributeError) as exc:
             on_failed(sop_uid, f"unreadable instance: {exc}")
             return STATUS_CANNOT_UNDERSTAND
-        future = writer.submit(data, sop_uid, on_stored, on_failed)
+        stored = on_stored if stored_from is None else stored_from(calling_ae_of(event))
+        future = writer.submit(data, sop_uid, stored, on_failed)
         if acknowledge_early():
             return STATUS_SUCCESS
         status = future.result()

@@ -12,12 +12,15 @@ C-STORE of every storage SOP class in every transfer syntax, writing each instan
 (``viewer.net.sinks`` / ``viewer.net.study_db``) as it came (not decoded, not again when already there) on the
 writer threads of ``viewer.net.receive``: while a retrieve of ours runs, instances are acknowledged on receipt (the
 retrieve checks its destination afterwards), otherwise only once they are written.
-``on_instance`` hears every stored instance (from a network thread); a C-MOVE registers a listener for the
-instances it asked for (``listening``) so that its result counts exactly those.
+``on_instance`` hears every stored instance (from a network thread), ``on_received(item, calling AE title)`` too,
+with the title of the node that sent it; a C-MOVE registers a listener for the instances it asked for
+(``listening``) so that its result counts exactly those. A listener's error is logged, never lost with the
+instance.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import socket
 import socketserver
 import threading
@@ -57,7 +60,8 @@ class StoreSCP:
     """A C-STORE SCP writing into ``sink``; accepts only the nodes in ``allowed``."""
 
     def __init__(self, sink: InstanceSink, local: LocalAE | None = None, allowed: Sequence[Node] = (),
-                 on_instance: OnInstance | None = None, on_refused: Callable[[str, str], None] | None = None):
+                 on_instance: OnInstance | None = None, on_refused: Callable[[str, str], None] | None = None,
+                 on_received: Callable[[StoredInstance, str], None] | None = None):
         local = local or LocalAE()
         self.sink = sink
         self.local = local
@@ -66,6 +70,7 @@ class StoreSCP:
         self.port = local.port
         self.on_instance = on_instance
         self.on_refused = on_refused
+        self.on_received = on_received
         self.refused: list[tuple[str, str]] = []  # (calling AE title, address) turned away
         self.failed: list[tuple[str, str]] = []  # (SOP Instance UID, reason) not stored
         self._allowed = [(n.ae_title, n.host) for n in allowed if n.is_dimse]
@@ -89,7 +94,8 @@ class StoreSCP:
         ae = AE(ae_title=self.ae_title)
         ae.maximum_pdu_size = 1 << 20
         self._writer = InstanceWriter(self.sink)
-        handler = store_handler(self._writer, self._stored, self._failed, acknowledge_early=self._retrieving)
+        handler = store_handler(self._writer, self._stored, self._failed, acknowledge_early=self._retrieving,
+                                stored_from=self._stored_from)
         handlers = [(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_REQUESTED, self._on_requested),
                     (evt.EVT_C_STORE, self._counted(handler))]
         try:
@@ -144,7 +150,10 @@ class StoreSCP:
             event.assoc.acse.send_reject(_REJECTED_PERMANENT, _SOURCE_SERVICE_USER, _CALLING_AE_NOT_RECOGNISED)
             event.assoc.kill()  # as pynetdicom does after its rejections: the reject leaves before the socket closes
             if self.on_refused is not None:
-                self.on_refused(calling, address)
+                try:
+                    self.on_refused(calling, address)
+                except Exception:
+                    logging.getLogger(__name__).exception("on_refused failed for %s at %s", calling, address)
 
     # ------------------------------------------------------------------ arrivals
     def _counted(self, handler):
@@ -165,14 +174,22 @@ class StoreSCP:
         with self._lock:
             return bool(self._routes)
 
-    def _stored(self, item: StoredInstance) -> None:
+    def _stored_from(self, calling: str) -> Callable[[StoredInstance], None]:
+        return lambda item: self._stored(item, calling)
+
+    def _stored(self, item: StoredInstance, calling: str = "") -> None:
         with self._lock:
             routes = list(self._routes)
         for match, tally in routes:
             if match(item.header):
                 tally.stored(item)
-        if self.on_instance is not None:
-            self.on_instance(item)
+        try:
+            if self.on_instance is not None:
+                self.on_instance(item)
+            if self.on_received is not None:
+                self.on_received(item, calling)
+        except Exception:  # a listener's bug: the instance is stored all the same
+            logging.getLogger(__name__).exception("a listener failed for %s", item.path)
 
     def _failed(self, sop_uid: str, reason: str) -> None:
         with self._lock:

@@ -163,6 +163,7 @@ class MainWindow(QMainWindow):
         if self.view3d is not None:
             self.view3d.shutdown()
         self.tasks.shutdown()
+        self.pacs.close()  # the DICOM receiver, then the local study database (its retrieves and sends ended above)
         self.comparison.shutdown()
         self.ai.shutdown()
         self.study_autosave.close()

@@ -15,13 +15,20 @@ complete (:class:`SeriesArrived`), from its folder in the store, while the rest 
 at the end the study browser lists every series of that study. Cancel keeps what arrived; a retry fetches the rest.
 
 **Send.** :class:`~viewer.qt.dialogs.dicom_nodes.SendDialog` offers the DICOM files this window's exports wrote
-(SEG, SR, the de-identified copy's folder), the open series' files, or any file or folder; C-STORE or STOW-RS in a
-job, and the result names each file that failed, with the reason.
+(SEG, SR, the de-identified copy's folder), the screenshots it exported — sent as DICOM Secondary Capture images
+in the study they show (:mod:`viewer.logic.pacs_capture`) — the open series' files, or any file or folder; C-STORE
+or STOW-RS in a job, and the result names each file that failed, with the reason.
+
+**Receive.** With "Receive studies" on, radview's receiver runs while the window is open
+(:class:`~viewer.qt.controllers.pacs_receiver.PacsReceiver`, started in the background at start-up and again when
+the settings change); what the configured nodes send arrives in the local study database, and the study browser
+and the status bar show it as it comes. A C-MOVE of the window's goes into that receiver when it runs.
+:meth:`PacsActions.close` (the window's closeEvent) stops it.
 
 **Settings.** :class:`~viewer.qt.dialogs.dicom_nodes.DicomNodesDialog` edits ``pacs-nodes.json``
 (:mod:`viewer.net.nodes`; ``$RADVIEW_PACS_NODES`` or the user config folder); its Test runs a C-ECHO or a QIDO-RS.
 The local study database (:mod:`viewer.net.study_db`; ``$RADVIEW_STUDY_DB`` or the user data folder) is opened on
-first use, never at start-up.
+first use — at start-up only when the receiver is to run, and then off the GUI thread.
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ from PySide6.QtWidgets import QMessageBox
 from viewer.net.errors import NetError, SettingsError
 from viewer.net.nodes import NodeBook
 from viewer.qt.actions import ActionSpec
+from viewer.qt.controllers.pacs_receiver import PacsReceiver
 from viewer.qt.dialogs.dicom_nodes import DicomNodesDialog, SendChoice, SendDialog, submit_net
 from viewer.qt.dialogs.query_retrieve import (
     NON_IMAGE,
@@ -54,8 +62,8 @@ PACS_ACTIONS = [
     ActionSpec("file.query_retrieve", "&Query/Retrieve…", "show_query_retrieve", menu="File#open",
                status_tip="Search a PACS or DICOMweb server and retrieve studies into the local study database"),
     ActionSpec("export.send_pacs", "Send to &PACS…", "show_send", menu="File/Export#formats",
-               tip="Send the DICOM files the exports wrote (SEG, SR, de-identified copy), or the open series, to a "
-                   "PACS node"),
+               tip="Send the DICOM files the exports wrote (SEG, SR, de-identified copy), the screenshots (as DICOM "
+                   "Secondary Capture), or the open series, to a PACS node"),
     ActionSpec("settings.dicom_nodes", "&DICOM nodes…", "show_nodes", menu="Settings#pacs",
                status_tip="The PACS and DICOMweb nodes radview talks to, and its own AE title"),
 ]
@@ -204,6 +212,7 @@ class PacsActions(QObject):
         self._db = None
         self._db_lock = threading.Lock()
         self.exported: list[SendChoice] = []  # newest first
+        self.screenshots: dict = {}  # picture path → viewer.logic.pacs_capture.ScreenshotSource
         self.qr_dialog: QueryRetrieveDialog | None = None
         self.nodes_dialog: DicomNodesDialog | None = None
         self.send_dialog: SendDialog | None = None
@@ -221,6 +230,47 @@ class PacsActions(QObject):
         jobs.progressed.connect(self._job_progressed)
         browser.set_local_database(self.database)
         browser.local_study_requested.connect(self.open_local)
+        status_bar = parent.statusBar() if hasattr(parent, "statusBar") else notices.status_label.parentWidget()
+        self.receiver = PacsReceiver(jobs, notices, status_bar, self.database, browser, self)
+        self.receiver.state_changed.connect(self._receiver_state)
+        self._start_receiver()
+
+    def _start_receiver(self) -> None:
+        """At start-up: when the node settings exist, read them off the GUI thread and start the receiver if they
+        say "Receive studies"."""
+        from viewer.net.nodes import default_path
+
+        path = self.nodes_path if self.nodes_path is not None else default_path()
+        if not os.path.exists(path):
+            return
+
+        def work(progress, cancel):
+            from viewer.net.nodes import load_nodes
+
+            try:
+                return load_nodes(path), ""
+            except SettingsError as exc:
+                return None, str(exc)
+
+        def loaded(outcome) -> None:
+            book, problem = outcome
+            if self._book is not None:  # read (or saved) meanwhile on the GUI thread
+                book = self._book
+            elif book is None:
+                self._book = NodeBook()
+                self.book_problem = (f"The DICOM node settings could not be read: {problem}. Saving the settings "
+                                     f"replaces them.")
+                self.notices.error(self.book_problem, dialog=False)
+                return
+            else:
+                self._book = book
+            self.receiver.apply(book)
+
+        self.jobs.submit(work, loaded, None, cancellable=False)
+
+    def _receiver_state(self, listening, text: str) -> None:
+        if self.nodes_dialog is not None:
+            self.nodes_dialog.show_receiver_state(listening, text)
 
     # --- services ---------------------------------------------------------------------------------------------
     def book(self) -> NodeBook:
@@ -242,6 +292,7 @@ class PacsActions(QObject):
         for dialog in (self.qr_dialog, self.send_dialog):
             if dialog is not None:
                 dialog.set_book(book)
+        self.receiver.apply(book)
         self.book_changed.emit(book)
 
     def database(self):
@@ -260,8 +311,10 @@ class PacsActions(QObject):
             self.nodes_dialog.activateWindow()
             return self.nodes_dialog
         book = self.book()
+        receiver = self.receiver
+        state = (None if receiver.busy else receiver.listening, receiver.state_text)
         dialog = self.nodes_dialog = DicomNodesDialog(book, self.nodes_path, self.jobs, self.parent_widget,
-                                                      problem=self.book_problem)
+                                                      problem=self.book_problem, receiver_state=state)
         dialog.saved.connect(self._nodes_saved)
         dialog.show()
         return dialog
@@ -312,16 +365,20 @@ class PacsActions(QObject):
                                                                                  cancel))]
             return list(dict.fromkeys(out))
 
+        running = self.receiver.serving(book, node) if method == "move" else None
+
         def work(progress, cancel):
             arrivals = _Arrivals(progress, run, node.name)
-            scp = None
+            scp = own = None
             try:
                 db = self.database()
                 run.targets = targets(cancel)
                 arrivals.total = sum(t.n_instances or 0 for t in run.targets)
                 arrivals.tell()
-                if method == "move":  # radview's receiver, for this job, accepting this node only
-                    scp = pacs.start_receiver(NodeBook((node,), book.local), database=db)
+                if method == "move":  # radview's running receiver, or one for this job accepting this node only
+                    scp = running if running is not None and running.running else None
+                    if scp is None:
+                        scp = own = pacs.start_receiver(NodeBook((node,), book.local), database=db)
                 for target in run.targets:
                     if cancel.is_set():
                         run.cancelled = True
@@ -342,8 +399,8 @@ class PacsActions(QObject):
             except (NetError, SettingsError, OSError) as exc:
                 run.error = str(exc) or type(exc).__name__
             finally:
-                if scp is not None:
-                    scp.stop()
+                if own is not None:
+                    own.stop()
             return run
 
         what = "the selected study" if len(order.targets) == 1 and not order.targets[0].series_uid else (
@@ -468,9 +525,30 @@ class PacsActions(QObject):
 
     # --- File → Export → Send to PACS… ----------------------------------------------------------------------------
     def _exported(self, path: str) -> None:
+        from viewer.logic.pacs_capture import is_screenshot
+
         if os.path.isfile(path) and _is_dicom(path):
             self._remember(SendChoice(f"{os.path.basename(path)} (exported {time.strftime('%H:%M')}, in "
                                       f"{os.path.dirname(path)})", (path,)))
+        elif os.path.isfile(path) and is_screenshot(path):
+            self._remember_screenshot(path)
+
+    def _remember_screenshot(self, path: str) -> None:
+        """A screenshot of a DICOM series can be sent as a Secondary Capture in that series' study: remember which
+        series it showed (one of its files). A screenshot of anything else (an image file, nothing open) cannot."""
+        from viewer.logic.exports import ExportRefused, dicom_entry
+        from viewer.logic.pacs_capture import ScreenshotSource
+
+        try:
+            _index, entry = dicom_entry(self.session, self.opener.index)
+        except ExportRefused:
+            return
+        if not entry.files:
+            return
+        what = entry.description or entry.series_uid
+        self.screenshots[path] = ScreenshotSource(path, str(entry.files[0]), entry.description or "")
+        self._remember(SendChoice(f"Screenshot {os.path.basename(path)} as DICOM Secondary Capture (study of {what}; "
+                                  f"exported {time.strftime('%H:%M')})", (path,)))
 
     def _export_finished(self, kind: str, outcome) -> None:
         folder = getattr(outcome, "out_dir", None)
@@ -505,14 +583,20 @@ class PacsActions(QObject):
         return dialog
 
     def send(self, node, paths) -> int | None:
-        """Send ``paths`` (files or folders) to ``node`` in a job: C-STORE, or STOW-RS for a DICOMweb node."""
-        from viewer.logic import pacs
+        """Send ``paths`` (files or folders) to ``node`` in a job: C-STORE, or STOW-RS for a DICOMweb node; the
+        screenshots this window exported go as DICOM Secondary Capture images in the study they show."""
+        from viewer.logic.pacs_capture import send_with_screenshots
+        from viewer.net.nodes import check_ae_title
 
         if self.send_job is not None:
             self._sent_text(False, "A send is still running: wait for it, or cancel it first.")
             return None
+        shots = tuple(self.screenshots[p] for p in paths if p in self.screenshots)
+        files = tuple(p for p in paths if p not in self.screenshots)
         try:
-            request = pacs.SendRequest(node, tuple(paths), self.book().local.ae_title)
+            calling = check_ae_title(self.book().local.ae_title, "calling AE title")
+            if not files and not shots:
+                raise SettingsError("nothing to send")
         except SettingsError as exc:
             self._sent_text(False, str(exc))
             return None
@@ -527,7 +611,10 @@ class PacsActions(QObject):
             self._sent_text(False, f"Nothing sent to {node.label}: {text}" if text != CANCELLED_TEXT
                             else f"Sending to {node.label} cancelled")
 
-        self.send_job = submit_net(self.jobs, lambda progress, cancel: pacs.send(request, progress, cancel), sent,
+        def work(progress, cancel):
+            return send_with_screenshots(node, files, shots, calling, progress, cancel)
+
+        self.send_job = submit_net(self.jobs, work, sent,
                                    failed, f"Sending to {node.label}…", label=f"Sending to {node.name}",
                                    cancel_text="Cancel send")
         return self.send_job
@@ -544,6 +631,9 @@ class PacsActions(QObject):
                 self.notices.show_box("Send to PACS", text, QMessageBox.Warning, details)
 
     def close(self) -> None:
+        """Stop the receiver (what is being received is written first), then close the local database. The window
+        calls it from its closeEvent, once its jobs (retrieves and sends: their associations) have stopped."""
+        self.receiver.close()
         with self._db_lock:
             if self._db is not None:
                 self._db.close()

@@ -1,12 +1,15 @@
 """Settings → DICOM nodes… and File → Export → Send to PACS…: the nodes radview talks to, and sending files to one.
 
 :class:`DicomNodesDialog` edits a :class:`~viewer.net.nodes.NodeBook` (each node's name, AE title, host and port
-for DIMSE, DICOMweb URL, authentication, TLS, timeout; radview's own AE title and receiver address) and writes it
-with :func:`~viewer.net.nodes.save_nodes`. "Test" checks the node as the form stands (saved or not): a C-ECHO, or a
-one-result QIDO-RS search for a DICOMweb node, run as a job of the window's jobs service; the answer, or why there
-was none (refused, timed out, rejected), shows under the form.
+for DIMSE, DICOMweb URL, authentication, TLS, timeout; radview's own AE title, receiver address and port, and
+"Receive studies": radview's receiver kept running while the app runs) and writes it with
+:func:`~viewer.net.nodes.save_nodes`; the receiver's state (listening, or why not) shows under its settings.
+"Test" checks the node as the form stands (saved or not): a C-ECHO, or a one-result QIDO-RS search for a DICOMweb
+node, run as a job of the window's jobs service; the answer, or why there was none (refused, timed out, rejected),
+shows under the form.
 
-:class:`SendDialog` chooses what to send (the files the exports wrote, the open series' files, any file or folder)
+:class:`SendDialog` chooses what to send (the files the exports wrote — screenshots as DICOM Secondary Capture —
+the open series' files, any file or folder)
 and to which node; the PACS controller (:mod:`viewer.qt.controllers.pacs_actions`) sends them in a job.
 
 :func:`submit_net` is how these dialogs and the controller run a network call: off the GUI thread, an expected
@@ -115,7 +118,8 @@ class DicomNodesDialog(QDialog):
 
     saved = Signal(object)
 
-    def __init__(self, book: NodeBook, path, jobs, parent=None, problem: str = ""):
+    def __init__(self, book: NodeBook, path, jobs, parent=None, problem: str = "",
+                 receiver_state: tuple[bool | None, str] = (False, "")):
         super().__init__(parent)
         self.setWindowTitle("DICOM nodes")
         self.setObjectName("dicom_nodes_dialog")
@@ -228,14 +232,26 @@ class DicomNodesDialog(QDialog):
         self.local_port_spin = QSpinBox()
         self.local_port_spin.setRange(1, 65535)
         self.local_port_spin.setValue(book.local.port)
+        self.receive_check = QCheckBox("Receive studies: keep radview's receiver running while radview is open")
+        self.receive_check.setToolTip("The DIMSE nodes above can then send studies to radview at any time (C-STORE); "
+                                      "they arrive in the local study database. Off: radview listens only while "
+                                      "one of its own C-MOVE retrieves runs.")
+        self.receive_check.setChecked(book.local.receive)
         self.local_note = QLabel("")
         self.local_note.setWordWrap(True)
+        self.receiver_label = QLabel("")
+        self.receiver_label.setWordWrap(True)
+        self.receiver_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lform.addRow("AE title", self.local_ae_edit)
         lform.addRow("Receive on address", self.local_host_edit)
         lform.addRow("Receive on port", self.local_port_spin)
+        lform.addRow("", self.receive_check)
         lform.addRow("", self.local_note)
+        lform.addRow("Receiver", self.receiver_label)
         self.local_host_edit.textChanged.connect(self._local_note)
+        self.receive_check.toggled.connect(self._local_note)
         box.addWidget(local)
+        self.show_receiver_state(*receiver_state)
 
         self.save_result = QLabel("")
         self.save_result.setWordWrap(True)
@@ -329,13 +345,27 @@ class DicomNodesDialog(QDialog):
             loopback = LocalAE(host=host or "127.0.0.1").is_loopback_only
         except SettingsError:
             loopback = True
+        when = ("The DIMSE nodes above can send studies here at any time; they arrive in the local database."
+                if self.receive_check.isChecked() else "C-MOVE sends studies to radview here while it retrieves.")
         if loopback:
-            self.local_note.setText("C-MOVE sends studies to radview here; only this computer can reach it.")
+            self.local_note.setText(f"{when} Only this computer can reach it.")
             self.local_note.setStyleSheet(f"color: {BUSY_COLOR};")
         else:
-            self.local_note.setText(f"radview's receiver will listen on {host}: other computers can reach it (it "
-                                    f"accepts only the DIMSE nodes above).")
+            self.local_note.setText(f"{when} radview's receiver will listen on {host}: other computers can reach it "
+                                    f"(it accepts only the DIMSE nodes above).")
             self.local_note.setStyleSheet("color: #b36b00;")
+
+    def show_receiver_state(self, listening: bool | None, text: str) -> None:
+        """The running receiver's state (the window's receiver tells): listening, starting, or why it is off."""
+        if listening is None:
+            show_outcome(self.receiver_label, None, text)
+        elif listening:
+            show_outcome(self.receiver_label, True, text)
+        elif text:
+            show_outcome(self.receiver_label, False, text)
+        else:
+            show_outcome(self.receiver_label, None, "not running" + ("" if self.receive_check.isChecked() else
+                                                                     " (Receive studies is off)"))
 
     # --- values ----------------------------------------------------------------------------------------------
     def node(self, row: int | None = None) -> Node:
@@ -355,7 +385,7 @@ class DicomNodesDialog(QDialog):
                 self.node_list.setCurrentRow(row)
                 raise
         local = LocalAE(self.local_ae_edit.text().strip(), self.local_host_edit.text().strip(),
-                        self.local_port_spin.value())
+                        self.local_port_spin.value(), self.receive_check.isChecked())
         return NodeBook(tuple(nodes), local)
 
     def local_ae_title(self) -> str:
@@ -437,8 +467,9 @@ class SendDialog(QDialog):
         self.resize(720, 420)
         self.book = book
         box = QVBoxLayout(self)
-        intro = QLabel("Send DICOM files to a node: C-STORE for a DIMSE node, STOW-RS for a DICOMweb one. Files that "
-                       "are not DICOM, or that the node refuses, are listed with the reason.")
+        intro = QLabel("Send DICOM files to a node: C-STORE for a DIMSE node, STOW-RS for a DICOMweb one. Exported "
+                       "screenshots go as DICOM Secondary Capture images in the study they show. Files that are not "
+                       "DICOM, or that the node refuses, are listed with the reason.")
         intro.setWordWrap(True)
         box.addWidget(intro)
         self.choice_list = QListWidget()
