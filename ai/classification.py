@@ -12,6 +12,7 @@ Its ``model.toml``::
     [classification]
     classes = ["effusion", "nodule", "pneumothorax"]
     activation = "sigmoid"           # "sigmoid": independent (multi-label) | "softmax": one class of many
+    threshold = 0.5                  # sigmoid only, optional: one for all classes or a list, one per class
 
     [input]
     size = [224, 224]                # y, x (2D) or z, y, x (3D): the whole image is resized to this
@@ -28,8 +29,9 @@ Its ``model.toml``::
     [network.args]                   # the architecture's arguments, e.g. features = [8, 16]
 
 The network takes ``(1, 1, *size)`` and returns ``(1, len(classes))``; that is checked when the model loads.
-The runner is ``classifier`` (:mod:`ai.runners.classifier`); the result is the class probabilities, in the
-provenance parameters under ``classification`` (so in ``findings.json``) and in a message.
+The runner is ``classifier`` (:mod:`ai.runners.classifier`); the result is the class probabilities as
+``InferenceResult.classification`` (:class:`ai.api.ClassificationResult`; ``findings.json``'s ``classification``)
+and in a message.
 
 Security rule: as for every model folder, ``network.file`` stays inside the folder and TorchScript weights run
 only with the user's consent (:mod:`ai.code_consent`, via :attr:`ai.manifest.ModelManifest.contains_code`).
@@ -56,6 +58,7 @@ class ClassificationSpec:
     classes: tuple[str, ...]
     activation: str  # "sigmoid" (multi-label) | "softmax" (single-label)
     size: tuple[int, ...]  # (y, x) or (z, y, x)
+    thresholds: tuple[float, ...] = ()  # sigmoid: one per class; softmax: none
 
     @property
     def dims(self) -> int:
@@ -66,7 +69,10 @@ class ClassificationSpec:
         return self.activation == "sigmoid"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"classes": list(self.classes), "activation": self.activation, "input_size": list(self.size)}
+        d = {"classes": list(self.classes), "activation": self.activation, "input_size": list(self.size)}
+        if self.thresholds:
+            d["thresholds"] = list(self.thresholds)
+        return d
 
 
 def is_classification(data: Mapping[str, Any]) -> bool:
@@ -97,6 +103,7 @@ def parse_classification(data: Mapping[str, Any], folder: str | Path) -> tuple[C
         raise SpecError(f"field 'classification.activation' = {activation!r}: use one of {', '.join(ACTIVATIONS)}")
     if activation == "softmax" and len(classes) < 2:
         raise SpecError("a softmax classifier needs at least two classes")
+    thresholds = _thresholds(table.get("threshold"), activation, len(classes))
     inp = data.get("input", {})
     if not isinstance(inp, dict):
         raise SpecError("[input] must be a table")
@@ -127,4 +134,21 @@ def parse_classification(data: Mapping[str, Any], folder: str | Path) -> tuple[C
         raise SpecError(f"field 'network.output' = {output!r}: use one of {', '.join(OUTPUTS)}")
     spec = NetworkSpec(format=fmt, file=str(path), architecture=str(arch), args=dict(args), output=output,
                        normalization=parse_normalization(inp.get("normalization", {})))
-    return ClassificationSpec(tuple(classes), activation, tuple(int(v) for v in size)), spec
+    return ClassificationSpec(tuple(classes), activation, tuple(int(v) for v in size), thresholds), spec
+
+
+def _thresholds(value: Any, activation: str, n: int) -> tuple[float, ...]:
+    """``classification.threshold``: absent (0.5 for each sigmoid class), one number, or one per class."""
+    if activation == "softmax":
+        if value is not None:
+            raise SpecError("field 'classification.threshold': a softmax classifier answers with its most "
+                            "probable class; thresholds are for sigmoid (multi-label) models")
+        return ()
+    if value is None:
+        return (0.5,) * n
+    values = value if isinstance(value, list) else [value]
+    if not (len(values) in (1, n) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          and 0.0 <= v <= 1.0 for v in values)):
+        raise SpecError(f"field 'classification.threshold' must be one number in [0, 1] or {n} of them "
+                        "(one per class)")
+    return tuple(float(v) for v in values) * (n if len(values) == 1 else 1)

@@ -92,6 +92,7 @@ class Engine:
                 raise Cancelled("cancelled by the user")
             labels = self._checked_labels(manifest, request, output)
             detections = self._checked_detections(manifest, output)
+            classification = self._checked_classification(manifest, output)
             names = dict(manifest.labels)
             names.update({int(k): str(v) for k, v in output.label_names.items() if int(k) in manifest.labels})
             structures, detections = self._measure(request, labels, names, detections, progress)
@@ -104,7 +105,7 @@ class Engine:
                 started_at=started_at, parameters=parameters, software=software_version())
             result = InferenceResult(grid=request.grid, provenance=provenance, labels=labels, label_names=names,
                                      detections=detections, messages=tuple(messages) + tuple(output.messages),
-                                     structures=structures)
+                                     structures=structures, classification=classification)
             progress(1.0, "done")
             return result
 
@@ -256,6 +257,22 @@ class Engine:
                                      "that its manifest does not list")
         dtype = np.uint8 if known < 256 else np.uint16
         return labels if labels.dtype == dtype else labels.astype(dtype)
+
+    @staticmethod
+    def _checked_classification(manifest: ModelManifest, output):
+        """The runner's ClassificationResult, for the classes its manifest lists (None when it promises none)."""
+        from ai.api import ClassificationResult
+
+        found = getattr(output, "classification", None)
+        if "classification" not in manifest.outputs:
+            return None  # the manifest promises no classification: a stray one is dropped
+        if not isinstance(found, ClassificationResult):
+            raise ModelError(f"{manifest.name} returned no class probabilities")
+        spec = manifest.classification
+        if spec is not None and tuple(found.classes) != tuple(spec.classes):
+            raise ModelError(f"{manifest.name} returned classes {', '.join(found.classes)}; its manifest lists "
+                             f"{', '.join(spec.classes)}")
+        return found
 
     @staticmethod
     def _checked_detections(manifest: ModelManifest, output) -> tuple:

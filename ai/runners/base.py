@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ai.api import Cancelled, Detection, ProgressFn
+from ai.api import Cancelled, ClassificationResult, Detection, ProgressFn
 
 
 @dataclass
@@ -57,3 +57,4 @@ class RunOutput:
     detections: list[Detection] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)  # what was used, for the provenance
     messages: list[str] = field(default_factory=list)
+    classification: Optional[ClassificationResult] = None  # a classifier's class probabilities

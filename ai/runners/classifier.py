@@ -6,9 +6,10 @@ and the result says so), normalised as the manifest says, and passed once throug
 ``(1, K)`` output becomes probabilities (sigmoid for multi-label, softmax for single-label, unless the
 network already returns probabilities). Loading checks the network on a zero image of ``input.size``.
 
-The probabilities travel in the provenance parameters under ``classification`` (``classes``,
-``probabilities``, ``activation``), so ``findings.json`` and the engine result carry them, and in a
-message that ``radview-cli ai run`` prints.
+The probabilities travel as a typed :class:`ai.api.ClassificationResult` (``RunOutput.classification``, then
+``InferenceResult.classification``: classes, probabilities, activation, thresholds and what the network saw),
+and in a message that ``radview-cli ai run`` prints; the provenance parameters keep what was used (input size,
+normalisation).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ai.api import NOT_A_DIAGNOSIS, InferenceRequest, ModelError
+from ai.api import NOT_A_DIAGNOSIS, ClassificationResult, InferenceRequest, ModelError
 from ai.classification import ClassificationSpec
 from ai.network_spec import NetworkSpec
 from ai.runners.base import RunContext, RunOutput
@@ -171,6 +172,19 @@ class ClassifierModel:
         x[0] = normalize(x[0], self.spec.normalization)
         return x, messages
 
+    def preprocessing(self) -> str:
+        """What the network sees, in words (the result and the SR say it)."""
+        mode = "bilinear" if self.cls.dims == 2 else "trilinear"
+        size = " × ".join(map(str, self.cls.size))
+        return (f"resized as a whole to {size} ({mode}, no crop, no flip); "
+                f"normalisation: {self.spec.normalization.describe()}")
+
+    def image_text(self, shape: Sequence[int]) -> str:
+        z, y, x = (int(v) for v in shape)
+        if self.cls.dims == 2:
+            return f"image {x} × {y}" if z == 1 else f"middle slice {z // 2 + 1} of {z} ({x} × {y})"
+        return f"volume {x} × {y} × {z}"
+
     def run(self, request: InferenceRequest, ctx: RunContext) -> RunOutput:
         ctx.step(0.0, "preparing the image")
         x, messages = self.prepare(request.array)
@@ -181,10 +195,13 @@ class ClassifierModel:
         probs = probabilities(out, self.cls.activation, self.spec.output)
         if not np.all(np.isfinite(probs)):
             raise ModelError(f"{self.manifest.name} returned non-finite scores")
-        result = {"classes": list(self.cls.classes), "probabilities": [round(float(p), 6) for p in probs],
-                  "activation": self.cls.activation, "note": NOT_A_DIAGNOSIS}
-        used = {"classification": result, "input_size": list(self.cls.size),
-                "normalization": self.spec.normalization.describe()}
+        result = ClassificationResult(
+            classes=self.cls.classes, probabilities=tuple(round(float(p), 6) for p in probs),
+            activation=self.cls.activation, thresholds=self.cls.thresholds, preprocessing=self.preprocessing(),
+            input_size=self.cls.size, image=self.image_text(request.array.shape), note=NOT_A_DIAGNOSIS)
+        used = {"input_size": list(self.cls.size), "normalization": self.spec.normalization.describe()}
+        if result.thresholds:
+            used["thresholds"] = list(result.thresholds)
         messages.append(describe(self.cls.classes, probs, self.cls.activation))
         ctx.step(1.0, "done")
-        return RunOutput(parameters=used, messages=messages)
+        return RunOutput(parameters=used, messages=messages, classification=result)

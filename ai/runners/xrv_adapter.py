@@ -7,7 +7,8 @@ centre-cropped to a square on its long side (``xrv.datasets.XRayCenterCrop``) an
 (``XRayResizer``), never flipped: row 0 stays the top of the image. :func:`build_densenet` builds the DenseNet
 architecture with *untrained* weights (``weights=None``); pretrained weights are fetched by TorchXRayVision
 only after the user's consent, as for TotalSegmentator, and never in tests. A model folder uses it with
-``architecture = "xrv-densenet121"`` and its weights saved as safetensors.
+``architecture = "xrv-densenet121"`` and its weights saved as safetensors. :func:`classification` gives the
+answer as the typed :class:`ai.api.ClassificationResult` (sigmoid, with :data:`PREPROCESSING` in words).
 """
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ai.api import ModelError
+from ai.api import ClassificationResult, ModelError
 
 SIZE = 224
 RANGE = (-1024.0, 1024.0)
+#: what :func:`preprocess` does, in words (a ClassificationResult's ``preprocessing``)
+PREPROCESSING = (f"the radiograph as displayed (8-bit: Modality LUT, VOI, MONOCHROME1 inverted), scaled from "
+                 f"[0, 255] to [{RANGE[0]:g}, {RANGE[1]:g}], centre-cropped to a square, resized to {SIZE} × {SIZE} "
+                 "(bilinear, antialiased), never flipped")
 
 
 def import_xrv():
@@ -73,3 +78,13 @@ def classify(net: torch.nn.Module, display: np.ndarray, classes: Sequence[str]) 
     if len(probs) != len(classes):
         raise ModelError(f"the network returns {len(probs)} scores for {len(classes)} classes")
     return dict(zip(classes, probs))
+
+
+def classification(net: torch.nn.Module, display: np.ndarray, classes: Sequence[str],
+                   thresholds: Sequence[float] = ()) -> ClassificationResult:
+    """:func:`classify` as the typed result: sigmoid (multi-label) probabilities, what the network saw."""
+    probs = classify(net, display, classes)
+    rows, cols = np.asarray(display).shape
+    return ClassificationResult(tuple(classes), tuple(round(float(p), 6) for p in probs.values()), "sigmoid",
+                                thresholds=tuple(thresholds), preprocessing=PREPROCESSING, input_size=(SIZE, SIZE),
+                                image=f"radiograph {cols} × {rows}")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ai.api import NOT_A_DIAGNOSIS
+from ai.api import NOT_A_DIAGNOSIS, ClassificationResult
 from ai.registry import ManifestError, load_model_folder
 from ai.runners.classifier import ConvNetClassifier
 
@@ -114,8 +114,10 @@ def test_ai_run_classifies_a_volume_end_to_end(tmp_path, volume_file, activation
     assert out.returncode == 0, out.stderr
     assert "class probabilities" in out.stderr and "bright" in out.stderr and NOT_A_DIAGNOSIS in out.stdout
     findings = json.loads((tmp_path / "out" / "findings.json").read_text())
-    c = findings["provenance"]["parameters"]["classification"]
+    assert "classification" not in findings["provenance"]["parameters"]  # the typed field, not the stopgap place
+    c = findings["classification"]
     assert c["classes"] == ["bright", "dark"] and c["activation"] == activation
+    assert ClassificationResult.from_findings(findings).classes == ("bright", "dark")
     p = c["probabilities"]
     assert p[0] > 0.95 and p[1] < 0.05  # mean 400 HU: "bright"
     if activation == "softmax":
@@ -191,3 +193,20 @@ def test_xrv_densenet_runs_with_untrained_weights(tmp_path):
     net = xrv_adapter.build_densenet(len(classes))
     probs = xrv_adapter.classify(net, display, classes)
     assert list(probs) == classes and all(0.0 <= p <= 1.0 for p in probs.values())
+
+
+def test_xrv_classification_is_the_typed_result(tmp_path):
+    """The adapter's preprocessing and answer as an ``ai.api.ClassificationResult`` (any network of its input: here
+    radview's small convnet, since TorchXRayVision's own may not import)."""
+    from ai.api import ClassificationResult
+    from ai.runners import xrv_adapter
+
+    _, display = _radiograph_display(tmp_path)
+    classes = ["Effusion", "Nodule", "Pneumothorax"]
+    net = ConvNetClassifier(len(classes), dims=2, features=(2,)).eval()
+    c = xrv_adapter.classification(net, display, classes)
+    assert isinstance(c, ClassificationResult) and c.classes == tuple(classes) and c.activation == "sigmoid"
+    assert c.input_size == (224, 224) and "224 × 224" in c.preprocessing and "never flipped" in c.preprocessing
+    assert c.image == f"radiograph {display.shape[1]} × {display.shape[0]}"
+    assert dict(zip(c.classes, c.probabilities)) == pytest.approx(xrv_adapter.classify(net, display, classes),
+                                                                   abs=1e-6)

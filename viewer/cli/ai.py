@@ -171,16 +171,9 @@ def _write_outputs(out: str, volume, result, source: str, note: str) -> list[str
             write_image(LabelMap(result.labels, volume.geometry, names), os.path.join(out, "labels.nii.gz"))
             write_json(os.path.join(out, "labels.json"), {str(k): v for k, v in sorted(names.items())})
             written += ["labels.nii.gz", "labels.json"]
-        g = volume.geometry
-        findings = {
-            "provenance": result.provenance.as_dict(),
-            "input": {"path": os.path.abspath(source), "series_uid": volume.meta.get("series_uid", ""),
-                      "shape_zyx": list(g.shape_zyx), "spacing_zyx": list(g.spacing_zyx)},
-            "detections": [d.as_dict() for d in result.detections],
-            "structures": [s.as_dict() for s in result.structures],
-            "messages": list(result.messages),
-            "note": note,
-        }
+        from viewer.logic.batch_outputs import findings_document
+
+        findings = findings_document(volume, result, source, note)  # the batch's findings.json, the same shape
         write_json(os.path.join(out, "findings.json"), findings)
     except (ImageFileError, RuntimeError, OSError) as exc:
         raise UserError(f"cannot write to {out}: {exc}") from exc

@@ -1,5 +1,10 @@
 """Between the viewer and the AI engine: a ``Volume`` becomes an ``InferenceRequest``, a result becomes layers.
 
+A classification model's result (``result.classification``) is no layer: it becomes a
+:class:`ClassifiedSeries` that the session holds (``Session.add_classification``) for the series it was made
+on — a volume, or one image of a 2D series (``volume_from_image`` makes that image a one-slice volume, as
+``radview-cli ai run`` loads a radiograph).
+
 Qt-free and torch-free: imports ``ai.api`` only (never ``ai.runners``). A result's
 label map must lie on the volume's voxel grid; a mismatch raises
 ``GeometryMismatchError`` (never shown shifted). Every layer made here carries
@@ -8,11 +13,12 @@ the result's provenance in ``layer.meta["provenance"]``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ai.api import CLASSICAL_NOTE, Detection, InferenceRequest, InferenceResult, Provenance
+from ai.api import CLASSICAL_NOTE, ClassificationResult, Detection, InferenceRequest, InferenceResult, Provenance
 from radview_base.geometry import Geometry, require_same_grid
 from viewer.core.layers import LabelLayer, Marker, MarkerLayer
 from viewer.io.volume import LabelMap, Volume
@@ -44,7 +50,53 @@ def request_from_volume(volume: Volume, model_id: str, device: str = "auto",
     )
 
 
+def volume_from_image(series, index: int = 0, frame: int = 0) -> Volume:
+    """Image ``index`` (its frame ``frame``) of a 2D series as a one-slice ``(1, rows, cols)`` volume of its stored
+    values, on a grid of its pixel spacing where calibrated (else 1 mm) — what the AI runs on for a 2D series.
+    A colour image stays colour (``is_color``: the AI refuses it)."""
+    from radview_base.geometry import Geometry
+
+    image = series.images[int(index)]
+    pixels = np.asarray(image.frames[int(frame)])
+    spacing = getattr(image.display.calibration, "spacing_mm", None) or (1.0, 1.0)
+    rows, cols = pixels.shape[:2]
+    geometry = Geometry(shape_zyx=(1, rows, cols), spacing_zyx=(1.0, float(spacing[0]), float(spacing[1])),
+                        origin_lps=(0.0, 0.0, 0.0), direction=np.eye(3))
+    meta = dict(series.meta)
+    meta.update(modality=image.display.modality or meta.get("modality", ""),
+                sop_instance_uid=image.display.sop_instance_uid, image_index=int(index), frame=int(frame),
+                planar=True)
+    if len(series.images) > 1 or image.n_frames > 1:
+        meta["description"] = (f"{meta.get('description') or series.kind}: image {int(index) + 1} of "
+                               f"{len(series.images)}" + (f", frame {int(frame) + 1}" if image.n_frames > 1 else ""))
+    return Volume(pixels[None], geometry, meta)
+
+
 # --- results ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ClassifiedSeries:
+    """A classification model's answer for the open series (a volume, or one image of a 2D series)."""
+
+    provenance: Provenance
+    classification: ClassificationResult
+    series_uid: str = ""
+    sop_instance_uid: str = ""  # the classified image of a 2D series ("" for a volume)
+    messages: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"AI: {self.provenance.model_name or self.provenance.model_id}"
+
+
+def classified_from_result(result: InferenceResult, meta: Mapping | None = None) -> ClassifiedSeries | None:
+    """``result``'s classification for the series ``meta`` describes (None when the result has none)."""
+    if result.classification is None:
+        return None
+    meta = meta or {}
+    return ClassifiedSeries(result.provenance, result.classification, str(meta.get("series_uid") or ""),
+                            str(meta.get("sop_instance_uid") or ""), tuple(result.messages))
+
+
 def _display_name(result: InferenceResult, manifest=None) -> str:
     name = getattr(manifest, "name", "") or result.provenance.model_name or result.provenance.model_id
     return f"AI: {name}"
@@ -161,6 +213,8 @@ def modality_mismatch(manifest, volume: Volume | None) -> str:
         return "no series is open"
     if volume.is_color:
         return "the series is a colour image"
+    if (volume.meta or {}).get("planar") and getattr(manifest, "task", "") != "classification":
+        return "a 2D image takes classification models only"
     wanted = getattr(manifest, "modality", "") or ""
     wanted_set = {str(m).upper() for m in (wanted if isinstance(wanted, (list, tuple, set)) else [wanted]) if m}
     if not wanted_set or wanted_set & {"ANY", "*"}:

@@ -1,7 +1,8 @@
 """Review of AI results: accept or reject each finding and each result as a whole, Qt-free.
 
 An AI *result* is the layers one model run added to the session (a label layer and/or a marker layer
-sharing one ``meta["provenance"]`` object). A user decides on
+sharing one ``meta["provenance"]`` object), or a classification model's answer (``session.classifications``;
+no layers: it is decided on as a whole, like a label map). A user decides on
 
 * each **detection** of the result (a row of the findings panel, a marker in the views), and
 * the **result as a whole** (its label map, when it has one).
@@ -75,6 +76,12 @@ class AiResult:
     label_layer: object = None
     marker_layer: object = None
     series_uid: str = ""
+    classified: object = None  # ai_bridge.ClassifiedSeries of a classification model (no layers)
+
+    @property
+    def classification(self):
+        """The ``ai.api.ClassificationResult`` of a classification model's result, else None."""
+        return getattr(self.classified, "classification", None)
 
     @property
     def model_id(self) -> str:
@@ -112,8 +119,8 @@ class AiResult:
 
 
 def _series_uid(session) -> str:
-    volume = getattr(session, "volume", None)
-    return str((volume.meta or {}).get("series_uid", "") or "") if volume is not None else ""
+    opened = getattr(session, "volume", None) or getattr(session, "images", None)
+    return str((opened.meta or {}).get("series_uid", "") or "") if opened is not None else ""
 
 
 def ai_results(session) -> list[AiResult]:
@@ -132,6 +139,8 @@ def ai_results(session) -> list[AiResult]:
             result.label_layer = result.label_layer or layer
         else:
             result.marker_layer = result.marker_layer or layer
+    for classified in getattr(session, "classifications", ()):
+        out.append(AiResult(classified.provenance, series_uid=classified.series_uid or series, classified=classified))
     return out
 
 

@@ -33,6 +33,8 @@ class Session:
     active_label_changed = Signal()  # the label that the brush paints (``active_label``)
     reformat_changed = Signal()  # the slab (MIP, MinIP, average and its thickness) or the planes' rotation
     timepoint_changed = Signal(int)  # the time point of a 4D series shown (``volume.array`` is it)
+    classification_added = Signal(object)  # viewer.core.ai_bridge.ClassifiedSeries: a classifier's answer
+    classification_removed = Signal(object)
 
     def __init__(self) -> None:
         self.volume: Volume | None = None
@@ -45,6 +47,8 @@ class Session:
         self.overlays_visible = True
         self.show_crosshair = True  # the linked cursor's lines in the 2D views
         self.layers: list[LabelLayer | MarkerLayer] = []
+        #: classification models' answers for the open series (``ai_bridge.ClassifiedSeries``); no layers
+        self.classifications: list = []
         self.annotations = AnnotationSet()  # the study's measurements (kept on disk by annotation_store.Autosave)
         #: True while load_volume / clear drop the previous series' layers: a ``layer_removed`` then is no deletion
         #: (the layer autosave keeps such layers on disk; see layer_store)
@@ -92,6 +96,7 @@ class Session:
             self.volume = None
             self.annotations.volume = None
             self.volume_cleared.emit()
+        self._drop_classifications()
         key = study_key(series.meta)
         if key != self.annotations.study_uid or not key:
             self.annotations.open_study(key)
@@ -112,6 +117,28 @@ class Session:
                 self.remove_layer(layer)
         finally:
             self.dropping_layers = False
+        self._drop_classifications()
+
+    def _drop_classifications(self) -> None:
+        for item in list(self.classifications):
+            self.remove_classification(item)
+
+    # --- classifications ---------------------------------------------------------------
+    def add_classification(self, classified) -> None:
+        """Add a classification model's answer (``ai_bridge.ClassifiedSeries``) for the open series; a newer
+        answer of the same model replaces the older one."""
+        if self.volume is None and self.images is None:
+            raise RuntimeError("open a series before adding an AI classification")
+        for old in [c for c in self.classifications if c.provenance.model_id == classified.provenance.model_id
+                    and c.sop_instance_uid == classified.sop_instance_uid]:
+            self.remove_classification(old)
+        self.classifications.append(classified)
+        self.classification_added.emit(classified)
+
+    def remove_classification(self, classified) -> None:
+        if classified in self.classifications:
+            self.classifications.remove(classified)
+            self.classification_removed.emit(classified)
 
     @property
     def is_ct(self) -> bool:

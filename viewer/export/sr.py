@@ -23,13 +23,22 @@
   identifier; the tracking UID is derived from the measurement's id, so the
   same measurement exported twice keeps its UID.
 
+* **AI classification** (findings.json ``classification``, :class:`ai.api.ClassificationResult`): one
+  measurement group (TID 1501) per class, most probable first — the finding type is the class as a code of
+  radview's private scheme ``99RADVIEW`` (its meaning the class name; :func:`class_concept`), the measurement
+  Probability (DCM 122157, unit 1) with the algorithm identification, the classified image as the group's
+  source image when the series is one image, and a comment with the activation, the class's threshold and
+  whether the model flags it, and what the network saw (its preprocessing). It needs no frame of reference:
+  a radiograph without one gets its SR.
+
 Every AI group carries a Comment (DCM 121106) saying ``AI result, not
 reviewed`` — or who accepted/rejected it and when, from the study's review
 table (``AnnotationSet.review``, keys and entries as :mod:`viewer.core.review`
 defines them): a detection by its own decision (else "rejected" when the whole
 result was rejected), a structure by the decision on the result as a whole
 taken on the labels as the model made them (revision "0"); a decision on
-another model version does not apply. The provenance is in the device observer
+another model version does not apply (a classification: the decision on its result as a whole). The
+provenance is in the device observer
 context (model name, version) and each group's algorithm identification. The
 document is UNVERIFIED: radview does not sign reports.
 
@@ -54,7 +63,10 @@ from viewer.export.json_file import json_safe, write_json
 from viewer.export.seg import SourceSeries, algorithm_parameters, lo_text, provenance_dict, segment_codes
 
 __all__ = ["SrError", "SrInfo", "write_sr", "write_findings_json", "findings_document", "review_note",
-           "load_measurements"]
+           "load_measurements", "findings_of", "classification_of", "class_concept", "PRIVATE_SCHEME"]
+
+#: the coding scheme of a classifier's class names in the SR (a private scheme: the classes are the model's own)
+PRIVATE_SCHEME = "99RADVIEW"
 
 ROI_KINDS = ("ellipse", "rectangle")
 KINDS = ("length", "angle", "ellipse", "rectangle", "arrow")
@@ -122,11 +134,67 @@ def _findings_dict(findings: Any) -> dict:
     if isinstance(findings, Mapping):
         return dict(findings)
     if hasattr(findings, "provenance") and hasattr(findings, "detections"):
-        return {"provenance": findings.provenance.as_dict(),
-                "detections": [d.as_dict() for d in findings.detections],
-                "structures": [s.as_dict() for s in getattr(findings, "structures", ())],
-                "messages": list(getattr(findings, "messages", ()))}
+        return findings_of(findings)
     raise TypeError(f"findings are a mapping (findings.json) or an InferenceResult, got {type(findings).__name__}")
+
+
+def findings_of(result) -> dict:
+    """An ``ai.api.InferenceResult`` in findings.json's shape: provenance, detections, structures, messages and,
+    from a classification model, ``classification``."""
+    d = {"provenance": result.provenance.as_dict(),
+         "detections": [det.as_dict() for det in result.detections],
+         "structures": [s.as_dict() for s in getattr(result, "structures", ())],
+         "messages": list(getattr(result, "messages", ()))}
+    classification = getattr(result, "classification", None)
+    if classification is not None:
+        d["classification"] = classification.as_dict()
+    return d
+
+
+def classification_of(findings: Any):
+    """The ``ai.api.ClassificationResult`` of findings (findings.json content or an InferenceResult), or None.
+
+    Reads findings.json's ``classification``, and the stopgap place of results written before it existed
+    (``provenance.parameters.classification``); a malformed one raises SrError."""
+    from ai.api import ClassificationResult
+
+    if findings is None:
+        return None
+    if not isinstance(findings, Mapping):
+        return getattr(findings, "classification", None)
+    try:
+        return ClassificationResult.from_findings(findings)
+    except ValueError as exc:
+        raise SrError(f"the findings' classification cannot be read: {exc}") from None
+
+
+def _plain(text: str) -> str:
+    """Typographic signs the runners use in words (×, ≥, —) as ASCII: an SR may be in the default character set."""
+    return str(text).replace("×", "x").replace("≥", ">=").replace("≤", "<=").replace("—", "-").replace("…", "...")
+
+
+def _declare_private_scheme(sr) -> None:
+    """Name :data:`PRIVATE_SCHEME` in the Coding Scheme Identification Sequence (PS3.3 C.12.1.1.5)."""
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodingSchemeDesignator = PRIVATE_SCHEME
+    item.CodingSchemeName = "radview classifier class names"
+    item.CodingSchemeResponsibleOrganization = "radview"
+    sr.CodingSchemeIdentificationSequence = [item]
+
+
+def class_concept(name: str):
+    """A classifier's class as a coded concept of :data:`PRIVATE_SCHEME`: the value is the class name where it
+    fits a code value (16 characters, no backslash), else ``RV`` and a hash of it; the meaning is the name."""
+    import hashlib
+
+    import highdicom as hd
+
+    name = str(name)
+    fits = 0 < len(name) <= 16 and "\\" not in name and name == name.strip()
+    value = name if fits else "RV" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:14].upper()
+    return hd.sr.CodedConcept(value, PRIVATE_SCHEME, lo_text(name or "class", 64))
 
 
 def load_measurements(doc: Any, on_images: bool = False) -> tuple[list[dict], dict]:
@@ -243,6 +311,7 @@ class SrInfo:
     n_structures: int
     n_measurements: int
     notes: list[str] = field(default_factory=list)
+    n_classes: int = 0
 
 
 class _Builder:
@@ -258,6 +327,9 @@ class _Builder:
             self.sources.setdefault(s.series_uid, s)
         self.review = review
         self.evidence: dict[str, Any] = {}  # SOP instance UID -> dataset
+        #: images referenced only as a classification's source: evidence, but not in the image library (highdicom's
+        #: entries for projection images need attributes many radiographs lack, e.g. ImagerPixelSpacing)
+        self.classified: dict[str, Any] = {}
 
     def measurement(self, name, value, unit: str, derivation=None, algorithm=None, images=None):
         v = _finite(value)
@@ -352,6 +424,42 @@ class _Builder:
         note = review_note(self.review.result())
         self.comment(group, note)
         return group, note
+
+    def classification(self, c, prov: Mapping | None) -> tuple[list, str]:
+        """One TID 1501 group per class (most probable first): finding type the class, measurement Probability."""
+        hd, codes = self.hd, self.codes
+        algo = self.algorithm(prov)
+        note = review_note(self.review.result())
+        flagged = set(c.flagged())
+        images = None
+        if len(self.source.slices) == 1:  # the series is one image: it is what was classified
+            sop_class, sop_uid, frame = self.source.reference(0)
+            images = [hd.sr.SourceImageForMeasurementGroup(sop_class, sop_uid, [frame] if frame else None)]
+            self.classified[sop_uid] = self.source.datasets[self.source.slices[0][0]]
+        model = str((prov or {}).get("model_id") or "")
+        saw = "; ".join(t for t in (f"input: {c.preprocessing}" if c.preprocessing else "",
+                                    f"classified: {c.image}" if c.image else "") if t)
+        groups = []
+        for rank, (name, p) in enumerate(c.ranked(), start=1):
+            ms = [self.hd.sr.Measurement(name=codes.DCM.Probability, value=float(p), unit=self.units["1"],
+                                         algorithm_id=algo)]
+            group = hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=stable_uid(self.source.series_uid, "classification", model, name),
+                    identifier=lo_text(f"AI class {name}")),
+                finding_type=class_concept(name), algorithm_id=algo, measurements=ms, source_images=images)
+            if c.multi_label:
+                t = c.threshold(name)
+                verdict = (f"multi-label (sigmoid), threshold {t:.2f}: "
+                           f"{'at or above, flagged' if name in flagged else 'below, not flagged'}")
+            else:
+                verdict = ("single-label (softmax): " +
+                           ("the most probable class" if name in flagged else f"rank {rank} of {len(c.classes)}"))
+            self.comment(group, _plain(f"{note}; probability of {name} {p:.3f}, {verdict}; {c.note}"))
+            if saw:
+                self.comment(group, _plain(saw))
+            groups.append(group)
+        return groups, note
 
     # --- user -----------------------------------------------------------------------------------
     def user(self, m: Mapping):
@@ -455,11 +563,12 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
     from viewer import __version__
 
     f = _findings_dict(findings)
+    classification = classification_of(f)
     items, doc_review = load_measurements(measurements)
     review = dict(doc_review if review is None else review)
-    if not f.get("detections") and not f.get("structures") and not items:
-        raise SrError("nothing to export: no detections, structures or measurements")
-    if not source.frame_of_reference_uid:
+    if not f.get("detections") and not f.get("structures") and not items and classification is None:
+        raise SrError("nothing to export: no detections, structures, classification or measurements")
+    if not source.frame_of_reference_uid and (f.get("detections") or f.get("structures") or items):
         raise SrError(f"series {source.key} has no FrameOfReferenceUID: SCOORD3D needs one")
     seg_ds = getattr(seg, "dataset", seg)
     prov = provenance_dict(f.get("provenance"))
@@ -477,6 +586,10 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
                 group, note = b.structure(s, prov, seg_ds)
                 groups.append(group)
                 notes.append(note)
+            if classification is not None:
+                made, note = b.classification(classification, prov)
+                groups += made
+                notes += [note] * len(made)
             for m in items:
                 groups.append(b.user(m))
             person = observer_name(items, review)
@@ -505,9 +618,10 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
             )
             unreviewed = sum(n == AI_NOT_REVIEWED for n in notes)
             if series_description is None:
-                series_description = "Measurements (radview)" + (f" - {AI_NOT_REVIEWED}" if unreviewed else "")
+                what = "Measurements" if f.get("detections") or f.get("structures") or items else "AI classification"
+                series_description = f"{what} (radview)" + (f" - {AI_NOT_REVIEWED}" if unreviewed else "")
             sr = hd.sr.Comprehensive3DSR(
-                evidence=list(b.evidence.values()) or [source.first],
+                evidence=list({**b.classified, **b.evidence}.values()) or [source.first],
                 content=report,
                 series_instance_uid=hd.UID(),
                 series_number=int(series_number),
@@ -524,10 +638,12 @@ def write_sr(path: str, source: SourceSeries, *, findings: Any = None, measureme
             if isinstance(exc, SrError):
                 raise
             raise SrError(f"cannot make an SR of series {source.key}: {exc}") from exc
+    if classification is not None:
+        _declare_private_scheme(sr)
     atomic_write(path, lambda tmp: sr.save_as(tmp, enforce_file_format=True))
     n_det, n_struct = len(f.get("detections") or []), len(f.get("structures") or [])
     return SrInfo(os.path.abspath(path), str(sr.SOPInstanceUID), str(sr.SeriesInstanceUID), n_det, n_struct,
-                  len(items), notes)
+                  len(items), notes, len(classification.classes) if classification is not None else 0)
 
 
 # ------------------------------------------------------------------------------------------------- JSON
@@ -547,11 +663,15 @@ def findings_document(findings: Any = None, measurements: Any = None, review: Ma
                   for d in f.get("detections") or []]
     whole = decisions.result()
     structures = [dict(s, review=whole, note=review_note(whole)) for s in f.get("structures") or []]
+    c = classification_of(f)
+    classification = dict(c.as_dict(), flagged=list(c.flagged()), review=whole, review_note=review_note(whole)) \
+        if c is not None else None
     doc = {
         "format": "radview findings export 1",
         "written_by": f"radview {__version__}",
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "ai_note": AI_NOT_REVIEWED if any(d["note"] == AI_NOT_REVIEWED for d in detections + structures) else "",
+        "ai_note": AI_NOT_REVIEWED if any(d["note"] == AI_NOT_REVIEWED for d in detections + structures) or
+        (classification is not None and classification["review_note"] == AI_NOT_REVIEWED) else "",
         "note": f.get("note", ""),
         "provenance": prov,
         "source": {"series_uid": source.series_uid, "study_uid": source.study_uid,
@@ -559,6 +679,7 @@ def findings_document(findings: Any = None, measurements: Any = None, review: Ma
         dict(f.get("input") or {}),
         "detections": detections,
         "structures": structures,
+        **({"classification": classification} if classification is not None else {}),
         "measurements": items,
         "review": review,
         "messages": list(f.get("messages") or []),

@@ -1,8 +1,9 @@
 """What one batch job writes, and how it appears all at once: ``DIR/<series key>/`` holds
 
 ``labels.nii.gz`` + ``labels.json`` (the label map on the series' grid, as ``radview-cli ai run`` writes them),
-``seg.dcm`` (DICOM SEG referencing the series), ``findings.json`` (provenance, detections, structures, messages),
-``sr.dcm`` (DICOM SR TID 1500 of the findings) and ``thumbnail.png`` (a slice with the overlay and the AI stamp).
+``seg.dcm`` (DICOM SEG referencing the series), ``findings.json`` (provenance, detections, structures, messages;
+a classification model's ``classification``), ``sr.dcm`` (DICOM SR TID 1500 of the findings) and ``thumbnail.png``
+(a slice with the overlay and the AI stamp).
 
 Everything is written into a staging folder ``DIR/.partial/<key>.<pid>.<n>`` and then put in place with renames
 (an earlier folder of the same key moved aside first, then removed): a reader — or a rerun after a kill — sees a
@@ -57,7 +58,8 @@ def findings_document(volume, result, source_path: str, note: str) -> dict:
         "structures": [s.as_dict() for s in result.structures],
         "messages": list(result.messages),
         "note": note,
-    }
+    } | ({"classification": result.classification.as_dict()}
+         if getattr(result, "classification", None) is not None else {})
 
 
 @dataclass(eq=False)
@@ -124,14 +126,14 @@ def write_job_outputs(folder: str, entry, volume, result, findings: dict, title:
         else:
             notes.append("no SEG: the model found none of its labels")
         took("seg")
-    if source is not None and (findings["detections"] or findings["structures"]):
+    if source is not None and (findings["detections"] or findings["structures"] or findings.get("classification")):
         try:
             write_sr(os.path.join(folder, "sr.dcm"), source, findings=findings, seg=seg)
         except (SrError, SegError) as exc:
             notes.append(f"no SR: {exc}")
         took("sr")
     elif source is not None:
-        notes.append("no SR: no detections or structures to report")
+        notes.append("no SR: no detections, structures or classification to report")
     write_thumbnail(os.path.join(folder, "thumbnail.png"), volume, result, title)
     took("thumbnail")
     return notes

@@ -14,6 +14,8 @@ Shared by the GUI (File → Export report, ``viewer.qt.capture.report``) and ``r
   structures (volume, diameters, HU; a structure that is a set of separate pieces — the union of a nodule
   model's candidates — per piece, ``viewer.logic.structure_pieces``) and the user's measurements (kind, value
   or ROI statistics);
+* the table of a classification model's class probabilities (:func:`classification_table`: most probable first,
+  at most :data:`MAX_CLASS_ROWS` rows per result, the rest counted in a note), with the result's review note;
 * the provenance of every AI result (model, version, method, device, date, parameters);
 * the detections as markers, and the caption texts of the key images.
 
@@ -34,6 +36,8 @@ from viewer.logic.report_findings import MAX_FINDING_IMAGES  # noqa: F401 - the 
 TITLE = "radview report — research use, not for clinical use"
 NOT_A_DIAGNOSIS = "Not a diagnosis."
 DEIDENTIFIED = "de-identified (patient data not included in this report)"
+#: a classification result lists at most this many classes in the report (the most probable); a note counts the rest
+MAX_CLASS_ROWS = 12
 FOOTER = ("Not a diagnosis. radview is research software, not for clinical use. AI results are the output of a "
           "model and are marked \u201cAI result, not reviewed\u201d until a user has reviewed them.")
 
@@ -63,6 +67,7 @@ class AiResultRecord:
     result_note: str = AI_NOT_REVIEWED  # the result as a whole
     label_map: Any = None  # the label map the structures were measured on, when at hand
     pieces: dict = field(default_factory=dict)  # structure index → structure_pieces.Pieces (sets of pieces)
+    classification: Any = None  # ai.api.ClassificationResult of a classification model
 
     def all_reviewed(self) -> bool:
         """Every item of the result reviewed (a result without items: the result itself)."""
@@ -309,6 +314,30 @@ def provenance_lines(results: Iterable[AiResultRecord]) -> list[tuple[str, bool]
     return out
 
 
+def classification_table(results: Iterable[AiResultRecord]) -> Table:
+    """Each classification result's classes, most probable first (at most :data:`MAX_CLASS_ROWS` each)."""
+    rows, notes = [], []
+    for res in results:
+        c = res.classification
+        if c is None:
+            continue
+        flagged = set(c.flagged())
+        ranked = c.ranked()
+        for name, p in ranked[:MAX_CLASS_ROWS]:
+            if c.multi_label:
+                says = f"flagged (≥ {c.threshold(name):.2f})" if name in flagged else f"below {c.threshold(name):.2f}"
+            else:
+                says = "most probable" if name in flagged else ""
+            rows.append((name, f"{p:.3f}", says, res.name, res.result_note))
+        if len(ranked) > MAX_CLASS_ROWS:
+            notes.append(f"{res.name}: {len(ranked) - MAX_CLASS_ROWS} more classes, each below "
+                         f"{ranked[MAX_CLASS_ROWS - 1][1]:.3f}, not listed")
+        notes.append(f"{res.name}: class probabilities ({c.kind}) of the model, not of disease. "
+                     + (f"Input: {c.preprocessing}. " if c.preprocessing else "") + NOT_A_DIAGNOSIS)
+    return Table("AI classification", ("Class", "Probability", "Model says", "Result", "Status"),
+                 (22, 10, 14, 20, 34), rows, status_column=4, right_aligned=(1,), notes=notes)
+
+
 # --- study --------------------------------------------------------------------------------------------------------
 def image_study_lines(series, include_patient_data: bool = False) -> list[tuple[str, str]]:
     """The study lines of a 2D series (radiographs, ultrasound, cine): its images with their own sizes and
@@ -407,6 +436,16 @@ def ai_results_from_layers(layers, review_table: Mapping | None = None,
     return results, segmentations
 
 
+def ai_results_from_classifications(classifications, review_table: Mapping | None = None) -> list[AiResultRecord]:
+    """The session's classification results (``viewer.core.ai_bridge.ClassifiedSeries``) as the report sees them."""
+    out = []
+    for c in classifications:
+        record = ai_record(c.name, c.provenance, [], [], review_table, c.series_uid)
+        record.classification = c.classification
+        out.append(record)
+    return out
+
+
 def ai_result_from_findings(findings: Mapping, name: str = "", review: Mapping | None = None,
                             series_uid: str = "") -> AiResultRecord:
     """findings.json (``radview-cli ai run``) as one AI result; ``review``: the study's review table."""
@@ -415,8 +454,15 @@ def ai_result_from_findings(findings: Mapping, name: str = "", review: Mapping |
     table = {str(k): v for k, v in (findings.get("review") or {}).items() if isinstance(v, Mapping)}
     table.update({str(k): v for k, v in (review or {}).items() if isinstance(v, Mapping)})
     series = series_uid or str((findings.get("input") or {}).get("series_uid") or "")
-    return ai_record(title, prov, findings.get("detections") or [], findings.get("structures") or [], table, series,
-                     [findings])
+    from ai.api import ClassificationResult
+
+    record = ai_record(title, prov, findings.get("detections") or [], findings.get("structures") or [], table, series,
+                       [findings])
+    try:
+        record.classification = ClassificationResult.from_findings(findings)
+    except ValueError:
+        record.classification = None  # a malformed classification is left out of the report, not the rest
+    return record
 
 
 def detection_markers(results: Iterable[AiResultRecord]):
@@ -472,5 +518,7 @@ def report_tables(results: list[AiResultRecord], segmentations: list, annotation
         tables.append(detection_table(results))
     if any(r.structures for r in results) or any(v for _n, v in segmentations):
         tables.append(structure_table(results, segmentations))
+    if any(r.classification is not None for r in results):
+        tables.append(classification_table(results))
     tables.append(measurement_table(annotations, volume))
     return tables

@@ -47,6 +47,7 @@ from viewer.logic.report_content import (
     NOT_A_DIAGNOSIS,
     TITLE,
     Table,
+    ai_results_from_classifications,
     ai_results_from_layers,
     detection_markers,
     overlay_caption,
@@ -101,6 +102,7 @@ def report_from_views(session, views, include_patient_data: bool = False) -> Rep
         raise ValueError("no series is open")
     review = getattr(session.annotations, "review", {}) or {}
     results, segmentations = ai_results_from_layers(session.layers, review, str(volume.meta.get("series_uid", "")))
+    results += ai_results_from_classifications(getattr(session, "classifications", ()), review)
     label_layers = [layer for layer in session.label_layers() if layer.visible] if session.overlays_visible else []
     preset = session.preset_name or ""
     preset = "from file" if preset == FROM_FILE else preset
@@ -121,9 +123,10 @@ def report_from_views(session, views, include_patient_data: bool = False) -> Rep
 
 def report_from_images(session, views, include_patient_data: bool = False) -> ReportData:
     """The report of a 2D series (radiographs, mammograms, ultrasound, cine): the hanging's views as seen, as
-    key images (each captioned with its image number, frame and window), and the measurements drawn on its images
-    (each with its image's calibration); no AI results (the built-in models read CT volumes)."""
-    from viewer.logic.report_content import image_study_lines, measurement_table
+    key images (each captioned with its image number, frame and window), the measurements drawn on its images
+    (each with its image's calibration) and the classification models' answers with their provenance (the
+    segmentation models read volumes)."""
+    from viewer.logic.report_content import classification_table, image_study_lines, measurement_table
     from viewer.qt.views.planar_text import planar_corner_lines
 
     series = session.images
@@ -141,8 +144,11 @@ def report_from_images(session, views, include_patient_data: bool = False) -> Re
         key_images.append(KeyImage(image, caption))
     uids = {im.display.sop_instance_uid for im in series.images}
     annotations = [a for a in session.annotations if a.image is not None and a.image.sop_instance_uid in uids]
+    review = getattr(session.annotations, "review", {}) or {}
+    results = ai_results_from_classifications(getattr(session, "classifications", ()), review)
+    tables = ([classification_table(results)] if results else []) + [measurement_table(annotations)]
     return ReportData(study=image_study_lines(series, include_patient_data), key_images=key_images,
-                      finding_images=[], findings=[], tables=[measurement_table(annotations)], provenance=[],
+                      finding_images=[], findings=[], tables=tables, provenance=provenance_lines(results),
                       notes=[], include_patient_data=include_patient_data,
                       created=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
 

@@ -1,12 +1,14 @@
 """The main window's AI: the AI menu (Run AI…, Ctrl+R; :data:`AI_ACTIONS`), its toolbar button, progress and
 Cancel in the status bar (through the jobs service), the findings dock, and the path of a result into the session.
 
-A run is built from the session's current volume and handed to the one AI
+A run is built from the session's current volume — or, for a 2D series, its first image as a one-slice volume
+(``ai_bridge.volume_from_image``; classification models only) — and handed to the one AI
 thread (``AiService``). Its label map and markers are built on that thread
 (counting per-label volumes passes over every voxel); the GUI thread only adds
 them to the session, so the overlays, the legend (with mL) and the 3D surfaces
-follow through their session subscriptions. A result whose job is no longer
-current (a newer run started, another series was opened, the user cancelled) is
+follow through their session subscriptions. A classification model's answer
+(``result.classification``) becomes ``Session.add_classification``: the findings panel shows its table.
+A result whose job is no longer current (a newer run started, another series was opened, the user cancelled) is
 dropped, and the status bar says so.
 
 A model whose weights are TorchScript (``manifest.contains_code``) is a program: before its first run from a folder
@@ -24,7 +26,13 @@ from PySide6.QtWidgets import QDockWidget, QMessageBox
 
 from ai.api import CONTAINS_CODE_NOTE
 from ai.registry import ManifestError  # manifests only: no torch, no runner is imported
-from viewer.core.ai_bridge import layers_from_result, modality_mismatch, request_from_volume
+from viewer.core.ai_bridge import (
+    classified_from_result,
+    layers_from_result,
+    modality_mismatch,
+    request_from_volume,
+    volume_from_image,
+)
 from viewer.qt.actions import ActionSpec
 from viewer.qt.dialogs.ai_dialog import RunAiDialog
 from viewer.qt.model_folders import ModelFolders
@@ -35,7 +43,7 @@ PROGRESS_STEPS = 1000  # the status bar's progress resolution of a run
 #: the AI menu's entries (and Run AI… on the reading toolbar)
 AI_ACTIONS = [
     ActionSpec("ai.run", "&Run AI…", "open_dialog", menu="AI#run", toolbar="reading#ai", shortcut="Ctrl+R",
-               status_tip="Run a segmentation or detection model on the open series",
+               status_tip="Run a segmentation, detection or classification model on the open series",
                tip="Run AI on the open series (Ctrl+R)"),
     ActionSpec("ai.cancel", "&Cancel AI run", "cancel_current", menu="AI#run"),
     ActionSpec("ai.add_model_folder", "Add &model folder…", "add_model_folder", menu="AI#models",
@@ -48,7 +56,7 @@ AI_ACTIONS = [
 class _Job:
     model_id: str
     name: str
-    volume: object
+    volume: object  # what the run was made on: the session's volume, or its 2D series
     manifest: object
     submitted: float
     dropped: str = ""  # why its result no longer counts ("" while it is current)
@@ -88,6 +96,8 @@ class AiController(QObject):
         dock_host.addDockWidget(Qt.RightDockWidgetArea, self.findings_dock)
         self.session.volume_loaded.connect(self._on_volume_changed)
         self.session.volume_cleared.connect(self._on_volume_changed)
+        self.session.images_loaded.connect(self._on_volume_changed)
+        self.session.images_cleared.connect(self._on_volume_changed)
         self._sync_actions()
 
     # --- the service (AI thread), created on first use -----------------------------------------------
@@ -135,7 +145,7 @@ class AiController(QObject):
             self._report(f"Not added: {exc}")
             return None
         self._set_status(f"Added model '{manifest.name}' ({manifest.method}); AI → Run AI… runs it")
-        if self.session.volume is not None and self._registry_factory is None:
+        if self._opened() is not None and self._registry_factory is None:
             dialog = self.open_dialog()
             if dialog is not None:
                 dialog.select_model(manifest.id)
@@ -157,19 +167,32 @@ class AiController(QObject):
 
     # --- running ---------------------------------------------------------------------------------------
     def _sync_actions(self) -> None:
-        has_volume = self.session.volume is not None
-        self.run_action.setEnabled(has_volume)
+        has_series = self.session.volume is not None or self.session.images is not None
+        self.run_action.setEnabled(has_series)
         self.cancel_action.setEnabled(self.current_job is not None)
+
+    def _opened(self):
+        """What a run is made on: the session's volume, else its 2D series (None when nothing is open)."""
+        return self.session.volume if self.session.volume is not None else self.session.images
+
+    def _subject(self):
+        """The volume a run takes: the session's, else the 2D series' first image as a one-slice volume."""
+        if self.session.volume is not None:
+            return self.session.volume
+        if self.session.images is not None and self.session.images.images:
+            return volume_from_image(self.session.images, 0)
+        return None
 
     def open_dialog(self):
         """The Run AI dialog (window-modal, not blocking); accepting it runs the chosen model."""
-        if self.session.volume is None:
+        subject = self._subject()
+        if subject is None:
             self._report("Open a series first: AI runs on the open series.")
             return None
         registry = self.registry()
         if self.dialog is not None:
             self.dialog.close()
-        dialog = RunAiDialog(registry.models(), self.session.volume, self.settings, self.dock_host,
+        dialog = RunAiDialog(registry.models(), subject, self.settings, self.dock_host,
                              problems=list(getattr(registry, "problems", [])))
         dialog.setAttribute(Qt.WA_DeleteOnClose)
         dialog.accepted.connect(lambda d=dialog: self.run_model(d.model_id, d.device, d.options or None))
@@ -180,8 +203,8 @@ class AiController(QObject):
         return dialog
 
     def run_model(self, model_id: str, device: str = "auto", options=None) -> int | None:
-        """Run ``model_id`` on the current volume; return the job id (None if it could not start)."""
-        volume = self.session.volume
+        """Run ``model_id`` on the current volume (or 2D image); return the job id (None if it could not start)."""
+        opened, volume = self._opened(), self._subject()
         if volume is None:
             self._report("Open a series first: AI runs on the open series.")
             return None
@@ -199,7 +222,7 @@ class AiController(QObject):
                 self._set_status(f"{manifest.name} was not run: it {CONTAINS_CODE_NOTE}, and you did not allow "
                                  f"it for its folder {manifest.folder} (asked once per session)")
                 return None
-            if self.session.volume is not volume:  # the series changed while the question was open
+            if self._opened() is not opened:  # the series changed while the question was open
                 self._report(f"{manifest.name} was not run: the open series changed; run it again.")
                 return None
         if ModelFolders.is_user_model(manifest) and manifest.path:  # the engine process learns the folder
@@ -215,11 +238,16 @@ class AiController(QObject):
             self._drop(self.current_job, "a newer AI run was started")
         geometry = volume.geometry
 
-        def build_layers(result, geometry=geometry, manifest=manifest):  # on the AI thread
-            return (result, *layers_from_result(result, geometry, manifest))
+        meta = dict(volume.meta or {})
+
+        def build_layers(result, geometry=geometry, manifest=manifest, meta=meta):  # on the AI thread
+            classified = classified_from_result(result, meta)
+            if classified is not None:  # a classification: no layers
+                return result, None, None, classified
+            return (result, *layers_from_result(result, geometry, manifest), None)
 
         job = self.service.submit(request, build_layers)
-        self.jobs[job] = _Job(model_id, manifest.name, volume, manifest, time.monotonic())
+        self.jobs[job] = _Job(model_id, manifest.name, opened, manifest, time.monotonic())
         self.current_job = job
         self.tasks.track(job, f"{manifest.name}: starting…", self.cancel_current, "Cancel AI",
                         "Stop the AI run (nothing is added)")
@@ -264,7 +292,7 @@ class AiController(QObject):
 
     def _on_volume_changed(self, *_args) -> None:
         job = self.current_job
-        if job is not None and self.jobs.get(job) is not None and self.jobs[job].volume is not self.session.volume:
+        if job is not None and self.jobs.get(job) is not None and self.jobs[job].volume is not self._opened():
             name = self.jobs[job].name
             self._drop(job, "another series was opened")
             self._set_status(f"{name}: AI run stopped and its result dropped (another series was opened)")
@@ -295,12 +323,15 @@ class AiController(QObject):
         if info is None:
             return
         why = info.dropped or ("" if current else "a newer AI run was started")
-        if not why and self.session.volume is not info.volume:
+        if not why and self._opened() is not info.volume:
             why = "another series was opened"
         if why:
             self._set_status(f"{info.name}: result dropped ({why})")
             return
-        result, label_layer, marker_layer = payload
+        result, label_layer, marker_layer, classified = payload
+        if classified is not None:
+            self._show_classification(info, result, classified)
+            return
         added = []
         try:
             for layer in (label_layer, marker_layer):
@@ -330,6 +361,27 @@ class AiController(QObject):
         if n or result.structures:
             self.findings_dock.show()
             self.findings_dock.raise_()
+
+    def _show_classification(self, info: _Job, result, classified) -> None:
+        """A classifier's answer: into the session (the findings panel shows its table), words in the status bar."""
+        try:
+            self.session.add_classification(classified)
+        except RuntimeError as exc:
+            self._report(f"{info.name}: the result was not shown: {exc}")
+            return
+        prov = result.provenance
+        text = (f"{info.name}: done in {prov.run_time_s:.1f} s on {prov.device}, "
+                f"{classified.classification.summary()} — AI result, not reviewed, not a diagnosis")
+        extra = [m for m in result.messages if not m.startswith("class probabilities")]
+        if extra:
+            text += " — " + "; ".join(extra)
+        self._set_status(text)
+        if not self._docks_widened:
+            self._docks_widened = True
+            if self.findings_dock.width() < 430:
+                self.dock_host.resizeDocks([self.findings_dock], [430], Qt.Horizontal)
+        self.findings_dock.show()
+        self.findings_dock.raise_()
 
     def _on_failed(self, job: int, message: str) -> None:
         current = job == self.current_job

@@ -13,6 +13,10 @@ has the focus. The Review column shows ✓ accepted / ✗ rejected / not reviewe
 reads "AI result, not reviewed — not a diagnosis" until the result is accepted and every finding of it
 decided, then "reviewed by <user> at <time> — not a diagnosis". Decisions are stored in the study's
 annotation file (autosaved) and undone with Ctrl+Z / Ctrl+Y like the measurements.
+
+A classification model's answer (``session.classifications``) is a result without layers: its table of class
+probabilities (:mod:`viewer.qt.panels.classification_table`) shows under "Classification", and it is reviewed as a
+whole, like a label map (Accept result / Reject result).
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from PySide6.QtWidgets import (
 from viewer.core import review
 from viewer.core.ai_bridge import NOT_REVIEWED, method_in_plain_words, provenance_text
 from viewer.core.session import Session
+from viewer.qt.panels.classification_table import ClassificationSection
 
 COLUMNS = ("#", "Type", "Ø mm", "mL", "HU", "Score", "Location", "Review")
 COLUMN_TIPS = ("Finding number", "Solid or subsolid", "Diameter (mm)", "Volume (mL)", "Mean density (HU)",
@@ -212,6 +217,10 @@ class FindingsPanel(QWidget):
         self.structure_table = _table(STRUCTURE_COLUMNS, STRUCTURE_TIPS,
                                       "Click a structure to move the cursor (and every view) to its centroid")
         box.addWidget(self.structure_table, 2)
+        self.classification_label = _section_label("Classification")
+        box.addWidget(self.classification_label)
+        self.classifications = ClassificationSection(self, context_menu=self._classification_menu)
+        box.addWidget(self.classifications, 2)
         for table, jump in ((self.table, self.jump_to_row), (self.structure_table, self.jump_to_structure)):
             table.cellClicked.connect(lambda row, _col, jump=jump: jump(row))
             table.cellActivated.connect(lambda row, _col, jump=jump: jump(row))
@@ -225,6 +234,8 @@ class FindingsPanel(QWidget):
         box.addWidget(self.empty_label, 1)
         session.layer_added.connect(self._on_layers_changed)
         session.layer_removed.connect(self._on_layers_changed)
+        session.classification_added.connect(self._on_classifications_changed)
+        session.classification_removed.connect(self._on_classifications_changed)
         session.labels_edited.connect(lambda _layer, finished: finished and self.refresh())
         session.annotations.reviews_changed.connect(self._on_layers_changed)
         session.annotations.annotations_reset.connect(self._on_layers_changed)
@@ -294,6 +305,13 @@ class FindingsPanel(QWidget):
     def _on_layers_changed(self, _layer=None) -> None:
         self.refresh()
 
+    def _on_classifications_changed(self, _classified=None) -> None:
+        self.refresh()
+
+    def classification_views(self) -> list:
+        """The classification tables shown (``ClassificationView``), one per classification result."""
+        return list(self.classifications.views)
+
     def header_texts(self) -> list[str]:
         """Each result's review line, e.g. "AI result, not reviewed — not a diagnosis"."""
         table = self.session.annotations.review
@@ -340,8 +358,11 @@ class FindingsPanel(QWidget):
         self.structures_label.setText("Structures (as the model found them, before your edits)" if edited
                                       else "Structures")
         self.structures_label.setVisible(bool(structures))
+        self.classifications.show_results(results, table)
+        classified = bool(self.classifications.views)
+        self.classification_label.setVisible(classified and bool(rows or structures))
         self.empty_label.setText(NO_DETECTIONS_TEXT if provenances else EMPTY_TEXT)
-        self.empty_label.setVisible(not rows and not structures)
+        self.empty_label.setVisible(not rows and not structures and not classified)
         self.review_bar.setEnabled(bool(results))  # always shown: showing it late would resize the views
         self._fill_result_box(results)
         self._sync_buttons()
@@ -374,7 +395,8 @@ class FindingsPanel(QWidget):
         self._show_result_state()
 
     def _result_line(self, result, status, named: bool) -> str:
-        what = "Label map" if result.label_layer is not None else "Result"
+        what = "Label map" if result.label_layer is not None else \
+            "Classification" if result.classification is not None else "Result"
         state = review.STATE_TEXT[status.result_state]
         entry = review.result_entry(self.session.annotations.review, result)
         if entry is not None:
@@ -566,6 +588,21 @@ class FindingsPanel(QWidget):
             menu.addAction(f"{text}\t{REVIEW_KEYS[name][0]}").triggered.connect(
                 lambda _=False, s=state: self.decide_result(s))
         menu.addAction("Result not reviewed").triggered.connect(lambda: self.decide_result(None))
+        return menu
+
+    def _classification_menu(self, view, pos) -> None:
+        self.select_result(view.result)
+        menu = self.build_classification_menu(view.result)
+        menu.exec(view.table.viewport().mapToGlobal(pos))
+
+    def build_classification_menu(self, result) -> QMenu:
+        """Accept / reject a classification as a whole, or put it back to not reviewed."""
+        menu = QMenu(self)
+        for name, text, state in (("accept_result", "✓ Accept classification", review.ACCEPTED),
+                                  ("reject_result", "✗ Reject classification", review.REJECTED)):
+            menu.addAction(f"{text}\t{REVIEW_KEYS[name][0]}").triggered.connect(
+                lambda _=False, s=state: self.decide_result(s, result))
+        menu.addAction("Classification not reviewed").triggered.connect(lambda: self.decide_result(None, result))
         return menu
 
     # --- the one logic call -------------------------------------------------------------------------
