@@ -39,6 +39,17 @@ def test_the_index_finds_the_time_points_and_what_varies(dce, tmp_path):
     assert pcasl.cine_interval_ms() == 200
 
 
+def test_the_summary_says_what_varies_and_over_what_range():
+    """What the study browser says of a 4D series: the count, the attribute and, where it means something, its range."""
+    assert TimeAxis(3, ("temporal position",), (1, 2, 3)).summary() == "4D: 3 time points (temporal position)"
+    assert TimeAxis(17, ("trigger time",), tuple(50.0 * t for t in range(17))).summary() == \
+        "4D: 17 time points (trigger time 0–800 ms)"
+    assert TimeAxis(4, ("b-value",), (0.0, 1000.0, 1000.0, 500.0)).summary() == \
+        "4D: 4 time points (b-value 0–1000 s/mm²)"
+    assert TimeAxis(3, ("echo", "trigger time"), (1.0, 2.0, 3.0)).summary() == "4D: 3 time points (echo 1–3)"
+    assert TimeAxis(2).summary() == "4D: 2 time points"
+
+
 def test_a_4d_series_loads_every_time_point(dce):
     volume = open_study.load_series(dce)
     assert volume.n_timepoints == 3 and volume.meta["timepoints"].shape == (3, 5, 16, 16)

@@ -235,6 +235,40 @@ def test_seg_files_are_rows_under_the_series_they_were_made_on(browser, qtbot):
         browser.grab().save(os.path.join(os.environ["RADVIEW_TEST_SHOTS"], "browser_segs.png"))
 
 
+def test_a_4d_series_row_says_its_time_points_and_what_varies(browser, demo_index, tmp_path, qtbot):
+    """From the headers the index read (the files may be gone): the count, the attribute and its range."""
+    from four_d_cases import write_4d_series
+
+    from viewer.qt.panels.study_browser import series_time
+
+    def dwi(ds, t, _z):  # b-values only in GE's private tag (0043,xx39)
+        ds.SeriesDescription = "DWI"
+        ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0x39, "IS", [(0, 500, 1000)[t], 8, 0, 0])
+
+    write_4d_series(tmp_path / "dwi", n_t=3, n_z=3, size=8, varies="", extra=dwi)
+    write_4d_series(tmp_path / "cine", n_t=17, n_z=2, size=8, varies="trigger time", trigger_ms=50.0)
+    write_4d_series(tmp_path / "dce", n_t=4, n_z=3, size=8)
+    index = scan(str(tmp_path))
+    browser.set_index(index)
+    expected = {"DWI": "4D: 3 time points (b-value 0–1000 s/mm²)",
+                "4D trigger time": "4D: 17 time points (trigger time 0–800 ms)",
+                "4D temporal position": "4D: 4 time points (temporal position)"}
+    rows = {entry.description: browser.series_item(entry.key) for entry in index.series}
+    assert set(rows) == set(expected)
+    for description, text in expected.items():
+        count, varies = text.removesuffix(")").split(" (")
+        assert rows[description].text(COL_SERIES).splitlines()[-2:] == [count, varies]  # (the panel is narrow)
+        assert text in rows[description].toolTip(COL_SERIES)
+    qtbot.waitUntil(lambda: not browser.thumbnails_pending(), timeout=20000)
+    if os.environ.get("RADVIEW_TEST_SHOTS"):
+        browser.resize(300, 560)
+        browser.grab().save(os.path.join(os.environ["RADVIEW_TEST_SHOTS"], "browser_4d.png"))
+    shutil.rmtree(tmp_path / "dwi")  # header only: what the row says needs no file, let alone pixels
+    (dwi_entry,) = (e for e in index.series if e.description == "DWI")
+    assert series_time(dwi_entry) == expected["DWI"]
+    assert [series_time(e) for e in demo_index.series] == ["", "", ""]  # 3D CT, localizer
+
+
 # --- recent studies ------------------------------------------------------------------
 @pytest.fixture
 def settings(tmp_path):

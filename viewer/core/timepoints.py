@@ -67,6 +67,33 @@ class TimeAxis:
         """"3 time points (temporal position)" — for the index and the status bar."""
         return f"{self.n} time points" + (f" ({', '.join(self.varies)})" if self.varies else "")
 
+    def value_range(self) -> str:
+        """What the named attribute spans: "0–1000 s/mm²", "0–800 ms", "1–3"; "" when it has no values, and for the
+        temporal position and the acquisition (their range is only the count again)."""
+        if not self.varies or self.varies[0] in ("temporal position", "acquisition"):
+            return ""
+        known = [float(v) for v in self.values if v is not None]
+        if not known:
+            return ""
+        unit = dict(ATTRIBUTES)[self.varies[0]]
+        lo, hi = min(known), max(known)
+        span = _number(lo) if lo == hi else f"{_number(lo)}–{_number(hi)}"
+        return span + (f" {unit}" if unit else "")
+
+    def varies_text(self) -> str:
+        """What varies and over what: "b-value 0–1000 s/mm²", "trigger time 0–800 ms", "temporal position"; ""
+        when the headers do not tell the time points apart."""
+        if not self.varies:
+            return ""
+        span = self.value_range()
+        return self.varies[0] + (f" {span}" if span else "")
+
+    def summary(self) -> str:
+        """"4D: 12 time points (b-value 0–1000 s/mm²)", "4D: 20 time points (trigger time 0–800 ms)", "4D: 3 time
+        points (temporal position)" — what the study browser says of a 4D series, from its headers."""
+        varies = self.varies_text()
+        return f"4D: {self.n} time points" + (f" ({varies})" if varies else "")
+
     def cine_interval_ms(self, default: int = 200) -> int:
         """The interval between time points when they play: the trigger times' (a cardiac cycle in real time),
         else ``default``; 30 to 1000 ms."""

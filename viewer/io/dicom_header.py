@@ -15,6 +15,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from viewer.io.b_value import b_value, pydicom_private_elements
 from viewer.io.fast_header import LONG_VRS, PIXEL_TAGS, FastDataset, read_fast
 from viewer.io.regular_file import not_regular_reason, open_bounded
 
@@ -59,7 +60,9 @@ class FrameRecord:
     acquisition: int | None
     frame_type: tuple[str, ...] = ()
     philips_scale: float | None = None  # private (2005,100E): Philips floating-point scaling
-    b_value: float | None = None  # DiffusionBValue (0018,9087), classic or in the MR Diffusion macro (s/mm²)
+    #: DiffusionBValue (0018,9087), classic or in the MR Diffusion macro, else the vendor's private b-value
+    #: (:mod:`viewer.io.b_value`; s/mm²)
+    b_value: float | None = None
     #: why ``position`` is None although ImagePositionPatient is given (NaN, infinite, not three numbers); "" else
     position_problem: str = ""
 
@@ -473,6 +476,16 @@ def _philips_scale(ds, info: ImageFile) -> float | None:
     return value if value and math.isfinite(value) and value > 0 else None
 
 
+def _b_value(standard, ds) -> float | None:
+    """DiffusionBValue, else the vendor's private b-value (:mod:`viewer.io.b_value`); None when the header has none
+    or it cannot be read."""
+    try:
+        private = ds.private if isinstance(ds, FastDataset) else pydicom_private_elements(ds)
+        return b_value(standard, private)
+    except Exception:  # noqa: BLE001 (a malformed element: no b-value)
+        return None
+
+
 def _classic_frames(ds, info: ImageFile) -> list[FrameRecord]:
     echo = _f(ds.get("EchoNumbers")) if "EchoNumbers" in ds else None
     if echo is None:
@@ -488,7 +501,7 @@ def _classic_frames(ds, info: ImageFile) -> list[FrameRecord]:
         component=_component(info.image_type),
         acquisition=_i(ds.get("AcquisitionNumber")),
         philips_scale=_philips_scale(ds, info),
-        b_value=_f(ds.get("DiffusionBValue")),
+        b_value=_b_value(ds.get("DiffusionBValue"), ds),
     )
     temporal = (_i(ds.get("TemporalPositionIdentifier"), 0), _i(ds.get("AcquisitionNumber"), 0) or 0,
                 _f(ds.get("TriggerTime"), 0.0), _i(ds.get("InstanceNumber"), 0) or 0)
@@ -514,6 +527,7 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     per_seq = ds.get("PerFrameFunctionalGroupsSequence") or []
+    private_b = _b_value(None, ds)  # a vendor's b-value at the top level, for frames without the diffusion macro
     frames = []
     for k in range(info.number_of_frames):
         per = per_seq[k] if k < len(per_seq) else None
@@ -555,6 +569,7 @@ def _enhanced_frames(ds, info: ImageFile) -> list[FrameRecord]:
             acquisition=_i(ds.get("AcquisitionNumber")),
             frame_type=frame_type,
             philips_scale=_philips_scale(_private_item(per, shared), info),
-            b_value=_f(diffusion_m.get("DiffusionBValue")) if diffusion_m is not None else None,
+            b_value=b_value(diffusion_m.get("DiffusionBValue"), {}) if diffusion_m is not None and
+            diffusion_m.get("DiffusionBValue") is not None else private_b,
         ))
     return frames

@@ -14,6 +14,7 @@ import struct
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from viewer.io.b_value import is_wanted_private
 from viewer.io.regular_file import read_head
 
 KEYWORDS = (
@@ -36,6 +37,8 @@ _VR = {tag: dictionary_VR(tag) for tag in WANTED}
 PHILIPS_SCALE_SLOPE = 0x2005100E
 WANTED[PHILIPS_SCALE_SLOPE] = "PhilipsScaleSlope"
 _VR[PHILIPS_SCALE_SLOPE] = "FL"
+#: a private element longer than this is never a creator or a b-value (not kept)
+_MAX_PRIVATE_BYTES = 256
 _FALLBACK_TAGS = {0x52009229, 0x52009230}  # functional groups: enhanced multi-frame → pydicom
 PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT"}
@@ -53,15 +56,17 @@ class _Fallback(Exception):
 
 
 class FastDataset:
-    """The decoded wanted attributes, with a pydicom-like ``get``."""
+    """The decoded wanted attributes, with a pydicom-like ``get``; ``private``: the private creators and b-value
+    elements of the vendors' groups (:mod:`viewer.io.b_value`), ``{tag: (VR or "", raw bytes)}``."""
 
-    __slots__ = ("values", "transfer_syntax", "pixel", "at_eof")
+    __slots__ = ("values", "transfer_syntax", "pixel", "at_eof", "private")
 
-    def __init__(self, values, transfer_syntax, pixel, at_eof):
+    def __init__(self, values, transfer_syntax, pixel, at_eof, private=None):
         self.values = values
         self.transfer_syntax = transfer_syntax
         self.pixel = pixel
         self.at_eof = at_eof
+        self.private = private if private is not None else {}
 
     def get(self, keyword, default=None):
         return self.values.get(keyword, default)
@@ -184,6 +189,7 @@ def _parse(buf: bytes, eof: bool) -> FastDataset | None:
         explicit = bytes(buf[pos + 4:pos + 6]) in _KNOWN_VRS
     values: dict = {}
     raw: dict[int, bytes] = {}
+    private: dict[int, tuple[str, bytes]] = {}
     n = len(buf)
     pixel = None
     while True:
@@ -215,6 +221,13 @@ def _parse(buf: bytes, eof: bool) -> FastDataset | None:
                     raise _Fallback("truncated value")
                 raise _NeedMore
             raw[tag] = buf[vpos:vpos + length]
+        elif g & 1 and length <= _MAX_PRIVATE_BYTES and is_wanted_private(tag):
+            if vpos + length > n:
+                if eof:
+                    raise _Fallback("truncated value")
+                raise _NeedMore
+            vr = bytes(buf[pos + 4:pos + 6]).decode("ascii") if explicit else ""  # (checked by _element_header)
+            private[tag] = (vr, bytes(buf[vpos:vpos + length]))
         pos = vpos + length
     encoding = "latin-1"
     cs = raw.get(0x00080005)
@@ -229,4 +242,4 @@ def _parse(buf: bytes, eof: bool) -> FastDataset | None:
         decoded = _decode(tag, value, encoding)
         if decoded is not None and decoded != "":
             values[WANTED[tag]] = decoded
-    return FastDataset(values, ts, pixel, at_eof=pixel is None)
+    return FastDataset(values, ts, pixel, at_eof=pixel is None, private=private)

@@ -15,6 +15,7 @@ Typical use (GUI thread)::
     scene = Scene3D()
     scene.attach(render_window)          # adds the scene and the orientation-cube renderers
     scene.set_volume(volume)             # CT: "ct_bone" preset; MR: "mr_default"
+    scene.show_timepoint(prepared)       # another time point of a 4D volume (prepared in a worker)
     scene.set_camera("anterior")
     scene.set_label_layer(layer, surfaces)   # surfaces from a worker thread
     scene.set_cursor(session.cursor_lps)
@@ -169,6 +170,29 @@ class Scene3D:
         self.set_preset(preset if preset is not None else default_preset_name(self.volume.modality))
         if first:
             self.set_camera("anterior")
+
+    def show_timepoint(self, prepared: PreparedVolume) -> None:
+        """Draw another time point of the 4D volume shown (:func:`~viewer.render3d.volume_prep.prepare_timepoint`):
+        new images and props for its arrays; the transfer function, crop box, visibility, quality and camera stay."""
+        if self.volume is None or prepared.volume is not self.volume:
+            raise ValueError("a time point of another volume than the one shown")
+        for prop in self._props.values():
+            self.renderer.RemoveVolume(prop)
+        self._props.clear()
+        self._images.clear()
+        self.prepared = prepared
+        self._rebuild_volume_props()
+
+    @property
+    def timepoint(self) -> int | None:
+        """The time point of the volume drawn (0 for a 3D volume; None without a volume)."""
+        return None if self.prepared is None else self.prepared.timepoint
+
+    def image_data(self, quality: str | None = None):
+        """The ``vtkImageData`` drawn at ``quality`` (default: the current one); None without a volume."""
+        if self.prepared is None:
+            return None
+        return self._image(quality or self.quality).image
 
     def _image(self, quality: str) -> VtkImage:
         if quality not in self._images:

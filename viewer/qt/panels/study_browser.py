@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.core.timepoints import time_axis
 from viewer.qt.jobs import BackgroundTasks
 
 KEY_ROLE = Qt.UserRole
@@ -82,10 +83,29 @@ def series_details(entry) -> str:
         return ""
     nz, ny, nx = entry.shape_zyx
     sz, sy, sx = entry.spacing_zyx
-    text = f"{nx}×{ny}×{nz} · {sx:.3g}×{sy:.3g}×{sz:.3g} mm"
-    if entry.n_timepoints > 1:
-        text += f" · {entry.n_timepoints} time points"
-    return text
+    return f"{nx}×{ny}×{nz} · {sx:.3g}×{sy:.3g}×{sz:.3g} mm"
+
+
+def series_time(entry) -> str:
+    """A 4D series' time points and what varies between them ("4D: 12 time points (b-value 0–1000 s/mm²)"), from
+    the headers the index read (never the pixels); "" for any other series."""
+    axis = _time_axis(entry)
+    return axis.summary() if axis is not None else ""
+
+
+def series_time_lines(entry) -> list[str]:
+    """:func:`series_time` as the last lines of a series row (the panel is narrow): ``["4D: 12 time points",
+    "b-value 0–1000 s/mm²"]``; ``[]`` for any other series."""
+    axis = _time_axis(entry)
+    if axis is None:
+        return []
+    return [line for line in (f"4D: {axis.n} time points", axis.varies_text()) if line]
+
+
+def _time_axis(entry):
+    if entry.refusal or entry.plan is None or entry.n_timepoints < 2:
+        return None
+    return time_axis(entry.plan.frames)
 
 
 def segmentation_title(ref) -> str:
@@ -362,12 +382,14 @@ class StudyBrowser(QWidget):
 
     def _series_item(self, parent: QTreeWidgetItem, entry) -> QTreeWidgetItem:
         title = series_title(entry)
-        lines = [title, series_counts(entry), series_details(entry)]
+        time = series_time(entry)
+        lines = [title, series_counts(entry), series_details(entry), *series_time_lines(entry)]
         item = QTreeWidgetItem(parent, ["\n".join(line for line in lines if line), ""])
         item.setData(COL_SERIES, KEY_ROLE, entry.key)
         item.setIcon(COL_SERIES, self._pending_icon)
         notes = ([f"Not loadable: {entry.refusal}"] if entry.refusal else []) + list(entry.warnings)
-        tip = f"{title}\n{entry.key}" + ("\n\n" + "\n".join(f"• {n}" for n in notes) if notes else "")
+        tip = f"{title}\n{entry.key}" + (f"\n{time}" if time else "")
+        tip += ("\n\n" + "\n".join(f"• {n}" for n in notes)) if notes else ""
         item.setToolTip(COL_SERIES, tip)
         if notes:
             kind = QStyle.SP_MessageBoxCritical if entry.refusal else QStyle.SP_MessageBoxWarning

@@ -27,6 +27,8 @@ The view follows the session like the 2D views do:
   in the layer's colours, built off the GUI thread and attached on it; ``layer_changed`` / ``display_changed``
   (visibility, hidden labels, colours, G) change the existing actors at once: the 2D views redraw in the same
   event, the 3D picture follows with the next frame.
+* ``timepoint_changed`` (a 4D series) → the session's time point is prepared in a worker and drawn when ready (the
+  newest time point asked for wins; the picture keeps the transfer function, crop box and camera).
 * ``cursor_moved`` → the 3D cursor (three plane outlines and a sphere) moves there.
 * A left click without a drag (Shift+click too) on a surface or on the rendered volume moves the
   session's cursor to the picked point, so the 2D views go there.
@@ -117,6 +119,7 @@ class View3D(VolumeSteps, SurfaceLayers, ViewControls, QWidget):
         self._prep_job: int | None = None
         self._prep_start: IdleStart | None = None
         self._prep_volume = None  # the volume being prepared (its job waits for an idle moment, then runs)
+        self._time_job: int | None = None  # the time point of a 4D series being prepared
         self._crop = None
         self._editor = None
         self._shown_layers: list[LabelLayer] = []  # layers whose surfaces are in the scene
@@ -155,6 +158,7 @@ class View3D(VolumeSteps, SurfaceLayers, ViewControls, QWidget):
         self._connections = [(session.volume_loaded, self._on_volume_loaded),
                              (session.volume_cleared, self._on_volume_cleared),
                              (session.cursor_moved, self._on_cursor_moved),
+                             (session.timepoint_changed, self._on_timepoint_changed),
                              (session.layer_added, self._on_layer_added),
                              (session.layer_removed, self._on_layer_removed),
                              (session.layer_changed, self._on_layer_changed),
@@ -320,6 +324,10 @@ class View3D(VolumeSteps, SurfaceLayers, ViewControls, QWidget):
             self._prep_volume = None
             if not self._closed and result.volume is self.session.volume:
                 self._show_volume(result)
+                self._follow_timepoint()  # (the time point moved while the volume was prepared)
+        elif job == self._time_job:
+            self._time_job = None
+            self._on_timepoint_prepared(result)
 
     def _on_task_failed(self, job: int, message: str) -> None:
         if job == self._import_job:
@@ -330,6 +338,9 @@ class View3D(VolumeSteps, SurfaceLayers, ViewControls, QWidget):
             self._prep_volume = None
             self.status.setText(f"3D preparation failed: {message}")
             self._set_message("")
+        elif job == self._time_job:
+            self._time_job = None
+            self._on_timepoint_failed(message)
 
     # --- rendering -----------------------------------------------------------------------------
     def _ensure_initialized(self) -> None:
@@ -359,6 +370,7 @@ class View3D(VolumeSteps, SurfaceLayers, ViewControls, QWidget):
         if self._built:
             self._ensure_initialized()
             self._presenter.redraw()
+            self._follow_timepoint()  # (a hidden view does not follow the time point: it catches up here)
 
     def request_render(self) -> None:
         """Draw again soon (changes made in one event-loop pass give one frame); nothing while hidden or closed."""
@@ -433,8 +445,8 @@ class View3D(VolumeSteps, SurfaceLayers, ViewControls, QWidget):
 
     def idle(self) -> bool:
         """Nothing left to do: no preparation, no surface build, and the frame on screen is the settled one."""
-        return (self._built and not self._closed and not self.preparing and not self.surfaces.pending()
-                and self._presenter.settled())
+        return (self._built and not self._closed and not self.preparing and self._time_job is None
+                and not self.surfaces.pending() and self._presenter.settled())
 
     def capture(self, full_quality: bool = True) -> np.ndarray:
         """Draw (at full quality unless asked otherwise) and read the pixels back.
