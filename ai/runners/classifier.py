@@ -5,6 +5,10 @@ Steps per run: the image (a 2D radiograph is a one-slice volume) is resized as a
 and the result says so), normalised as the manifest says, and passed once through the network; the
 ``(1, K)`` output becomes probabilities (sigmoid for multi-label, softmax for single-label, unless the
 network already returns probabilities). Loading checks the network on a zero image of ``input.size``.
+A folder whose ``network.architecture`` is TorchXRayVision's (``xrv-densenet121``) is prepared as TorchXRayVision
+prepares a radiograph instead (:mod:`ai.runners.xrv_adapter`: 8-bit display values — the window and inversion of
+``request.options["display"]``, else the image's own range —, scaled to [-1024, 1024], centre-cropped to a square,
+resized to its square ``input.size``, never flipped); the manifest's normalisation is not used then.
 
 The probabilities travel as a typed :class:`ai.api.ClassificationResult` (``RunOutput.classification``, then
 ``InferenceResult.classification``: classes, probabilities, activation, thresholds and what the network saw),
@@ -22,6 +26,7 @@ from torch import nn
 from ai.api import NOT_A_DIAGNOSIS, ClassificationResult, InferenceRequest, ModelError
 from ai.classification import ClassificationSpec
 from ai.network_spec import NetworkSpec
+from ai.runners import xrv_adapter
 from ai.runners.base import RunContext, RunOutput
 from ai.runners.network import normalize
 
@@ -142,6 +147,11 @@ class ClassifierModel:
         self.cls: ClassificationSpec = manifest.classification
         self.spec: NetworkSpec = manifest.network
         self.device = torch.device(device)
+        #: TorchXRayVision's own preprocessing (ai.runners.xrv_adapter), not the generic resize and normalisation
+        self.xrv = xrv_adapter.is_xrv(self.spec.architecture)
+        if self.xrv and (self.cls.dims != 2 or self.cls.size[0] != self.cls.size[1]):
+            raise ModelError(f"{manifest.name}: a TorchXRayVision model takes a square 2D image; its manifest's "
+                             f"input.size is {list(self.cls.size)} (use [224, 224])")
         self.net = load_classifier(self.spec, self.cls, self.device)
         self._check_on_a_test_image()
 
@@ -159,21 +169,29 @@ class ClassifierModel:
             raise ModelError(f"{self.manifest.name}: the network returns shape {tuple(out.shape)}; its manifest "
                              f"lists {k} classes, so (1, {k}) is expected")
 
-    def prepare(self, array: np.ndarray) -> tuple[torch.Tensor, list[str]]:
-        """The request's ``(z, y, x)`` pixels as the network's normalised ``(1, 1, *size)`` input."""
+    def prepare(self, array: np.ndarray, options: Mapping[str, Any] | None = None) -> tuple[torch.Tensor, list[str]]:
+        """The request's ``(z, y, x)`` pixels as the network's normalised ``(1, 1, *size)`` input (an xrv model:
+        TorchXRayVision's preprocessing, with the request's ``options["display"]``)."""
         messages = []
+        if self.cls.dims == 2 and array.shape[0] > 1:
+            messages.append(f"{self.manifest.name} classifies 2D images: it saw the middle slice "
+                            f"({array.shape[0] // 2 + 1} of {array.shape[0]})")
+        if self.xrv:
+            window, invert = xrv_adapter.display_options(options)
+            display = xrv_adapter.display_from_values(np.asarray(array[array.shape[0] // 2]), window, invert)
+            x = torch.from_numpy(xrv_adapter.preprocess(display, size=self.cls.size[0]))[None].to(self.device)
+            return x, messages
         image = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
         if self.cls.dims == 2:
-            if image.shape[0] > 1:
-                messages.append(f"{self.manifest.name} classifies 2D images: it saw the middle slice "
-                                f"({image.shape[0] // 2 + 1} of {image.shape[0]})")
             image = image[image.shape[0] // 2]
         x = resize(image, self.cls.size).to(self.device)
         x[0] = normalize(x[0], self.spec.normalization)
         return x, messages
 
-    def preprocessing(self) -> str:
-        """What the network sees, in words (the result and the SR say it)."""
+    def preprocessing(self, options: Mapping[str, Any] | None = None) -> str:
+        """What the network sees, in words (the result and the SR say it); ``options``: the request's."""
+        if self.xrv:
+            return xrv_adapter.preprocessing_text(*xrv_adapter.display_options(options), size=self.cls.size[0])
         mode = "bilinear" if self.cls.dims == 2 else "trilinear"
         size = " × ".join(map(str, self.cls.size))
         return (f"resized as a whole to {size} ({mode}, no crop, no flip); "
@@ -187,7 +205,7 @@ class ClassifierModel:
 
     def run(self, request: InferenceRequest, ctx: RunContext) -> RunOutput:
         ctx.step(0.0, "preparing the image")
-        x, messages = self.prepare(request.array)
+        x, messages = self.prepare(request.array, request.options)
         ctx.check_cancel()
         ctx.step(0.3, "classifying")
         with torch.no_grad():
@@ -197,9 +215,14 @@ class ClassifierModel:
             raise ModelError(f"{self.manifest.name} returned non-finite scores")
         result = ClassificationResult(
             classes=self.cls.classes, probabilities=tuple(round(float(p), 6) for p in probs),
-            activation=self.cls.activation, thresholds=self.cls.thresholds, preprocessing=self.preprocessing(),
-            input_size=self.cls.size, image=self.image_text(request.array.shape), note=NOT_A_DIAGNOSIS)
-        used = {"input_size": list(self.cls.size), "normalization": self.spec.normalization.describe()}
+            activation=self.cls.activation, thresholds=self.cls.thresholds,
+            preprocessing=self.preprocessing(request.options), input_size=self.cls.size,
+            image=self.image_text(request.array.shape), note=NOT_A_DIAGNOSIS)
+        used = {"input_size": list(self.cls.size),
+                "normalization": "TorchXRayVision ([-1024, 1024])" if self.xrv else self.spec.normalization.describe()}
+        if self.xrv:
+            window, invert = xrv_adapter.display_options(request.options)
+            used["display"] = {"window": list(window) if window is not None else "auto", "invert": invert}
         if result.thresholds:
             used["thresholds"] = list(result.thresholds)
         messages.append(describe(self.cls.classes, probs, self.cls.activation))

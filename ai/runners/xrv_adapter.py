@@ -9,10 +9,17 @@ architecture with *untrained* weights (``weights=None``); pretrained weights are
 only after the user's consent, as for TotalSegmentator, and never in tests. A model folder uses it with
 ``architecture = "xrv-densenet121"`` and its weights saved as safetensors. :func:`classification` gives the
 answer as the typed :class:`ai.api.ClassificationResult` (sigmoid, with :data:`PREPROCESSING` in words).
+
+The runner (:mod:`ai.runners.classifier`) uses this preprocessing, not its generic resize and normalisation, for a
+model folder whose ``network.architecture`` is an xrv one (:func:`is_xrv`). What it is given is the request's
+pixels, not the display: :func:`display_from_values` makes the 8-bit display from them — with the window and
+inversion the viewer sends (``InferenceRequest.options["display"]``: ``{"window": [centre, width], "invert":
+bool}``, the window in the request's values, ``invert`` for MONOCHROME1), else the image's own 0.5–99.5 percentile
+range, not inverted — and says which in the result's ``preprocessing`` (:func:`preprocessing_text`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +32,69 @@ RANGE = (-1024.0, 1024.0)
 PREPROCESSING = (f"the radiograph as displayed (8-bit: Modality LUT, VOI, MONOCHROME1 inverted), scaled from "
                  f"[0, 255] to [{RANGE[0]:g}, {RANGE[1]:g}], centre-cropped to a square, resized to {SIZE} × {SIZE} "
                  "(bilinear, antialiased), never flipped")
+
+
+#: the percentiles of the image's values that bound its display when no window is given
+AUTO_PERCENTILES = (0.5, 99.5)
+
+
+def is_xrv(architecture: str) -> bool:
+    """A model folder's ``network.architecture`` that names TorchXRayVision's preprocessing (``xrv-...``)."""
+    return str(architecture or "").lower().startswith("xrv")
+
+
+def display_options(options: Mapping[str, Any] | None) -> tuple[tuple[float, float] | None, bool]:
+    """``(window (centre, width) or None, invert)`` from a request's ``options["display"]``; ModelError when it is
+    malformed."""
+    display = (options or {}).get("display")
+    if display is None:
+        return None, False
+    if not isinstance(display, Mapping):
+        raise ModelError("options['display'] must be a table: {'window': [centre, width], 'invert': bool}")
+    invert = display.get("invert", False)
+    if not isinstance(invert, bool):
+        raise ModelError("options['display']['invert'] must be true or false")
+    window = display.get("window")
+    if window is None:
+        return None, invert
+    try:
+        centre, width = (float(v) for v in window)
+    except (TypeError, ValueError):
+        raise ModelError("options['display']['window'] must be [centre, width]") from None
+    if not (np.isfinite(centre) and np.isfinite(width) and width > 0):
+        raise ModelError(f"options['display']['window'] must be finite with a positive width, got {window!r}")
+    return (centre, width), invert
+
+
+def display_from_values(image: np.ndarray, window: tuple[float, float] | None = None,
+                        invert: bool = False) -> np.ndarray:
+    """A radiograph's values ``(rows, cols)`` as the 8-bit display :func:`preprocess` takes: ``window``
+    ``(centre, width)`` mapped linearly onto [0, 255] (clipped), else the values' own 0.5–99.5 percentile range;
+    ``invert`` (MONOCHROME1) turns it over. Rows and columns stay where they are."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2 or img.size == 0:
+        raise ModelError(f"a radiograph is one grayscale plane, got shape {img.shape}")
+    finite = img[np.isfinite(img)]
+    if finite.size == 0:
+        raise ModelError("the radiograph holds no finite value")
+    if window is not None:
+        low, high = window[0] - window[1] / 2.0, window[0] + window[1] / 2.0
+    else:
+        low, high = (float(v) for v in np.percentile(finite, AUTO_PERCENTILES))
+    if high <= low:
+        high = low + 1.0
+    img = np.nan_to_num(img, nan=low, posinf=high, neginf=low)
+    out = np.rint(np.clip((img - low) / (high - low) * 255.0, 0.0, 255.0)).astype(np.uint8)
+    return 255 - out if invert else out
+
+
+def preprocessing_text(window: tuple[float, float] | None, invert: bool, size: int = SIZE) -> str:
+    """What the runner's xrv preprocessing did, in words (a ClassificationResult's ``preprocessing``)."""
+    shown = (f"window centre {window[0]:g}, width {window[1]:g}" if window is not None else
+             f"the image's own {AUTO_PERCENTILES[0]:g}-{AUTO_PERCENTILES[1]:g} percentile range (no window given)")
+    return (f"TorchXRayVision preprocessing: the radiograph as 8-bit display values ({shown}"
+            f"{', inverted (MONOCHROME1)' if invert else ''}), scaled from [0, 255] to [{RANGE[0]:g}, {RANGE[1]:g}], "
+            f"centre-cropped to a square, resized to {size} × {size} (bilinear, antialiased), never flipped")
 
 
 def import_xrv():

@@ -5,7 +5,9 @@
   series; the label map must lie on the series' grid.
 * ``export sr PATH [--series UID] [--findings FILE.json] [--measurements FILE.json] [--seg FILE.dcm]
   --out FILE.dcm|FILE.json`` — AI findings and user measurements as a DICOM SR (TID 1500), or as JSON
-  when ``--out`` ends in ``.json``.
+  when ``--out`` ends in ``.json``. On a 2D series (a radiograph) the SR holds the measurements drawn on its
+  images, or the class probabilities of a classification in ``--findings`` (its ``classification``),
+  referencing the image that was classified (``input.sop_instance_uid``, else the series' first image).
 * ``export deid PATH --out DIR`` — a de-identified copy of a study (``viewer.export.deid``).
 
 User errors exit with status 2 and one line, no traceback. Every file is written atomically.
@@ -174,8 +176,8 @@ def cmd_sr(args) -> int:
     if args.seg:
         seg = _read_seg_header(args.seg)
     index, entry = _index_and_entry(args.path, args.series)
-    if entry.planar:  # 2D images (radiographs, ultrasound, cine): measurements on the images they were drawn on
-        return _image_sr(args, entry, measurements)
+    if entry.planar:  # 2D images (radiographs, ultrasound, cine): measurements on the images they were drawn on,
+        return _image_sr(args, entry, findings, measurements)  # or a classification of one image
     source = _source(entry)
     if findings is not None:
         _check_findings_series(findings, source, f"--findings {args.findings}")
@@ -198,28 +200,71 @@ def cmd_sr(args) -> int:
         raise UserError(f"cannot write {args.out}: {exc}") from exc
     unreviewed = sum("not reviewed" in n for n in info.notes)
     print(f"wrote {args.out}: {info.n_detections} detection(s), {info.n_structures} structure(s), "
-          f"{info.n_measurements} measurement(s)" + (f"; {unreviewed} AI result(s) not reviewed" if unreviewed else ""))
+          f"{info.n_measurements} measurement(s)" + (f", {info.n_classes} class(es)" if info.n_classes else "")
+          + (f"; {unreviewed} AI result(s) not reviewed" if unreviewed else ""))
     return 0
 
 
-def _image_sr(args, entry, measurements) -> int:
+def _image_sr(args, entry, findings, measurements) -> int:
+    """``export sr`` on a 2D series: the measurements on its images (``viewer.export.sr_image``), or a
+    classification in ``findings`` as an SR of the image it was made on (``viewer.export.sr.write_sr``); JSON holds
+    both."""
     import pydicom
 
-    from viewer.export.sr import SrError, write_findings_json
+    from viewer.export.sr import SrError, classification_of, load_measurements, write_findings_json
     from viewer.export.sr_image import write_image_sr
 
-    if args.out.lower().endswith(".json"):
-        write_findings_json(args.out, None, measurements)
-        print(f"wrote {args.out}")
-        return 0
-    headers = [pydicom.dcmread(d.path, stop_before_pixels=True) for d in entry.images]
     try:
+        classification = classification_of(findings) if findings is not None else None
+    except SrError as exc:
+        raise UserError(f"--findings {args.findings}: {exc}") from exc
+    if findings is not None:
+        made_on = str((findings.get("input") or {}).get("series_uid") or "")
+        if made_on and made_on != entry.series_uid:
+            raise UserError(f"--findings {args.findings} was made on series {made_on}, not on the exported series "
+                            f"{entry.series_uid}")
+        if classification is None and (findings.get("detections") or findings.get("structures")):
+            raise UserError(f"--findings {args.findings}: detections and structures need a volume; series "
+                            f"{entry.key} is 2D images (its SR holds measurements on them, or a classification)")
+    try:
+        if args.out.lower().endswith(".json"):
+            write_findings_json(args.out, findings, measurements)
+            print(f"wrote {args.out}")
+            return 0
+        headers = [pydicom.dcmread(d.path, stop_before_pixels=True) for d in entry.images]
+        on_images = load_measurements(measurements, on_images=True)[0]
+        if classification is not None:
+            if on_images:
+                raise UserError(f"series {entry.key} is 2D images: its DICOM SR holds either the classification or "
+                                f"the {len(on_images)} measurement(s) on its images; export them one at a time "
+                                "(or both as .json)")
+            return _classification_sr(args, headers, findings, measurements)
         info = write_image_sr(args.out, headers, measurements)
     except SrError as exc:
         raise UserError(str(exc)) from exc
     except OSError as exc:
         raise UserError(f"cannot write {args.out}: {exc}") from exc
     print(f"wrote {args.out}: {info.n_measurements} measurement(s) on 2D images")
+    return 0
+
+
+def _classification_sr(args, headers, findings: dict, measurements) -> int:
+    """A classification of a 2D image as a DICOM SR referencing that image (the review from ``--measurements``)."""
+    from viewer.export.sr import load_measurements, write_sr
+    from viewer.logic.exports import ExportRefused, classified_image_source
+
+    sop = str((findings.get("input") or {}).get("sop_instance_uid") or "")
+    if sop and not any(str(h.get("SOPInstanceUID", "")) == sop for h in headers):
+        raise UserError(f"--findings {args.findings} classified image {sop}, which is not in this series")
+    try:
+        source = classified_image_source(headers, sop)
+    except ExportRefused as exc:
+        raise UserError(str(exc)) from exc
+    review = load_measurements(measurements)[1] if measurements is not None else {}
+    info = write_sr(args.out, source, findings=findings, review=review)
+    unreviewed = sum("not reviewed" in n for n in info.notes) > 0
+    print(f"wrote {args.out}: a classification of {info.n_classes} class(es) on image "
+          f"{source.first.get('SOPInstanceUID', '')}" + ("; AI result not reviewed" if unreviewed else ""))
     return 0
 
 

@@ -3,6 +3,12 @@
 
 The GUI (:mod:`viewer.qt.controllers.export_actions`) calls these on the GUI thread to gather a snapshot, then
 runs the writer in a job; the messages are for the user.
+
+An AI result is a segmentation or detection run (its layers) or a classification model's answer
+(``Session.classifications``, :class:`viewer.core.ai_bridge.ClassifiedSeries`): :func:`findings_doc` gives either
+as findings.json content (a classification under ``classification``, as ``radview-cli ai run`` writes it), and
+:func:`has_findings` says whether there is something to report. A classification of a 2D image is written as an SR
+of that image (:func:`classified_image_source`): the SR references the image it was made on.
 """
 from __future__ import annotations
 
@@ -164,19 +170,73 @@ def structures(result) -> list:
     metas = [layer.meta for layer in result.layers]
     return [s for m in metas for s in m.get("structures", ())]
 
+def classification_of(result):
+    """The ``ai.api.ClassificationResult`` of an AI result (a classification model's answer), else None."""
+    return getattr(result, "classification", None)
+
+
+def reportable(result) -> bool:
+    """An AI result with something to export: detections, structures or class probabilities."""
+    return bool(result.detections or structures(result) or classification_of(result) is not None)
+
+
+def has_findings(findings: dict | None) -> bool:
+    """findings.json content with something to report (detections, structures or a classification)."""
+    return bool(findings and (findings.get("detections") or findings.get("structures")
+                              or findings.get("classification")))
+
+
 def findings_doc(session, result) -> dict | None:
-    """One AI result as findings.json content (plain dicts), or None."""
+    """One AI result as findings.json content (plain dicts), or None; a classification model's answer with its
+    ``classification`` (class probabilities, activation, thresholds, what the network saw) and the image it was
+    made on."""
     from viewer.export.seg import provenance_dict
 
     if result is None:
         return None
-    volume = session.volume
-    messages = next((list(layer.meta.get("messages") or ()) for layer in result.layers), [])
-    return {"provenance": provenance_dict(result.provenance),
-            "input": {"series_uid": str(volume.meta.get("series_uid", "")) if volume is not None else ""},
-            "detections": [plain(d) for d in result.detections],
-            "structures": [plain(s) for s in structures(result)],
-            "messages": [str(m) for m in messages]}
+    opened = session.volume if session.volume is not None else getattr(session, "images", None)
+    series_uid = str((opened.meta or {}).get("series_uid", "")) if opened is not None else ""
+    classified = getattr(result, "classified", None)
+    c = classification_of(result)
+    if classified is not None:
+        messages = list(getattr(classified, "messages", ()) or ())
+        series_uid = str(getattr(classified, "series_uid", "") or series_uid)
+    else:
+        messages = next((list(layer.meta.get("messages") or ()) for layer in result.layers), [])
+    doc = {"provenance": provenance_dict(result.provenance),
+           "input": {"series_uid": series_uid},
+           "detections": [plain(d) for d in result.detections],
+           "structures": [plain(s) for s in structures(result)],
+           "messages": [str(m) for m in messages]}
+    if c is not None:
+        doc["classification"] = c.as_dict()
+        sop = str(getattr(classified, "sop_instance_uid", "") or "")
+        if sop:
+            doc["input"]["sop_instance_uid"] = sop
+    return doc
+
+
+def classified_image_source(images, sop_instance_uid: str = ""):
+    """The source an SR of a 2D image's classification references: the classified image of the 2D series
+    ``images`` (its first image when ``sop_instance_uid`` is "" or not among them), as a one-image
+    ``viewer.export.seg.SourceSeries`` of its header. ``images`` is a ``PlanarSeries`` or a list of pydicom
+    headers (``radview-cli export sr`` reads them from the index)."""
+    from radview_base.geometry import Geometry
+    from viewer.export.seg import SourceSeries
+
+    headers = [getattr(im, "header", im) for im in getattr(images, "images", images)]
+    if not headers:
+        raise ExportRefused("the series has no image to reference")
+    header = next((h for h in headers if str(h.get("SOPInstanceUID", "")) == str(sop_instance_uid)), headers[0])
+    if "SpecificCharacterSet" in header and not header.SpecificCharacterSet:  # (highdicom refuses an empty one)
+        import copy
+
+        header = copy.deepcopy(header)  # a header without pixels: the series' own stays as it was read
+        del header.SpecificCharacterSet
+    rows, cols = int(header.get("Rows", 1) or 1), int(header.get("Columns", 1) or 1)
+    geometry = Geometry((1, rows, cols), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    return SourceSeries(geometry, [header], [(0, 0)], str(header.get("SeriesInstanceUID", "")))
+
 
 def default_result(session, result):
     """``result``, else the AI result of the active label layer, else the last one with findings (or None)."""
@@ -184,7 +244,7 @@ def default_result(session, result):
 
     if result is not None:
         return result
-    results = [r for r in ai_results(session) if r.detections or structures(r)]
+    results = [r for r in ai_results(session) if reportable(r)]
     active = session.active_label
     if active is not None:
         mine = next((r for r in results if active[0] in r.layers), None)

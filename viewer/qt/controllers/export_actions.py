@@ -16,8 +16,12 @@ dicts, the AI findings as plain dicts) and validates the file name:
   run`` writes, which ``radview-cli export seg|sr|report --labels`` read back). All files are written to
   temporary names first and renamed together at the end, so a failure leaves none of them.
 * **Measurements and findings as DICOM SR… / as JSON…** — the study's measurements, the review
-  table and one AI result's detections and structures (chosen when there are several) through
-  ``viewer.export.sr``; measurements on other series of the study reference those series.
+  table and one AI result's detections and structures, or a classification model's class probabilities
+  (chosen when there are several) through ``viewer.export.sr``; measurements on other series of the study
+  reference those series. On a 2D series the SR holds the measurements drawn on its images
+  (``viewer.export.sr_image``) or, when a classification is chosen, the class probabilities of the image
+  it was made on (``viewer.logic.exports.classified_image_source``); a radiograph whose only AI result is
+  a classification has something to export.
 * **De-identified copy of the study…** — ``viewer.export.deid.deidentify_study`` into a chosen folder,
   with progress and a Cancel button in the status bar (a ``threading.Event``); the files written and
   skipped (with the reasons) are reported at the end in a non-modal box. When the opened folder holds
@@ -45,24 +49,29 @@ from viewer.logic.exports import (
     NO_SERIES,
     NOTHING_MEASURED,
     ExportRefused,
+    classification_of,
+    classified_image_source,
     default_result,
     deid_summary,
     deidentify_files,
     dicom_entry,
     findings_doc,
+    has_findings,
     image_measurement_sr,
     layer_findings,
     measurement_doc,
+    reportable,
     review_of,
     safe_name,
     snapshot,
-    structures,
     study_source,
     within,
 )
 from viewer.qt.actions import ActionSpec
 
 DEID_STEPS = 1000  # progress bar resolution of the de-identified copy
+#: the chooser's "none (measurements only)": no AI result in the SR / JSON, whatever the session holds
+MEASUREMENTS_ONLY = "measurements only"
 
 
 #: File → Export: the segmentation, the measurements and findings, a de-identified copy
@@ -113,7 +122,8 @@ class ExportActions(QObject):
         for signal in (session.images_loaded, session.images_cleared, session.volume_loaded, session.volume_cleared,
                        session.layer_added, session.layer_removed,
                        session.annotations.annotation_added, session.annotations.annotation_removed,
-                       session.annotations.annotations_reset):
+                       session.annotations.annotations_reset, session.classification_added,
+                       session.classification_removed):
             signal.connect(self.update_actions)
         self.update_actions()
 
@@ -135,7 +145,8 @@ class ExportActions(QObject):
         return list(self.session.annotations)
 
     def _has_findings(self) -> bool:
-        return any(r.detections or structures(r) for r in self.ai_results())
+        """An AI result with detections, structures or class probabilities (a classification) is shown."""
+        return any(reportable(r) for r in self.ai_results())
 
     def update_actions(self, *_args) -> None:
         """Enable what applies; a disabled action's tooltip says why."""
@@ -143,8 +154,8 @@ class ExportActions(QObject):
         images = self.session.images
         dicom_reason = self.dicom_refusal()
         states = {}
-        if images is not None:  # a 2D series: measurements as SR / JSON, a de-identified copy; no label maps
-            something = bool(self._measurements())
+        if images is not None:  # a 2D series: measurements, classifications as SR / JSON, a de-identified copy
+            something = bool(self._measurements()) or self._has_findings()
             states = {self.seg_action: NO_LABELS, self.nifti_action: NO_LABELS,
                       self.sr_action: "" if something else NOTHING_MEASURED,
                       self.json_action: "" if something else NOTHING_MEASURED,
@@ -222,8 +233,9 @@ class ExportActions(QObject):
         return layers[names.index(choice)] if ok and choice in names else None
 
     def _choose_result(self, title: str):
-        """The AI result to include (None: measurements only); False when the user cancelled."""
-        results = [r for r in self.ai_results() if r.detections or structures(r)]
+        """The AI result to include (:data:`MEASUREMENTS_ONLY`: none); None when there is none to choose from,
+        False when the user cancelled."""
+        results = [r for r in self.ai_results() if reportable(r)]
         if len(results) <= 1:
             return results[0] if results else None
         names = [f"{i + 1}. {r.name}" for i, r in enumerate(results)]
@@ -233,7 +245,7 @@ class ExportActions(QObject):
                                           False)
         if not ok:
             return False
-        return results[names.index(choice)] if choice in names[:len(results)] else None
+        return results[names.index(choice)] if choice in names[:len(results)] else MEASUREMENTS_ONLY
 
     def choose_seg(self) -> int | None:
         try:
@@ -264,7 +276,7 @@ class ExportActions(QObject):
             self._report(f"DICOM SR not written: {exc}; a DICOM SR references the DICOM images it was made on. "
                          "Export the measurements and findings as JSON instead.")
             return None
-        if self.session.images is not None:  # measurements on 2D images: no AI result to choose
+        if self.session.images is not None and not self._has_findings():  # measurements on 2D images only
             path = self._save_name("Export measurements as DICOM SR", "radview-sr.dcm", "DICOM (*.dcm);;All files (*)",
                                    ".dcm")
             return self.export_sr(path) if path else None
@@ -370,18 +382,22 @@ class ExportActions(QObject):
 
     def export_sr(self, path: str, result=None) -> int | None:
         """The study's measurements, the review table and one AI result (default: the active layer's, or the
-        last one) as a DICOM SR (TID 1500) of the open series."""
+        last one; :data:`MEASUREMENTS_ONLY`: none) as a DICOM SR (TID 1500) of the open series. On a 2D series:
+        the measurements on its images, or a classification's class probabilities on the image it was made on."""
         from viewer.export.seg import SegError, SourceSeries
         from viewer.export.sr import write_sr
 
         if self.session.images is not None:
+            chosen = self._result(result)
+            if classification_of(chosen) is not None:
+                return self._export_classification_sr(path, chosen)
             return self._export_image_sr(path)
         try:
             index, entry = self.dicom_entry()
             path = self._check_file(path)
-            findings = findings_doc(self.session, default_result(self.session, result))
+            findings = findings_doc(self.session, self._result(result))
             doc = measurement_doc(self.session.annotations)
-            if not doc["measurements"] and not (findings and (findings["detections"] or findings["structures"])):
+            if not doc["measurements"] and not has_findings(findings):
                 raise ExportRefused(NOTHING_MEASURED)
         except ExportRefused as exc:
             return self._refuse("sr", "DICOM SR", exc)
@@ -396,7 +412,7 @@ class ExportActions(QObject):
                     left_out[uid] = sum(str(m.get("series_uid") or "") == uid for m in doc["measurements"])
             kept = dict(doc, measurements=[m for m in doc["measurements"]
                                            if str(m.get("series_uid") or "") not in left_out])
-            if not kept["measurements"] and not (findings and (findings["detections"] or findings["structures"])):
+            if not kept["measurements"] and not has_findings(findings):
                 raise ExportRefused("the measurements lie on series that cannot be referenced")
             info = write_sr(path, source, findings=findings, measurements=kept, other_sources=others)
             left[0] = sum(left_out.values())
@@ -407,6 +423,35 @@ class ExportActions(QObject):
         def done(out: str) -> None:
             self._saved(out, f" ({left[0]} measurement(s) on series not in the study folder left out)" if left[0]
                         else "")
+
+        return self._submit("sr", "DICOM SR", path, work, done)
+
+    def _result(self, result):
+        """The AI result an SR / JSON export includes: ``result``, none for :data:`MEASUREMENTS_ONLY`, else the
+        default (the active label layer's, or the last one with findings)."""
+        return None if result is MEASUREMENTS_ONLY else default_result(self.session, result)
+
+    def _export_classification_sr(self, path: str, result) -> int | None:
+        """A classification of a 2D image as a DICOM SR referencing that image: one group per class with its
+        probability and the review state (measurements on the images go in their own SR)."""
+        from viewer.export.sr import write_sr
+
+        try:
+            self.dicom_entry()
+            path = self._check_file(path)
+            findings = findings_doc(self.session, result)
+            doc = measurement_doc(self.session.annotations)
+            source = classified_image_source(self.session.images, findings["input"].get("sop_instance_uid", ""))
+        except ExportRefused as exc:
+            return self._refuse("sr", "DICOM SR", exc)
+        drawn = sum(1 for m in doc["measurements"] if m.get("image"))
+
+        def work(progress, cancel):
+            return write_sr(path, source, findings=findings, review=doc["review"]).path
+
+        def done(out: str) -> None:
+            self._saved(out, f" (the {drawn} measurement(s) on the images go in their own SR: choose "
+                             "'none (measurements only)')" if drawn else "")
 
         return self._submit("sr", "DICOM SR", path, work, done)
 
@@ -432,9 +477,9 @@ class ExportActions(QObject):
             path = self._check_file(path)
             if not path.lower().endswith(".json"):
                 raise ExportRefused(f"give a file name ending in .json (not {os.path.basename(path)})")
-            findings = findings_doc(self.session, default_result(self.session, result))
+            findings = findings_doc(self.session, self._result(result))
             doc = measurement_doc(self.session.annotations)
-            if not doc["measurements"] and not (findings and (findings["detections"] or findings["structures"])):
+            if not doc["measurements"] and not has_findings(findings):
                 raise ExportRefused(NOTHING_MEASURED)
             try:
                 _index, entry = self.dicom_entry()
