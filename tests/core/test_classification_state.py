@@ -92,3 +92,39 @@ def test_a_2d_image_is_the_one_slice_volume_an_ai_run_takes(tmp_path):
     assert review.ai_results(session)[0].series_uid == entry.series_uid
     session.load_images(series)  # another 2D series (here: the same, again): the answer goes
     assert session.classifications == []
+
+
+def test_a_radiograph_tells_the_model_how_it_is_shown(tmp_path):
+    """The request for a 2D image carries its display: the file's VOI window in stored values, and MONOCHROME1's
+    inversion (undone by Presentation LUT Shape INVERSE); nothing the file does not say."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ai"))
+    import pydicom
+    from classifier_folders import write_generated_radiograph
+
+    from viewer.core.ai_bridge import request_from_volume
+    from viewer.io.dicom_index import scan
+    from viewer.io.planar import load_planar
+
+    def request_for(path):
+        (entry,) = [e for e in scan(str(path.parent)).series if e.planar]
+        return request_from_volume(volume_from_image(load_planar(entry), 0), "any-classifier")
+
+    (tmp_path / "a").mkdir()
+    plain = write_generated_radiograph(tmp_path / "a" / "dx.dcm", rows=40, cols=30)
+    assert request_for(plain).options["display"] == {"invert": False, "window": [2000.0, 3000.0]}
+
+    (tmp_path / "b").mkdir()
+    path = write_generated_radiograph(tmp_path / "b" / "dx.dcm", rows=40, cols=30)
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 2, -100, "US"
+    ds.save_as(path)
+    assert request_for(path).options["display"] == {"invert": True, "window": [1050.0, 1500.0]}
+
+    ds.PresentationLUTShape = "INVERSE"  # MONOCHROME1 shown inverted again: as stored
+    del ds.WindowCenter, ds.WindowWidth
+    ds.save_as(path)
+    assert request_for(path).options["display"] == {"invert": False}  # no window in the file: none made up
+    explicit = request_from_volume(volume_from_image(load_planar(next(
+        e for e in scan(str(path.parent)).series if e.planar)), 0), "m", options={"display": {"invert": True}})
+    assert explicit.options["display"] == {"invert": True}  # the caller's own display wins

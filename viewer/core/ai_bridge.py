@@ -45,7 +45,7 @@ def request_from_volume(volume: Volume, model_id: str, device: str = "auto",
         grid=volume.geometry,
         model_id=str(model_id),
         device=str(device or "auto"),
-        options=dict(options or {}),
+        options=_with_display(options, meta),
         **{k: str(v) for k, v in described.items() if v},
     )
 
@@ -66,10 +66,40 @@ def volume_from_image(series, index: int = 0, frame: int = 0) -> Volume:
     meta.update(modality=image.display.modality or meta.get("modality", ""),
                 sop_instance_uid=image.display.sop_instance_uid, image_index=int(index), frame=int(frame),
                 planar=True)
+    meta["display"] = display_for_model(image)
     if len(series.images) > 1 or image.n_frames > 1:
         meta["description"] = (f"{meta.get('description') or series.kind}: image {int(index) + 1} of "
                                f"{len(series.images)}" + (f", frame {int(frame) + 1}" if image.n_frames > 1 else ""))
     return Volume(pixels[None], geometry, meta)
+
+
+def display_for_model(image) -> dict:
+    """How a radiograph is shown, for a model that takes display values (TorchXRayVision's): ``{"window":
+    [centre, width] in stored values, or absent, "invert": bool}``.  The window is the file's first VOI window
+    (in rescaled units, brought back to stored values through the file's RescaleSlope/Intercept); ``invert`` is
+    MONOCHROME1, undone by a Presentation LUT Shape INVERSE.  Nothing the file does not say is made up: without
+    a window the runner uses the image's own range, and says so."""
+    d = image.display
+    invert = (d.photometric == "MONOCHROME1") != (d.presentation_lut_shape == "INVERSE")
+    out: dict = {"invert": bool(invert)}
+    voi = next((v for v in d.voi_presets if v.center is not None and v.width), None)
+    if voi is not None and not d.has_modality_lut_sequence:
+        header = image.header
+        try:
+            slope = float(getattr(header, "RescaleSlope", 1.0) or 1.0)
+            intercept = float(getattr(header, "RescaleIntercept", 0.0) or 0.0)
+        except (TypeError, ValueError):
+            slope, intercept = 1.0, 0.0
+        if slope != 0:
+            out["window"] = [(float(voi.center) - intercept) / slope, abs(float(voi.width) / slope)]
+    return out
+
+
+def _with_display(options: Mapping[str, Any] | None, meta: Mapping) -> dict:
+    out = dict(options or {})
+    if "display" in meta and "display" not in out:
+        out["display"] = dict(meta["display"])
+    return out
 
 
 # --- results ----------------------------------------------------------------------------------
