@@ -1,6 +1,11 @@
 """Built-in AI model timings and the GUI event-loop stall while a model runs.
 
     python bench/ai.py [--device cpu|cuda] [--models ct-lungs,...] [--no-gui]
+    python bench/ai.py --reference [--sources tcia,phantom,phantom-3] [--seeds 1,2,3,4,5,6] [--no-times]
+
+With --reference: the built-in models' quality against the reference set (tests/data/ct-reference), per
+resolution, beside a plain-threshold baseline; their run times against the models before issue 17; and the
+nodule detector's FROC on seeded phantoms and its candidates on the real CT (bench/ai_reference.py).
 
 Times each built-in model (in-process engine, model cached, best of --repeat) on
   * the demo study (160 x 512 x 512, 0.75 x 0.75 x 2 mm), and
@@ -177,8 +182,23 @@ def main(argv=None) -> int:
     ap.add_argument("--patch", default="64,128,128", help="learned runner: patch z,y,x")
     ap.add_argument("--overlap", type=float, default=0.5, help="learned runner: window overlap")
     ap.add_argument("--batch", type=int, default=2, help="learned runner: windows per batch")
+    ap.add_argument("--reference", action="store_true", help="quality against the reference set (ai_reference.py)")
+    ap.add_argument("--sources", default="tcia,phantom,phantom-3", help="--reference: tcia, phantom, phantom-N")
+    ap.add_argument("--seeds", default="1,2,3,4,5,6", help="--reference: seeded phantoms for the nodules' FROC")
+    ap.add_argument("--baseline-ref", default=None, help="--reference: git commit of the models to time against")
+    ap.add_argument("--no-times", action="store_true", help="--reference: skip the run-time comparison")
+    ap.add_argument("--png", default=None, help="--reference: write crops of the real CT's nodule candidates here")
     args = ap.parse_args(argv)
     import torch
+
+    if args.reference:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("ai_reference", BENCH / "ai_reference.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        args.baseline_ref = args.baseline_ref or mod.BASELINE_REF
+        return mod.main(args)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}")
     if args.learned_only:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ai.api import Detection, InferenceRequest
+from ai.runners import ct_nodule_shape as shape
 from ai.runners import ct_nodules as nod
 from ai.runners import ct_ops as ops
 from ai.runners.base import RunContext, RunOutput
@@ -35,13 +36,21 @@ class _Analysis:
         s = self.can.spacing_zyx
         self.spacing_low = (s[0], s[1] * self.f, s[2] * self.f)
         self.low = ops.reduce_in_plane(self.hu, self.f)
-        self._hs = self._body = self._lungs = None
+        self._hs = self._body = self._lungs = self._noise = None
+
+    @property
+    def noise_hu(self) -> float:
+        if self._noise is None:
+            self._noise = ops.noise_sd(self.hu, min(self.can.spacing_zyx[1:]))
+        return self._noise
 
     @property
     def hs(self) -> torch.Tensor:
-        """Full-resolution HU with a light 3×3 in-plane denoise."""
+        """Full-resolution HU, denoised in-plane as much as its noise needs (a Gaussian of at most 1.2 mm:
+        none on a quiet or coarse series, so that thin bone keeps its density whatever the pixel size)."""
         if self._hs is None:
-            self._hs = ops.smooth_in_plane(self.hu, 3)
+            sigma = ops.denoise_sigma_px(self.noise_hu, min(self.can.spacing_zyx[1:]))
+            self._hs = ops.gaussian_in_plane(self.hu, sigma)
         return self._hs
 
     def body(self, ctx: RunContext):
@@ -101,6 +110,9 @@ class BodyModel(_Model):
         ctx.step(0.85, "body: full resolution")
         full = an.full(body.body, an.hs > -500.0) | ops.expand_in_plane(ops.erode(body.body, 0, 1, 1), an.f,
                                                                          an.shape[1:])
+        table = body.table_at(an.hs, an.f)
+        if table is not None:
+            full &= ~table
         return RunOutput(an.to_request_grid(full.to(torch.uint8) * BODY), {BODY: "body"})
 
 
@@ -119,7 +131,7 @@ class BoneModel(_Model):
         body = an.body(ctx.sub(0.05, 0.5)).body
         ctx.step(0.55, "bone: thresholds")
         body_full = ops.expand_in_plane(ops.dilate(body, 0, 1, 1), an.f, an.shape[1:])
-        bone = bone_mask(an.hs, body_full, an.can.spacing_zyx, ctx.sub(0.55, 1.0).step)
+        bone = bone_mask(an.hs, body_full, an.can.spacing_zyx, an.noise_hu, an.f, ctx.sub(0.55, 1.0).step)
         return RunOutput(an.to_request_grid(bone.to(torch.uint8) * BONE), {BONE: "bone"})
 
 
@@ -129,6 +141,9 @@ class NoduleModel(_Model):
 
         lr = an.lungs(ctx.sub(0.02, 0.35))
         region = lr.left | lr.right
+        # a nodule that vessels tie to the mediastinum is no hole of the lung mask: close it (6 mm in-plane)
+        ry, rx = (max(1, ops.radius_vox(6.0, v)) for v in an.spacing_low[1:])
+        region = ops.erode(ops.dilate(region, 0, ry, rx), 0, ry, rx) & an.body(ctx).body
         empty = RunOutput(an.to_request_grid(torch.zeros(an.shape, dtype=torch.uint8)), {NODULE: "nodule"})
         if not bool(region.any()):
             empty.messages.append("no lungs found in this series: nothing to search")
@@ -149,13 +164,14 @@ class NoduleModel(_Model):
                       for k, j, i, r, s in peaks]
         hu_np = ops.to_numpy(an.hu)
         opts = self.manifest.resolve_parameters(an.request.options)
-        found = nod.detect(hu_np, an.can.spacing_zyx, peaks_full, ctx.sub(0.6, 0.97).step)
-        found = [m_ for m_ in found if m_["score"] >= float(opts.get("min_score", 0.2))
+        lung_full = ops.to_numpy(ops.expand_in_plane(region, f, an.shape[1:]))
+        found = nod.detect(hu_np, an.can.spacing_zyx, peaks_full, lung_full, ctx.sub(0.6, 0.97).step, (1, f, f))
+        found = [m_ for m_ in found if m_["score"] >= float(opts.get("min_score", nod.DEFAULT_MIN_SCORE))
                  and float(opts.get("min_diameter_mm", 5.5)) <= m_["diameter"]
                  <= float(opts.get("max_diameter_mm", 35))]
         labels = np.zeros(an.shape, np.uint8)
         lung_low = ops.to_numpy(lr.left.to(torch.uint8) * LUNG_LEFT + lr.right.to(torch.uint8) * LUNG_RIGHT)
-        detections = []
+        detections, reasons = [], []
         for m_ in found:
             labels[m_["box"]][m_["mask"]] = NODULE
             c_full = m_["center"]
@@ -171,8 +187,13 @@ class NoduleModel(_Model):
                 features={"plateau_mm": round(float(m_["plateau"]), 2),
                           "shell_density": round(float(m_["shell"]), 3),
                           "elongation": round(float(m_["elongation"]), 2),
-                          "contrast_hu": round(float(m_["contrast"]), 1)}))
+                          "contrast_hu": round(float(m_["contrast"]), 1),
+                          "vessels_leaving": len(m_["vessels"]),
+                          "widest_vessel_mm": round(float(max(m_["vessels"], default=0.0)), 1)}))
+            reasons.append(f"candidate {len(detections)} (score {m_['score']:.2f}, "
+                           f"{m_['diameter']:.1f} mm): {m_['reason']}")
         params = {**opts, "scales_mm": list(nod.SCALES_MM), "min_report_mm": nod.MIN_REPORT_MM,
-                  "max_shell": nod.MAX_SHELL, "min_plateau": nod.MIN_PLATEAU, "max_elongation": nod.MAX_ELONGATION,
-                  "patch_size": list(patch), "overlap": overlap, "peaks_examined": len(peaks)}
+                  "vessel_ratio": shape.VESSEL_RATIO, "min_plateau": shape.MIN_PLATEAU,
+                  "max_elongation": shape.MAX_ELONGATION, "patch_size": list(patch), "overlap": overlap,
+                  "peaks_examined": len(peaks), "reasons": reasons}
         return RunOutput(an.can.from_canonical(labels), {NODULE: "nodule"}, detections, params)

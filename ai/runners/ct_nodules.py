@@ -5,8 +5,9 @@ the Hessian of the Gaussian-smoothed CT is computed with separable derivative
 convolutions (torch, on the run's device); a voxel whose three eigenvalues are all
 strongly negative is the centre of a bright blob, while vessels (one eigenvalue near
 zero) and walls (two) answer weakly.  Peaks of the best scale-normalised response
-inside the lungs are segmented by a local threshold and measured; compactness and
-isolation from the surrounding vessels give the score.
+inside the lungs are segmented by a local threshold and measured (``ct_nodule_shape``):
+roundness, a plateau of density, and how much wider the candidate is than the vessels that leave
+it give the score (a vessel branch point is as wide as its vessels), with the reason in words.
 """
 from __future__ import annotations
 
@@ -16,16 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ai.runners import ct_nodule_shape as shape
+
 SCALES_MM = (1.6, 2.4, 3.4, 4.8, 6.8)
 CANDIDATE_HU = -750.0  # denser than aerated lung
-MIN_DIAMETER_MM = 3.0
-MAX_DIAMETER_MM = 35.0
 MIN_RESPONSE = 0.03
-SUBSOLID_HU = -300.0
 MIN_REPORT_MM = 5.0  # candidates are reported from 5 mm (the target is nodules of 6 mm and more)
-MAX_SHELL = 0.12  # density on the shell at 1.5-2 radii: vessels leaving a blob raise it
-MIN_PLATEAU = 0.66  # thickness at 3/4 contrast over diameter: nodules are plateaus, blurred twigs are not
-MAX_ELONGATION = 1.8
+DEFAULT_MIN_SCORE = 0.2  # the manifest's min_score; used when a request names none
 
 
 def _kernels(sigma_vox: float, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,105 +126,47 @@ def dense_map(low: torch.Tensor) -> torch.Tensor:
     return ((low + 850.0) / 300.0).clamp(0.0, 1.0)
 
 
-def measure(peak, low_np: np.ndarray, spacing_zyx, scales_mm=SCALES_MM):
-    """Segment one peak locally and measure its radial density profile; None when it is not a blob."""
+def _refine(peak, hu: np.ndarray, reach) -> tuple:
+    """The peak moved to the densest 3×3×3 mean (HU clipped at 100: a vessel's contrast does not pull it)
+    within ``reach`` voxels (z, y, x): a peak found on the coarse grid lands on the candidate's centre."""
+    k, j, i = peak[:3]
+    lo = [max(0, v - r - 1) for v, r in zip((k, j, i), reach)]
+    hi = [min(n, v + r + 2) for v, r, n in zip((k, j, i), reach, hu.shape)]
+    sub = np.clip(hu[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32), -1000.0, 100.0)
+    if min(sub.shape) < 3:
+        return peak
     from scipy import ndimage
 
-    k, j, i, resp, s = peak
-    sp = np.asarray(spacing_zyx, float)
-    r_scale = math.sqrt(3.0) * scales_mm[s]
-    reach = 2.5 * max(r_scale, 3.0)
-    half = np.ceil(reach / sp).astype(int) + 1
-    lo = np.maximum([k, j, i] - half, 0)
-    hi = np.minimum(np.array([k, j, i]) + half + 1, low_np.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    sub = low_np[box]
-    c = np.array([k, j, i]) - lo
-    cs = tuple(slice(max(0, v - 1), v + 2) for v in c)
-    peak_hu = float(sub[cs].mean())
-    lung_bg = sub[sub < -700]
-    bg = float(np.median(lung_bg)) if lung_bg.size > 20 else -850.0
-    thr = float(np.clip(0.5 * (peak_hu + bg), -760.0, -250.0))
-    dense = sub > thr
-    if peak_hu < SUBSOLID_HU:  # a ground-glass candidate: solid neighbours (vessels) are not part of it
-        dense &= sub < SUBSOLID_HU + 100.0
-    zz, yy, xx = np.meshgrid(*(np.arange(n) * d for n, d in zip(sub.shape, sp)), indexing="ij")
-    dist = np.sqrt((zz - c[0] * sp[0]) ** 2 + (yy - c[1] * sp[1]) ** 2 + (xx - c[2] * sp[2]) ** 2)
-    step = 0.5 * float(sp.min())
-    bins = np.minimum((dist / step).astype(int), int(reach / step))
-    counts = np.bincount(bins.ravel())
-    prof = np.bincount(bins.ravel(), weights=dense.ravel().astype(float)) / np.maximum(counts, 1)
-    radii = (np.arange(prof.size) + 0.5) * step
-    filled = counts > 0  # shells too thin to hold a voxel centre say nothing
-    prof, radii = prof[filled], radii[filled]
-    below = np.nonzero(prof < 0.5)[0]
-    if below.size == 0 or below[0] == 0:
-        return None
-    radius = float(radii[below[0]])
-    if 2.0 * radius > MAX_DIAMETER_MM or 2.0 * radius < MIN_DIAMETER_MM or 2.0 * radius > reach:
-        return None
-    core = float(prof[radii <= 0.5 * radius].mean()) if (radii <= 0.5 * radius).any() else float(prof[0])
-    shell_sel = (radii >= 1.5 * radius) & (radii <= 2.0 * radius)
-    shell = float(prof[shell_sel].mean()) if shell_sel.any() else 1.0
-    if shell > MAX_SHELL or 2.0 * radius < MIN_REPORT_MM:
-        return None
-    lab, _ = ndimage.label(dense & (dist <= 1.25 * radius))
-    cid = lab[tuple(c)]
-    if cid == 0:
-        return None
-    inner = lab == cid
-    # the widest ball that fits inside: a nodule is as thick as it is wide, a vessel is not
-    edt = ndimage.distance_transform_edt(np.pad(inner, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
-    thickness = 2.0 * float(edt.max())
-    # ... and a nodule is a plateau: it stays as thick at three quarters of its contrast, a blurred twig does not
-    hi_thr = bg + 0.75 * (peak_hu - bg)
-    lab_hi, _ = ndimage.label((sub > hi_thr) & (dist <= 1.25 * radius) & (dense | (sub > hi_thr)))
-    cid_hi = lab_hi[tuple(c)]
-    plateau = 0.0
-    if cid_hi:
-        e2 = ndimage.distance_transform_edt(np.pad(lab_hi == cid_hi, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
-        plateau = 2.0 * float(e2.max())
-    vox_ml = float(np.prod(sp)) / 1000.0
-    volume = float(inner.sum()) * vox_ml
-    mean_hu = float(sub[inner].mean())
-    kind = "solid" if mean_hu > SUBSOLID_HU else "subsolid"
-    pts = np.stack([zz[inner], yy[inner], xx[inner]], axis=1)
-    w = pts.mean(axis=0)
-    centre_idx = w / sp + lo
-    ev = np.linalg.eigvalsh(np.cov((pts - w).T) + np.diag(sp ** 2 / 12.0)) if len(pts) > 3 else np.ones(3)
-    elongation = float(np.sqrt(ev[-1] / max(ev[0], 1e-6)))
-    fill = volume * 1000.0 / (math.pi / 6.0 * (2.0 * radius) ** 3)
-    return dict(center=centre_idx, diameter=2.0 * radius, volume=volume, mean_hu=mean_hu, kind=kind,
-                response=resp, core=core, shell=shell, elongation=elongation, fill=fill, thickness=thickness,
-                plateau=plateau, contrast=mean_hu - bg, box=box, mask=inner, r_mm=r_scale)
+    mean = ndimage.uniform_filter(sub, 3, mode="nearest")
+    win = np.zeros_like(mean, bool)
+    c = [v - a for v, a in zip((k, j, i), lo)]
+    win[tuple(slice(max(0, cc - r), cc + r + 1) for cc, r in zip(c, reach))] = True
+    best = np.unravel_index(np.argmax(np.where(win, mean, -np.inf)), mean.shape)
+    return (best[0] + lo[0], best[1] + lo[1], best[2] + lo[2], *peak[3:])
 
 
-def score(m: dict) -> float:
-    """0..1 from shape alone: how isolated, how round and how much of a plateau the candidate is."""
-    ratio = m["plateau"] / max(m["diameter"], 1e-6)
-    iso = max(0.0, 1.0 - m["shell"] / (MAX_SHELL * 2.0))
-    plateau = min(1.0, max(0.0, (ratio - 0.5) / 0.35))
-    round_ = min(1.0, max(0.0, (MAX_ELONGATION + 0.2 - m["elongation"]) / 0.8))
-    return float(m["core"] * iso * plateau * round_)
-
-
-def accept(m: dict) -> bool:
-    return (m["diameter"] >= MIN_REPORT_MM and m["shell"] <= MAX_SHELL and m["elongation"] <= MAX_ELONGATION
-            and m["plateau"] / max(m["diameter"], 1e-6) >= MIN_PLATEAU)
-
-
-def detect(hu_full: np.ndarray, spacing_full, peaks_full, step=lambda f, msg: None) -> list[dict]:
-    """Measure the peaks (full-resolution canonical indices) and keep the accepted ones, strongest
-    first, one per nodule (a weaker candidate whose centre lies inside a kept one is dropped)."""
+def detect(hu_full: np.ndarray, spacing_full, peaks_full, lung_full=None, step=lambda f, msg: None,
+           reach=(1, 1, 1)) -> list[dict]:
+    """Measure the peaks (full-resolution canonical indices) and keep the blobs of reportable size,
+    strongest first, one per nodule (a weaker candidate whose centre lies inside a kept one is dropped).
+    Each gets a ``score`` and a ``reason`` (``ct_nodule_shape``).  ``reach``: how far (voxels z, y, x) a
+    peak may move to the candidate's densest point (the coarse grid's cell)."""
     found = []
     n = max(1, len(peaks_full))
     for idx, p in enumerate(peaks_full):
         if idx % 50 == 0:
             step(idx / n, f"nodules: candidate {idx + 1}/{len(peaks_full)}")
-        m = measure(p, hu_full, spacing_full)
-        if m is not None and accept(m):
-            m["score"] = score(m)
-            found.append(m)
+        r_mm = math.sqrt(3.0) * SCALES_MM[p[4]]
+        m = shape.measure(p, hu_full, lung_full, spacing_full, r_mm)
+        if m is None or m["score"] < 0.5:  # a peak of the coarse grid may sit off the candidate's centre
+            q = _refine(p, hu_full, reach)
+            if q[:3] != p[:3]:
+                m2 = shape.measure(q, hu_full, lung_full, spacing_full, r_mm)
+                if m2 is not None and (m is None or m2["score"] > m["score"]):
+                    m = m2
+        if m is None or m["diameter"] < MIN_REPORT_MM:
+            continue
+        found.append(m)
     found.sort(key=lambda m: -m["score"])
     kept: list[dict] = []
     sp = np.asarray(spacing_full, float)
