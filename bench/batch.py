@@ -1,6 +1,7 @@
 """Batch throughput and per-series overhead of ``radview-cli batch run``.
 
-    python bench/batch.py [--model ct-lungs] [--series 8] [--every 2] [--skip-ray] [--skip-300] [--keep DIR]
+    python bench/batch.py [--model ct-lungs] [--series 8] [--every 2] [--skip-ray] [--skip-300] [--repeat-300 N]
+                          [--keep DIR]
 
 1. Throughput: the same ``--series`` CTs (copies of the real CT of ../shared/data/ct-pancreas-tcia, each its own
    study and series, 512 x 512, every ``--every``-th slice: 67 slices by default, to fit this 2-core machine's
@@ -12,7 +13,8 @@
 2. Overhead: the fixed per-series cost beyond the model's own time (``seconds - model_run`` of each job: hashing
    the input, reading the headers again, loading, writing labels, SEG, SR, findings and thumbnail), from the
    throughput runs and from one 512 x 512 x 300 CT (the real CT resampled along z). Target: <= 10 % of the model
-   time for ct-lungs on the 300-slice CT.
+   time for ct-lungs on the 300-slice CT. ``--repeat-300 N``: N copies of it (each its own series) through the one
+   worker, the figures their medians (the first job's overhead said as well): steadier on a busy machine.
 
 The load average is printed with every figure: on a shared machine other work slows everything down.
 """
@@ -83,8 +85,9 @@ def make_copies(dst: Path, n: int, every: int) -> None:
             _save(ds, folder, i, *uids, f"bench copy {c}")
 
 
-def make_ct300(dst: Path, n: int = 300) -> None:
-    """The real CT resampled along z (linear) to ``n`` slices spanning the same extent."""
+def make_ct300(dst: Path, n: int = 300, copies: int = 1) -> None:
+    """The real CT resampled along z (linear) to ``n`` slices spanning the same extent; ``copies`` > 1: that many
+    series of it (the same pixels, their own UIDs), each in a folder of its own under ``dst``."""
     from pydicom.uid import generate_uid
 
     sources = sorted(_datasets(), key=lambda d: float(d.ImagePositionPatient[2]))
@@ -92,18 +95,21 @@ def make_ct300(dst: Path, n: int = 300) -> None:
     stack = np.stack([d.pixel_array for d in sources]).astype(np.float32)
     targets = np.linspace(z[0], z[-1], n)
     spacing = float(targets[1] - targets[0])
-    dst.mkdir(parents=True)
-    uids = generate_uid(), generate_uid(), generate_uid()
-    for i, t in enumerate(targets):
-        k = min(int(np.searchsorted(z, t, side="right")) - 1, len(z) - 2)
-        w = (t - z[k]) / (z[k + 1] - z[k])
-        ds = sources[k].copy()
-        pixels = (1 - w) * stack[k] + w * stack[k + 1]
-        ds.PixelData = np.rint(pixels).astype(sources[k].pixel_array.dtype).tobytes()
-        ds.ImagePositionPatient = [float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]), float(t)]
-        ds.SliceLocation = float(t)
-        ds.SliceThickness = abs(spacing)
-        _save(ds, dst, i, *uids, "bench 300 slices")
+    for c in range(copies):
+        folder = dst if copies == 1 else dst / f"copy{c:02d}"
+        folder.mkdir(parents=True)
+        uids = generate_uid(), generate_uid(), generate_uid()
+        for i, t in enumerate(targets):
+            k = min(int(np.searchsorted(z, t, side="right")) - 1, len(z) - 2)
+            w = (t - z[k]) / (z[k + 1] - z[k])
+            ds = sources[k].copy()
+            pixels = (1 - w) * stack[k] + w * stack[k + 1]
+            ds.PixelData = np.rint(pixels).astype(sources[k].pixel_array.dtype).tobytes()
+            ds.ImagePositionPatient = [float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]),
+                                       float(t)]
+            ds.SliceLocation = float(t)
+            ds.SliceThickness = abs(spacing)
+            _save(ds, folder, i, *uids, "bench 300 slices")
 
 
 # --- running ----------------------------------------------------------------------------------------------------
@@ -184,6 +190,8 @@ def main() -> int:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--skip-300", action="store_true", help="skip the 300-slice overhead run")
     ap.add_argument("--skip-throughput", action="store_true", help="only the 300-slice overhead run")
+    ap.add_argument("--repeat-300", type=int, default=1, metavar="N",
+                    help="run N copies of the 300-slice CT through the one worker; report medians")
     ap.add_argument("--keep", help="build the inputs here and keep them (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -191,8 +199,9 @@ def main() -> int:
     try:
         if not (work / "copies").is_dir():
             make_copies(work / "copies", args.series, args.every)
-        if not args.skip_300 and not (work / "ct300").is_dir():
-            make_ct300(work / "ct300")
+        ct300 = work / ("ct300" if args.repeat_300 <= 1 else f"ct300x{args.repeat_300}")
+        if not args.skip_300 and not ct300.is_dir():
+            make_ct300(ct300, copies=max(1, args.repeat_300))
         n_slices = len(list((work / "copies" / "ct00").glob("*.dcm")))
         print(f"radview batch benchmark: {args.model} on {args.series} CTs of 512 x 512 x {n_slices} "
               f"(the real CT, every {args.every}. slice), {os.cpu_count()} CPUs; {load()}")
@@ -224,16 +233,25 @@ def main() -> int:
                   f"{steps['peak_rss_mb']:.0f} MB")
         if not args.skip_300:
             shutil.rmtree(work / "out", ignore_errors=True)
-            r = batch([work / "ct300"], work / "out", args.model, "--workers", "1")
+            r = batch([ct300], work / "out", args.model, "--workers", "1")
             model, over, steps = overhead(r["jobs"])
             ok = over <= 0.10 * model
-            print(f"  512 x 512 x 300 CT, 1 worker: job {r['jobs'][0]['row']['seconds']:.2f} s, model {model:.2f} s, "
+            n = len(r["jobs"])
+            job = statistics.median(j["row"]["seconds"] for j in r["jobs"])
+            what = "1 worker" if n == 1 else f"1 worker, {n} series (medians)"
+            print(f"  512 x 512 x 300 CT, {what}: job {job:.2f} s, model {model:.2f} s, "
                   f"overhead {over:.2f} s = {100 * over / model:.1f} % of the model time (target <= 10 %): "
                   f"{verdict(ok)}")
-            parts = ", ".join(f"{k[6:]} {v:.2f}" for k, v in r["jobs"][0]["timings"].items() if k.startswith("write_"))
+            names = [k for k in r["jobs"][0]["timings"] if k.startswith("write_")]
+            parts = ", ".join(f"{k[6:]} {statistics.median(j['timings'].get(k, 0.0) for j in r['jobs']):.2f}"
+                              for k in names)
+            first = r["jobs"][0]
+            first_over = first["row"]["seconds"] - first["timings"]["model_run"]
             print(f"    {_steps(steps)}; write = {parts} s; hash and SEG/SR headers read "
                   f"beside the model in {steps['prefetch_thread']:.2f} s; peak memory of the worker "
-                  f"{steps['peak_rss_mb']:.0f} MB; {load()}")
+                  f"{steps['peak_rss_mb']:.0f} MB" + (f"; the worker's first job: overhead {first_over:.2f} s = "
+                                                       f"{100 * first_over / first['timings']['model_run']:.1f} %"
+                                                       if n > 1 else "") + f"; {load()}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

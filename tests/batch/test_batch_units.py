@@ -181,3 +181,44 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_job_handed_out_again(tmp_pa
     ((job, outcome),) = outcomes
     assert job.attempt == 2 and outcome["status"] == "ok", outcome
     assert str(killed[0]) not in outcome["worker"]
+
+
+def test_label_census_counts_as_a_pass_over_the_whole_map_would_and_picks_the_same_thumbnail_slice():
+    """The census counts each slice first and the labels only between the first and the last labelled slice: the
+    same counts as a comparison over every voxel (background, many labels and an empty map included), and its slice
+    counts choose the thumbnail's slice as the thumbnail's own count does."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from radview_base.geometry import Geometry
+    from viewer.logic.batch_jobs import label_census, label_counts
+    from viewer.logic.batch_thumbnail import render
+
+    rng = np.random.default_rng(7)
+    grid = Geometry((6, 24, 20), (2.0, 0.8, 0.8))
+    sparse = np.zeros(grid.shape_zyx, np.uint8)
+    sparse[2, 3:9, 4:12] = 3
+    sparse[4, 10:20, 5:15] = rng.integers(0, 3, (10, 10)) * 2  # 0, 2 or 4
+    many = np.zeros(grid.shape_zyx, np.uint16)
+    many[1:5] = rng.integers(0, 40, (4, 24, 20))
+    cases = [(sparse, {0: "background", 2: "lung_left", 3: "airway", 4: "nodule", 9: "absent"}),
+             (many, {k: f"label {k}" for k in range(0, 45)}),  # more than 32 labels: the chunked bincount
+             (np.zeros(grid.shape_zyx, np.uint8), {1: "body"}),
+             (sparse[2:3], {0: "background", 3: "airway"})]  # one slice
+    for array, names in cases:
+        result = SimpleNamespace(labels=array, label_names=names, detections=[], structures=[])
+        counts, per_slice = label_census(result, chunk=97)
+        assert counts == {k: int(np.count_nonzero(array == k)) for k in names} == label_counts(result, chunk=97)
+        if array.shape[0] > 1:
+            assert per_slice.tolist() == np.count_nonzero(array.reshape(array.shape[0], -1), axis=1).tolist()
+        else:
+            assert per_slice is None
+    assert label_census(SimpleNamespace(labels=None, label_names={}))[0] == {}
+    volume = SimpleNamespace(array=rng.integers(-1000, 400, grid.shape_zyx).astype(np.int16), geometry=grid,
+                             modality="CT")
+    result = SimpleNamespace(labels=sparse, label_names={2: "lung_left", 3: "airway", 4: "nodule"}, detections=[],
+                             structures=[])
+    _, per_slice = label_census(result)
+    assert np.array_equal(render(volume, result, "ct-lungs 1.0", slice_counts=per_slice),
+                          render(volume, result, "ct-lungs 1.0"))

@@ -266,6 +266,33 @@ def test_empty_segments_are_kept_unless_asked_and_label_ids_survive(ct3, tmp_pat
     assert read_seg(skipped.path, volume).labels == {2: "liver", 5: "nodule"}
 
 
+def test_segment_numbers_are_mapped_only_in_labelled_slices_with_the_values_of_a_full_lookup(ct3, tmp_path):
+    from viewer.export.seg import _segment_numbers
+
+    rng = np.random.default_rng(5)
+    numbers = {2: 1, 5: 2, 8: 3}  # 1, 3, 4, 6 and 7 have no segment
+    lut = np.zeros(9, np.uint8)
+    for label, n in numbers.items():
+        lut[label] = n
+    for dtype in (np.uint8, np.uint16, np.int16, np.int32):
+        array = np.zeros((6, 7, 5), dtype)
+        array[1] = rng.integers(0, 9, (7, 5))
+        array[4, 2, 3] = 8
+        mapped = _segment_numbers(array, numbers, len(numbers))
+        assert mapped.dtype == np.uint8 and np.array_equal(mapped, lut[array])
+    # through the writer: a uint16 map whose labels lie in one slice of three reads back the same, both ways
+    _, source, volume = ct3
+    array = np.zeros(source.geometry.shape_zyx, np.uint16)
+    array[2, 40:90, 60:120] = 7
+    array[2, 100:110, 130:140] = 3
+    info = write_seg(str(tmp_path / "u16.dcm"), LabelMap(array, source.geometry, {3: "nodule", 7: "liver"}), source)
+    assert info.segment_of_label == {3: 1, 7: 2} and info.n_frames == 2
+    hd_array = hd.seg.segread(info.path).get_volume(combine_segments=True, dtype=np.uint8).match_geometry(
+        _hd_geometry(source.geometry, source.frame_of_reference_uid), tol=1e-3).array
+    assert np.array_equal(hd_array, np.select([array == 3, array == 7], [1, 2], 0))
+    assert np.array_equal(read_seg(info.path, volume).array, array)
+
+
 def test_a_label_map_off_the_series_grid_is_refused(ct3, tmp_path):
     _, source, _ = ct3
     g = source.geometry

@@ -75,11 +75,12 @@ class CountedLabelMap(LabelMap):
 
 def write_job_outputs(folder: str, entry, volume, result, findings: dict, title: str, source=None,
                       source_error: str = "", present: tuple[int, ...] | None = None,
-                      timings: dict | None = None) -> list[str]:
+                      timings: dict | None = None, slice_counts=None) -> list[str]:
     """Write every output of one job into ``folder``; return the notes on what was left out.
 
     ``source``: the series' ``SourceSeries`` when already read (else read here), or ``source_error``: why there is
-    none (a series resampled on loading). ``present``: the labels the result holds, when counted already.
+    none (a series resampled on loading). ``present``: the labels the result holds, when counted already;
+    ``slice_counts``: the labelled voxels of each slice, when counted already (the thumbnail's slice).
     ``timings`` receives the seconds of each file (``write_<name>``).
     """
     import time
@@ -134,6 +135,6 @@ def write_job_outputs(folder: str, entry, volume, result, findings: dict, title:
         took("sr")
     elif source is not None:
         notes.append("no SR: no detections, structures or classification to report")
-    write_thumbnail(os.path.join(folder, "thumbnail.png"), volume, result, title)
+    write_thumbnail(os.path.join(folder, "thumbnail.png"), volume, result, title, slice_counts=slice_counts)
     took("thumbnail")
     return notes

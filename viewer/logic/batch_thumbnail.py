@@ -20,10 +20,11 @@ SIZE = 384
 LUNG_WORDS = ("lung", "airway", "nodule", "trachea")
 
 
-def _slice_index(labels, detections, grid) -> int:
+def _slice_index(labels, detections, grid, slice_counts=None) -> int:
     nz = grid.shape_zyx[0]
     if labels is not None:
-        counts = np.count_nonzero(labels.reshape(nz, -1), axis=1)
+        counts = np.count_nonzero(labels.reshape(nz, -1), axis=1) if slice_counts is None else \
+            np.asarray(slice_counts)
         if counts.max(initial=0) > 0:
             return int(np.argmax(counts))
     if detections:
@@ -60,14 +61,15 @@ def _font(size: int = 12):
         return ImageFont.load_default(size=size), False
 
 
-def render(volume, result, title: str) -> np.ndarray:
-    """The thumbnail as an RGB uint8 array."""
+def render(volume, result, title: str, slice_counts=None) -> np.ndarray:
+    """The thumbnail as an RGB uint8 array. ``slice_counts``: the labelled voxels of each slice, when the job has
+    counted them already (``viewer.logic.batch_jobs.label_census``)."""
     from PIL import Image, ImageDraw
 
     grid = volume.geometry
     labels = result.labels
     names = dict(result.label_names)
-    k = _slice_index(labels, result.detections, grid)
+    k = _slice_index(labels, result.detections, grid, slice_counts)
     image = np.asarray(volume.array[k], dtype=np.float32)
     dz, dy, dx = grid.spacing_zyx
     h, w = thumbnail_shape(image.shape[0], image.shape[1], (dy, dx), SIZE)
@@ -110,12 +112,12 @@ def render(volume, result, title: str) -> np.ndarray:
     return np.asarray(out)
 
 
-def write_thumbnail(path: str, volume, result, title: str) -> str:
+def write_thumbnail(path: str, volume, result, title: str, slice_counts=None) -> str:
     from PIL import Image
 
     from radview_base.atomic_file import atomic_path
 
-    pixels = render(volume, result, title)
+    pixels = render(volume, result, title, slice_counts)
     with atomic_path(path) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
     return path
