@@ -14,6 +14,8 @@ the vessel signs were chosen on seeded demo phantoms (``radview-cli demo --seed 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 MIN_DIAMETER_MM = 3.0
@@ -33,6 +35,7 @@ MAX_ELONGATION = 1.8
 MIN_PLATEAU = 0.55
 PREFILTER_PLATEAU = 0.4  # below this, or elongated beyond PREFILTER_ELONGATION, no vessel search
 PREFILTER_ELONGATION = 2.4
+SEARCH_FLOOR = 0.05  # a shape score under this (vessel signs can only lower it) is not searched for vessels
 
 
 def shell_radii(radius: float) -> tuple[float, float]:
@@ -41,24 +44,30 @@ def shell_radii(radius: float) -> tuple[float, float]:
     return r_in, r_in + max(4.0, min(0.8 * radius, 8.0))
 
 
-def measure(peak, hu: np.ndarray, lung: np.ndarray | None, spacing_zyx, r_scale_mm: float):
+def measure(peak, hu: np.ndarray, lung: np.ndarray | None, spacing_zyx, r_scale_mm: float,
+            min_diameter_mm: float = 0.0):
     """``peak`` (k, j, i, response, scale index) on the full-resolution canonical grid ``hu``; ``lung``: the
     lungs (filled) on that grid or None.  A dict of measurements with its ``score`` and ``reason``, or None
     when there is no blob.  A solid peak amid ground-glass density (a vessel crossing a ground-glass
-    nodule) is measured both ways, and the better reading is kept."""
+    nodule) is measured both ways, and the better reading is kept.  A blob clearly smaller than
+    ``min_diameter_mm`` (1 mm less: the second reading's wider box may move its edge) is not measured further:
+    it will not be reported, and most peaks in a lung are such twigs."""
     sp = np.asarray(spacing_zyx, float)
     reach = 2.5 * max(r_scale_mm, 3.0)
     best = None
     for mode in ("auto", "ground-glass"):
-        m = _measure_in(peak, hu, lung, sp, reach, False, mode, r_scale_mm)
+        m = _measure_in(peak, hu, lung, sp, reach, False, mode, r_scale_mm, min_diameter_mm - 1.0)
         if m is None:
             if mode == "auto":
                 continue
             break
-        if m["plateau"] / m["diameter"] >= PREFILTER_PLATEAU and m["elongation"] <= PREFILTER_ELONGATION:
+        m["score"], m["reason"] = score(m)  # without the vessel signs: an upper bound of the score
+        if m["score"] < SEARCH_FLOOR:
+            m["reason"] += f"; shape score under {SEARCH_FLOOR}: not searched for vessels"
+        elif m["plateau"] / m["diameter"] >= PREFILTER_PLATEAU and m["elongation"] <= PREFILTER_ELONGATION:
             r_out = shell_radii(0.5 * m["diameter"])[1]
             m = _measure_in(peak, hu, lung, sp, max(reach, r_out + float(sp.max())), True, mode, r_scale_mm) or m
-        m["score"], m["reason"] = score(m)
+            m["score"], m["reason"] = score(m)
         if best is None or m["score"] > best["score"]:
             best = m
         if not m.get("gg_around"):
@@ -66,7 +75,23 @@ def measure(peak, hu: np.ndarray, lung: np.ndarray | None, spacing_zyx, r_scale_
     return best
 
 
-def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str, r_scale_mm: float):
+@functools.lru_cache(maxsize=32)
+def _box_grid(shape, c, sp, last_bin: int):
+    """Coordinates (mm) of a box's voxels, their distance to voxel ``c`` and the radial bins of half the smallest
+    spacing (capped at ``last_bin``) with their counts.  Boxes around interior peaks of one scale are alike, so
+    these are computed once per shape and centre (read-only arrays)."""
+    zz, yy, xx = np.meshgrid(*(np.arange(n) * d for n, d in zip(shape, sp)), indexing="ij")
+    dist = np.sqrt((zz - c[0] * sp[0]) ** 2 + (yy - c[1] * sp[1]) ** 2 + (xx - c[2] * sp[2]) ** 2)
+    step = 0.5 * min(sp)
+    bins = np.minimum((dist / step).astype(int), last_bin).ravel()
+    counts = np.bincount(bins)
+    for a in (zz, yy, xx, dist, bins, counts):
+        a.flags.writeable = False
+    return zz, yy, xx, dist, bins, counts
+
+
+def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str, r_scale_mm: float,
+                min_diameter_mm: float = 0.0):
     from scipy import ndimage
 
     k, j, i = peak[:3]
@@ -79,8 +104,9 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
     c = np.array([k, j, i]) - lo
     cs = tuple(slice(max(0, v - 1), v + 2) for v in c)
     peak_hu = float(sub[cs].mean())
-    zz, yy, xx = np.meshgrid(*(np.arange(n) * d for n, d in zip(sub.shape, sp)), indexing="ij")
-    dist = np.sqrt((zz - c[0] * sp[0]) ** 2 + (yy - c[1] * sp[1]) ** 2 + (xx - c[2] * sp[2]) ** 2)
+    step = 0.5 * float(sp.min())
+    zz, yy, xx, dist, bins, counts = _box_grid(sub.shape, tuple(int(v) for v in c), tuple(float(v) for v in sp),
+                                               int(reach / step))
     near = sub[dist <= max(r_scale_mm, 2.0)]
     gg_near = (near > -750.0) & (near < SUBSOLID_HU)
     gg_around = peak_hu > SUBSOLID_HU and gg_near.mean() > 0.3
@@ -94,10 +120,7 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
     dense_any = sub > thr
     dense = dense_any & (sub < SUBSOLID_HU + 100.0) if peak_hu < SUBSOLID_HU else dense_any
     # radial profile: the radius where less than half of a thin shell is dense
-    step = 0.5 * float(sp.min())
-    bins = np.minimum((dist / step).astype(int), int(reach / step))
-    counts = np.bincount(bins.ravel())
-    prof = np.bincount(bins.ravel(), weights=dense.ravel().astype(float)) / np.maximum(counts, 1)
+    prof = np.bincount(bins, weights=dense.ravel().astype(float), minlength=counts.size) / np.maximum(counts, 1)
     radii = (np.arange(prof.size) + 0.5) * step
     filled = counts > 0
     prof, radii = prof[filled], radii[filled]
@@ -106,7 +129,7 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
         return None
     radius = float(radii[below[0]])
     diameter = 2.0 * radius
-    if not MIN_DIAMETER_MM <= diameter <= MAX_DIAMETER_MM or diameter > reach:
+    if not max(MIN_DIAMETER_MM, min_diameter_mm) <= diameter <= MAX_DIAMETER_MM or diameter > reach:
         return None
     core_sel = radii <= 0.5 * radius
     core = float(prof[core_sel].mean()) if core_sel.any() else float(prof[0])
@@ -122,7 +145,9 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
     lab_hi, _ = ndimage.label((sub > hi_thr) & (dist <= 1.25 * radius))
     plateau = 0.0
     if lab_hi[tuple(c)]:
-        e2 = ndimage.distance_transform_edt(np.pad(lab_hi == lab_hi[tuple(c)], 1), sampling=sp)[1:-1, 1:-1, 1:-1]
+        comp_id = int(lab_hi[tuple(c)])
+        bbox = ndimage.find_objects(lab_hi, max_label=comp_id)[comp_id - 1]  # the distance inside its own box
+        e2 = ndimage.distance_transform_edt(np.pad(lab_hi[bbox] == comp_id, 1), sampling=sp)
         plateau = 2.0 * float(e2.max())
     vox_ml = float(np.prod(sp)) / 1000.0
     volume = float(inner.sum()) * vox_ml

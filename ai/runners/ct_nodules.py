@@ -157,11 +157,11 @@ def detect(hu_full: np.ndarray, spacing_full, peaks_full, lung_full=None, step=l
         if idx % 50 == 0:
             step(idx / n, f"nodules: candidate {idx + 1}/{len(peaks_full)}")
         r_mm = math.sqrt(3.0) * SCALES_MM[p[4]]
-        m = shape.measure(p, hu_full, lung_full, spacing_full, r_mm)
+        m = shape.measure(p, hu_full, lung_full, spacing_full, r_mm, MIN_REPORT_MM)
         if m is None or m["score"] < 0.5:  # a peak of the coarse grid may sit off the candidate's centre
             q = _refine(p, hu_full, reach)
             if q[:3] != p[:3]:
-                m2 = shape.measure(q, hu_full, lung_full, spacing_full, r_mm)
+                m2 = shape.measure(q, hu_full, lung_full, spacing_full, r_mm, MIN_REPORT_MM)
                 if m2 is not None and (m is None or m2["score"] > m["score"]):
                     m = m2
         if m is None or m["diameter"] < MIN_REPORT_MM:
