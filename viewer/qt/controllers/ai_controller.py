@@ -49,6 +49,8 @@ AI_ACTIONS = [
     ActionSpec("ai.add_model_folder", "Add &model folder…", "add_model_folder", menu="AI#models",
                status_tip="Add your own model: a folder with model.toml and TorchScript, safetensors or ONNX "
                           "weights, or an nnU-Net v2 results folder"),
+    ActionSpec("ai.train", "&Train model…", "open_train_dialog", menu="AI#models",
+               status_tip="Train radview's 3D U-Net on a folder of labelled cases (in a child process)"),
 ]
 
 
@@ -80,6 +82,7 @@ class AiController(QObject):
         self.jobs: dict[int, _Job] = {}
         self.current_job: int | None = None
         self.dialog = None
+        self.train_dialog = None  # AI → Train model…
         self.last_status = ""
         self._docks_widened = False
         self.code_allowed: dict[str, bool] = {}  # model folder -> the user's answer (this session)
@@ -151,6 +154,17 @@ class AiController(QObject):
                 dialog.select_model(manifest.id)
         return manifest
 
+    def open_train_dialog(self):
+        """AI → Train model… (non-modal; "Add to models" adds the result to the model folders Run AI lists)."""
+        from viewer.qt.dialogs.train_model import TrainModelDialog
+
+        if self.train_dialog is None:  # one per window: it keeps its run (and its curve) while hidden
+            self.train_dialog = TrainModelDialog(self.model_folders, self.dock_host,
+                                                 on_added=lambda m: self._set_status(f"Added model '{m.name}'"))
+        self.train_dialog.show()
+        self.train_dialog.raise_()
+        return self.train_dialog
+
     def warm_up(self) -> None:
         """Start the engine's child process in the background, so the first run starts quickly."""
         self.service.warm_up()
@@ -159,6 +173,8 @@ class AiController(QObject):
         """Cancel any run, stop the AI thread and close the engine (the window is closing)."""
         if self.dialog is not None:
             self.dialog.close()
+        if self.train_dialog is not None:
+            self.train_dialog.close()  # a training still running is cancelled (its child interrupted)
         if self.current_job is not None:
             self.tasks.end(self.current_job)
         self.current_job = None

@@ -1,0 +1,126 @@
+"""AI → Train model…: a real (tiny) training runs in a child process while the window keeps serving events, the
+dialog draws its curve, and "Add to models" makes Run AI's registry list the result; Cancel stops the child.
+
+Tiny phantoms and a tiny U-Net (as ``tests/ai/test_train_loop.py``), so a run takes seconds.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")  # the child trains
+
+AI_TESTS = Path(__file__).resolve().parents[1] / "ai"
+if str(AI_TESTS) not in sys.path:
+    sys.path.insert(0, str(AI_TESTS))
+
+from stall_probe import STALL_BOUND_S, StallProbe  # noqa: E402
+from training_cases import SMALL_SPACING, write_dataset  # noqa: E402
+
+TINY = ("--features", "4,8", "--patch", "16,24,24", "--spacing", ",".join(f"{v:g}" for v in SMALL_SPACING),
+        "--threads", "1")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1].startswith("Z")
+
+
+@pytest.fixture
+def window(new_window):
+    w = new_window(size=(1200, 800))
+    yield w
+    w.close()
+
+
+def _dialog(window, tmp_path, out_name, extra):
+    dialog = window.ai.open_train_dialog()
+    dialog.extra = TINY + extra
+    dialog.data_edit.setText(str(write_dataset(tmp_path / "data", [11, 12, 13])))
+    dialog.out_edit.setText(str(tmp_path / "models" / out_name))
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    return dialog
+
+
+def test_train_model_runs_off_the_gui_draws_its_curve_and_adds_the_model(qtbot, window, tmp_path):
+    action = window.action_registry.action("ai.train")
+    assert action.text().replace("&", "") == "Train model…"
+    action.trigger()
+    dialog = window.ai.train_dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.close()
+    dialog = _dialog(window, tmp_path, "tiny-lungs", ("--steps-per-epoch", "4"))
+    dialog.labels_edit.setText("lung_left, lung_right")
+    dialog.minutes_spin.setValue(0.2)  # 12 s, or fewer when the validation Dice stops improving (patience)
+    probe = StallProbe().start()
+    assert dialog.start()
+    assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: dialog.snapshot is not None and dialog.snapshot.finished, timeout=90000)
+    gap = probe.stop()
+    snap = dialog.snapshot
+    assert snap.state == "done", "\n".join(snap.log)
+    assert gap < STALL_BOUND_S, f"the GUI stalled {gap * 1000:.0f} ms during the training"
+    assert probe.ticks > 100
+    steps = [p.step for p in snap.points]
+    assert len(snap.points) >= 3 and steps == sorted(steps) and steps[0] == 0
+    assert len(dialog.loss_curve.getData()[0]) >= 2 and len(dialog.dice_curve.getData()[0]) >= 3
+    assert (tmp_path / "models" / "tiny-lungs" / "model.toml").exists()
+    assert dialog.add_button.isEnabled() and "Done" in dialog.status_label.text()
+    assert "tiny-lungs" not in window.ai.registry().ids()
+    dialog.add_button.click()
+    assert dialog.added is not None and dialog.added.id == "tiny-lungs"
+    assert "tiny-lungs" in window.ai.registry().ids()  # Run AI lists it at once
+    assert "Added" in dialog.status_label.text()
+    if os.environ.get("RADVIEW_TRAIN_SCREENSHOT"):
+        dialog.grab().save(os.environ["RADVIEW_TRAIN_SCREENSHOT"])
+    dialog.close()
+
+
+def test_cancel_stops_the_child_and_the_dialog_says_cancelled(qtbot, window, tmp_path):
+    dialog = _dialog(window, tmp_path, "long", ("--steps-per-epoch", "3"))
+    dialog.minutes_spin.setValue(30)
+    assert dialog.start()
+    qtbot.waitUntil(lambda: dialog.snapshot is not None and any(p.step > 0 for p in dialog.snapshot.points),
+                    timeout=90000)
+    pid = dialog.run.pid
+    dialog.cancel_button.click()
+    qtbot.waitUntil(lambda: dialog.snapshot.finished, timeout=30000)
+    assert dialog.snapshot.state == "cancelled"
+    assert "cancelled" in dialog.status_label.text().lower()
+    assert _gone(pid)
+    assert dialog.start_button.isEnabled() and not dialog.add_button.isEnabled()
+    dialog.close()
+
+
+def test_closing_the_window_cancels_a_running_training(qtbot, new_window, tmp_path):
+    w = new_window(size=(1000, 700))
+    dialog = _dialog(w, tmp_path, "closed", ("--steps-per-epoch", "3"))
+    assert dialog.start()
+    run = dialog.run
+    w.close()
+    assert run.cancel_event.is_set()
+    qtbot.waitUntil(lambda: run.wait(0), timeout=30000)
+    assert _gone(run.pid)
+
+
+def test_the_dialog_is_kept_and_a_run_cancelled_by_closing_it_ends_as_cancelled(qtbot, window, tmp_path):
+    dialog = _dialog(window, tmp_path, "closed", ("--steps-per-epoch", "3"))
+    assert dialog.start()
+    dialog.close()
+    qtbot.waitUntil(lambda: dialog.snapshot is not None and dialog.snapshot.finished, timeout=30000)
+    assert dialog.snapshot.state == "cancelled" and _gone(dialog.run.pid)
+    assert window.ai.open_train_dialog() is dialog and dialog.start_button.isEnabled()
+    dialog.close()
+
+
+def test_a_request_without_data_is_not_started(window):
+    dialog = window.ai.open_train_dialog()
+    assert not dialog.start() and "Not started" in dialog.status_label.text()
+    dialog.close()
