@@ -1,7 +1,8 @@
 """Built-in AI model timings and the GUI event-loop stall while a model runs.
 
     python bench/ai.py [--device cpu|cuda] [--models ct-lungs,...] [--no-gui]
-    python bench/ai.py --reference [--sources tcia,phantom,phantom-3] [--seeds 1,2,3,4,5,6] [--no-times]
+    python bench/ai.py --reference [--sources tcia,phantom,phantom-3] [--variants V,...] [--seeds 1,2,3,4,5,6]
+                       [--skip quality,times,nodules] [--png DIR]
 
 With --reference: the built-in models' quality against the reference set (tests/data/ct-reference), per
 resolution, beside a plain-threshold baseline; their run times against the models before issue 17; and the
@@ -187,6 +188,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="1,2,3,4,5,6", help="--reference: seeded phantoms for the nodules' FROC")
     ap.add_argument("--baseline-ref", default=None, help="--reference: git commit of the models to time against")
     ap.add_argument("--no-times", action="store_true", help="--reference: skip the run-time comparison")
+    ap.add_argument("--variants", default=None, help="--reference: only these variants (comma list)")
+    ap.add_argument("--skip", default="", help="--reference: parts to skip: quality,times,nodules")
     ap.add_argument("--png", default=None, help="--reference: write crops of the real CT's nodule candidates here")
     args = ap.parse_args(argv)
     import torch

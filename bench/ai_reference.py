@@ -6,13 +6,13 @@
 Three parts, all measured in this run:
 
 1. Quality (tests/data/ct-reference): per case (the real TCIA CT with its documented reference masks,
-   the demo phantom and a seeded phantom with their own truth; native, 2/3/5 mm slices, 3 mm isotropic,
+   the demo phantom and a seeded phantom with their own truth; native, 1/2/3/5 mm slices, 3 mm isotropic,
    low-dose noise) and per model, Dice / recall / precision and run time, beside the plain-threshold
-   baseline of ``reference_set.baseline`` on the same case.  Targets: ct-bone >= 0.85, ct-body >= 0.97,
-   ct-lungs >= 0.95, each above its baseline.
+   baseline of ``reference_set.baseline`` on the same case (``--variants`` picks some).  Targets:
+   ct-bone >= 0.85, ct-body >= 0.97, ct-lungs >= 0.95, each above its baseline.
 2. Run times against today's models: the models of git commit ``--baseline-ref`` (the built-ins before
    issue 17) are extracted with ``git archive`` into a temporary folder and timed in a child process on
-   the same arrays (the real CT; the demo phantom when it is absent), alternating with the current ones
+   the same arrays (the real CT and the demo phantom), alternating with the current ones
    (baseline, current, baseline, current; the better of two passes each).  Target: <= 1.3x.
 3. Nodules: FROC over seeded phantoms (``radview-cli demo --seed N``; their nodule lists are the truth:
    a candidate is a hit when its centre lies within the nodule's radius, or 3 mm), sensitivity for
@@ -49,7 +49,7 @@ def _verdict(ok: bool) -> str:
 
 
 # ---------------------------------------------------------------- 1. quality
-def quality(sources, device: str = "cpu") -> list[dict]:
+def quality(sources, device: str = "cpu", names=None) -> list[dict]:
     from ai.api import InferenceRequest
     from ai.engine import Engine
 
@@ -58,7 +58,7 @@ def quality(sources, device: str = "cpu") -> list[dict]:
     rows = []
     print(f"{'case':34s} {'model':9s} {'Dice':>6s} {'recall':>6s} {'prec':>6s} {'time':>6s} | "
           f"{'threshold baseline':>18s} {'time':>6s} | target")
-    for case in rs.cases(sources):
+    for case in rs.cases(sources, names):
         for model, (mask, labels, target) in TARGETS.items():
             t0 = time.perf_counter()
             res = eng.run(InferenceRequest(case.hu, case.geometry, model, device=device))
@@ -247,18 +247,21 @@ def _default_min_score() -> float:
 
 def main(args) -> int:
     sources = args.sources.split(",")
+    skip = set(filter(None, args.skip.split(","))) | ({"times"} if args.no_times else set())
+    rs = _rs()
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
-    print("== 1. quality against the reference set")
-    rows = quality(sources, args.device)
-    print(f"quality: {sum(r['ok'] for r in rows)}/{len(rows)} model-case pairs meet their target and beat the "
-          f"baseline; {sum(r['tie'] for r in rows)} meet it where the baseline is as perfect; "
-          f"{sum(r['dice'] < TARGETS[r['model']][2] for r in rows)} below target")
-    if not args.no_times:
+    if "quality" not in skip:
+        print("== 1. quality against the reference set")
+        rows = quality(sources, args.device, args.variants.split(",") if args.variants else None)
+        print(f"quality: {sum(r['ok'] for r in rows)}/{len(rows)} model-case pairs meet their target and beat the "
+              f"baseline; {sum(r['tie'] for r in rows)} meet it where the baseline is as perfect; "
+              f"{sum(r['dice'] < TARGETS[r['model']][2] for r in rows)} below target")
+    if "times" not in skip:
         print(f"== 2. run times against the models of {args.baseline_ref} (same arrays, same run)")
-        rs = _rs()
-        run_times(["tcia"] if rs.available("tcia") else ["phantom"], args.baseline_ref)
-    print("== 3. nodules")
-    seeds = [None] + [int(s) for s in args.seeds.split(",") if s]
-    nodules(seeds, args.device, png_dir=args.png)
+        run_times([s for s in ("tcia", "phantom") if rs.available(s)], args.baseline_ref)
+    if "nodules" not in skip:
+        print("== 3. nodules")
+        seeds = [None] + [int(s) for s in args.seeds.split(",") if s]
+        nodules(seeds, args.device, png_dir=args.png)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0

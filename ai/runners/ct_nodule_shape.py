@@ -35,7 +35,7 @@ MAX_ELONGATION = 1.8
 MIN_PLATEAU = 0.55
 PREFILTER_PLATEAU = 0.4  # below this, or elongated beyond PREFILTER_ELONGATION, no vessel search
 PREFILTER_ELONGATION = 2.4
-SEARCH_FLOOR = 0.05  # a shape score under this (vessel signs can only lower it) is not searched for vessels
+SEARCH_FLOOR = 0.1  # a shape score under this (vessel signs can only lower it) is not searched for vessels
 
 
 def shell_radii(radius: float) -> tuple[float, float]:
@@ -175,6 +175,15 @@ def _blobness(sub: np.ndarray, c, radius: float, sp: np.ndarray) -> float:
     0 for a straight tube, in between for a branch point; the best over the scales."""
     from scipy import ndimage
 
+    # only the neighbourhood the largest smoothing reaches matters at the centre (and its neighbours): the
+    # same values as on the whole box, from a smaller one
+    s_big = 0.95 * radius
+    reach = (3.0 * np.sqrt(np.maximum(s_big ** 2 - (PSF_SPACING * sp) ** 2, (0.5 * s_big) ** 2)) / sp + 0.5)
+    half = reach.astype(int) + 3
+    c = np.asarray([int(v) for v in c])
+    lo = np.maximum(c - half, 0)
+    sub = sub[tuple(slice(a, b + 1) for a, b in zip(lo, c + half))]
+    c = c - lo
     dens = np.clip((sub + 850.0) / 300.0, 0.0, 1.0)
     best = 0.0
     for f in (0.6, 0.75, 0.95):
@@ -217,14 +226,16 @@ def _vessels(dense: np.ndarray, dist: np.ndarray, radius: float, sp: np.ndarray,
     if n == 0:
         return []
     idx = np.arange(1, n + 1)
-    dmin = ndimage.minimum(dist, lab, idx)
-    dmax = ndimage.maximum(dist, lab, idx)
+    sel = lab > 0  # the statistics over the shell's own voxels only (a thin part of the box)
+    labs, dist_s = lab[sel], dist[sel]
+    dmin = ndimage.minimum(dist_s, labs, idx)
+    dmax = ndimage.maximum(dist_s, labs, idx)
     # a piece's width: twice the radius of the widest ball inside the dense tissue it belongs to, where it
     # leaves (the shell's outer half: the candidate's own bulk does not count, nor does the shell's thickness)
-    edt = ndimage.distance_transform_edt(np.pad(dense, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
-    outer = dist >= 0.5 * (r_in + r_out)
-    inscribed = ndimage.maximum(np.where(outer, edt, 0.0), lab, idx)
-    piece_hu = ndimage.median(hu, lab, idx)
+    edt = ndimage.distance_transform_edt(np.pad(dense, 1), sampling=sp)[1:-1, 1:-1, 1:-1][sel]
+    inscribed = ndimage.maximum(np.where(dist_s >= 0.5 * (r_in + r_out), edt, 0.0), labs, idx)
+    # a piece's density matters only around a ground-glass candidate
+    piece_hu = ndimage.median(hu[sel], labs, idx) if own_hu < SUBSOLID_HU else np.zeros(n)
     half_voxel = 0.5 * float(np.mean(sp))
     widths = [2.0 * (float(e) + half_voxel) for a, b, e, h in zip(dmin, dmax, inscribed, piece_hu)
               if a <= r_in + tol and b >= r_out - tol and not (own_hu < SUBSOLID_HU and h > own_hu + OTHER_TISSUE_HU)]

@@ -7,7 +7,7 @@ Cases (``cases()``), each a :class:`Case` of HU pixels, their ``Geometry`` and r
   masks of ``tcia_reference.npz`` (made by ``make_reference.py``, see README.md);
 * ``phantom``: the demo phantom (``viewer.demo.phantom``, 2 mm slices, 0.75 mm pixels) with its own truth.
 
-Each at its native grid and resampled (``resample``): 2, 3 and 5 mm slices (slab averages of
+Each at its native grid and resampled (``resample``): 1, 2, 3 and 5 mm slices (slab averages of
 the native slices, or linear interpolation where the new slices are thinner), 3 mm isotropic
 (in-plane area averages too), and with added low-dose noise (``add_noise``: Gaussian noise,
 correlated over about a pixel, of a given standard deviation, seeded).  Masks are resampled the
@@ -34,6 +34,7 @@ MASKS = ("body", "lungs", "bone")
 #: (name, slice thickness mm or None for native, in-plane pixel mm or None for native, noise SD HU or 0)
 VARIANTS = (
     ("native", None, None, 0.0),
+    ("1 mm slices", 1.0, None, 0.0),
     ("2 mm slices", 2.0, None, 0.0),
     ("3 mm slices", 3.0, None, 0.0),
     ("5 mm slices", 5.0, None, 0.0),
