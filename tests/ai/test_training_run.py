@@ -55,7 +55,8 @@ def test_cancel_interrupts_the_child_and_says_cancelled(tmp_path):
     out = tmp_path / "models" / "long"
     first = threading.Event()
     cancel = threading.Event()
-    request = TrainingRequest(str(data), str(out), minutes=10, device="cpu", extra=TINY + ("--steps-per-epoch", "3"))
+    long_run = TINY + ("--steps-per-epoch", "3", "--patience", "100000")  # never stops early: cancel ends it
+    request = TrainingRequest(str(data), str(out), minutes=10, device="cpu", extra=long_run)
     run = start_training(request, on_update=lambda p: p.step > 0 and first.set(), cancel_event=cancel)
     assert first.wait(90), run.snapshot().log
     cancel.set()
@@ -65,8 +66,7 @@ def test_cancel_interrupts_the_child_and_says_cancelled(tmp_path):
     assert _gone(run.pid)
     assert (out / "training").is_dir()  # the checkpoint a later run resumes from
     assert not (out / "model.toml").exists()
-    again = start_training(TrainingRequest(str(data), str(out), minutes=0.05, device="cpu",
-                                           extra=TINY + ("--steps-per-epoch", "3")))
+    again = start_training(TrainingRequest(str(data), str(out), minutes=0.05, device="cpu", extra=long_run))
     assert again.wait(90)
     snap = again.snapshot()
     assert snap.state == "done" and any(line.startswith("resuming run ") for line in snap.log), snap.log

@@ -40,6 +40,9 @@ def window(new_window):
     w.close()
 
 
+LONG = ("--steps-per-epoch", "3", "--patience", "100000")  # a run that never stops early: only Cancel ends it
+
+
 def _dialog(window, tmp_path, out_name, extra):
     dialog = window.ai.open_train_dialog()
     dialog.extra = TINY + extra
@@ -84,7 +87,7 @@ def test_train_model_runs_off_the_gui_draws_its_curve_and_adds_the_model(qtbot, 
 
 
 def test_cancel_stops_the_child_and_the_dialog_says_cancelled(qtbot, window, tmp_path):
-    dialog = _dialog(window, tmp_path, "long", ("--steps-per-epoch", "3"))
+    dialog = _dialog(window, tmp_path, "long", LONG)
     dialog.minutes_spin.setValue(30)
     assert dialog.start()
     qtbot.waitUntil(lambda: dialog.snapshot is not None and any(p.step > 0 for p in dialog.snapshot.points),
@@ -101,7 +104,7 @@ def test_cancel_stops_the_child_and_the_dialog_says_cancelled(qtbot, window, tmp
 
 def test_closing_the_window_cancels_a_running_training(qtbot, new_window, tmp_path):
     w = new_window(size=(1000, 700))
-    dialog = _dialog(w, tmp_path, "closed", ("--steps-per-epoch", "3"))
+    dialog = _dialog(w, tmp_path, "closed", LONG)
     assert dialog.start()
     run = dialog.run
     w.close()
@@ -111,7 +114,7 @@ def test_closing_the_window_cancels_a_running_training(qtbot, new_window, tmp_pa
 
 
 def test_the_dialog_is_kept_and_a_run_cancelled_by_closing_it_ends_as_cancelled(qtbot, window, tmp_path):
-    dialog = _dialog(window, tmp_path, "closed", ("--steps-per-epoch", "3"))
+    dialog = _dialog(window, tmp_path, "closed", LONG)
     assert dialog.start()
     dialog.close()
     qtbot.waitUntil(lambda: dialog.snapshot is not None and dialog.snapshot.finished, timeout=30000)
