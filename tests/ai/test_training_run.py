@@ -5,30 +5,19 @@ Tiny phantoms and a tiny U-Net (as ``test_train_loop.py``), so a run takes secon
 """
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
 
 pytest.importorskip("torch")  # the child trains
 
-from training_cases import SMALL_SPACING, write_dataset  # noqa: E402
+from training_cases import TINY_TRAIN_ARGS, process_gone, write_dataset  # noqa: E402
 
 from ai.registry import Registry  # noqa: E402
 from viewer.logic.training_run import TrainingRequest, parse_dice, start_training  # noqa: E402
 
-TINY = ("--features", "4,8", "--patch", "16,24,24", "--spacing", ",".join(f"{v:g}" for v in SMALL_SPACING),
-        "--threads", "1")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # a zombie counts as gone; Popen.wait reaped it already in the normal case
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[1].startswith("Z")
+TINY = TINY_TRAIN_ARGS
+_gone = process_gone
 
 
 def test_a_training_run_streams_epochs_and_writes_a_model_folder(tmp_path):

@@ -39,3 +39,20 @@ def write_dataset(root: Path, seeds, **kw) -> Path:
     for s in seeds:
         write_case(root / f"case-{s:03d}", s, **kw)
     return root
+
+
+#: ``radview-cli ai train`` options for a tiny U-Net on the small grid: a run takes seconds
+TINY_TRAIN_ARGS = ("--features", "4,8", "--patch", "16,24,24", "--spacing",
+                   ",".join(f"{v:g}" for v in SMALL_SPACING), "--threads", "1")
+
+
+def process_gone(pid: int) -> bool:
+    """The process has exited (a zombie counts: Popen.wait reaps it in the normal case)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1].startswith("Z")

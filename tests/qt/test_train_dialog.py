@@ -18,19 +18,10 @@ if str(AI_TESTS) not in sys.path:
     sys.path.insert(0, str(AI_TESTS))
 
 from stall_probe import STALL_BOUND_S, StallProbe  # noqa: E402
-from training_cases import SMALL_SPACING, write_dataset  # noqa: E402
+from training_cases import TINY_TRAIN_ARGS, process_gone, write_dataset  # noqa: E402
 
-TINY = ("--features", "4,8", "--patch", "16,24,24", "--spacing", ",".join(f"{v:g}" for v in SMALL_SPACING),
-        "--threads", "1")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[1].startswith("Z")
+TINY = TINY_TRAIN_ARGS
+_gone = process_gone
 
 
 @pytest.fixture
