@@ -9,20 +9,18 @@ torn one.
 
 :class:`Autosave` keeps an :class:`~viewer.core.annotations.AnnotationSet`
 on disk. Writes run on one background thread in the order of the changes
-(a newer snapshot of the same file supersedes an older one still waiting),
-so the GUI thread only takes an immutable snapshot. A file that cannot be
-read — whatever it holds (:mod:`viewer.store.set_aside`) — is never dropped:
-it is renamed to ``<name>.corrupt-<time>``, and the caller gets a ``(file,
-reason)`` problem and a message saying so (and which entries, if any, were
-recovered).
+(a newer snapshot of the same file supersedes an older one still waiting:
+:mod:`viewer.store.autosave_writer`), so the GUI thread only takes an
+immutable snapshot. A file that cannot be read — whatever it holds
+(:mod:`viewer.store.set_aside`) — is never dropped: it is renamed to
+``<name>.corrupt-<time>``, and the caller gets a ``(file, reason)`` problem
+and a message saying so (and which entries, if any, were recovered).
 """
 from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from psygnal import Signal
 
 from radview_base.atomic_file import TEMP_PREFIX, atomic_path
 from viewer.core.annotations import Annotation, AnnotationFormatError, AnnotationSet
+from viewer.store.autosave_writer import AutosaveBase, AutosaveWriter
 from viewer.store.set_aside import Problem, StoredFileError, describe, kept_text, read_json, set_aside
 
 ENV_DIR = "RADVIEW_ANNOTATIONS_DIR"
@@ -179,7 +178,7 @@ class AnnotationStore:
                 pass
 
 
-class Autosave:
+class Autosave(AutosaveBase):
     """Writes an AnnotationSet to its study's file after every change (background thread, in order).
 
     ``saved`` (generation) and ``save_failed`` (message) are emitted on the
@@ -188,25 +187,24 @@ class Autosave:
 
     saved = Signal(int)
     save_failed = Signal(str)
+    CLOSE_TIMEOUT_S = 10.0
 
     def __init__(self, annotations: AnnotationSet, store: AnnotationStore | None = None) -> None:
         self.annotations = annotations
         self.store = store or AnnotationStore()
-        self.generation = 0  # changes scheduled
-        self.saved_generation = 0  # changes on disk
         self.write_ms: list[float] = []  # duration of each write on the writer thread (serialise + fsync + rename)
         self.schedule_ms: list[float] = []  # time the caller (GUI) thread spent per change
         self.last_error: str | None = None
         self.study_uid = ""  # the study whose file was last opened
         self.problems: list[Problem] = []  # what could not be restored when it was opened: (file, reason)
         self._blocked: set[str] = set()  # studies whose unreadable file must not be overwritten
-        self._cond = threading.Condition()
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="annotation-autosave", daemon=True)
-        self._thread.start()
-        for sig in (annotations.annotation_added, annotations.annotation_changed, annotations.annotation_removed,
-                    annotations.review_changed):
-            sig.connect(self._schedule)
+        #: jobs keyed by study: only the newest snapshot of a study's file is written
+        self._writer = AutosaveWriter(self._write, self._failed, "annotation-autosave", on_saved=self.saved.emit)
+        self._connections = tuple((sig, self._schedule) for sig in (
+            annotations.annotation_added, annotations.annotation_changed, annotations.annotation_removed,
+            annotations.review_changed))
+        for signal, slot in self._connections:
+            signal.connect(slot)
 
     def open_study(self, study_uid: str) -> str | None:
         """Load a study's saved annotations into the set (replacing what it held); a message if the file was damaged."""
@@ -232,61 +230,19 @@ class Autosave:
         study, annotations, review, extra = self.annotations.snapshot()
         if not study or study in self._blocked:
             return
-        with self._cond:
-            self.generation += 1
-            generation = self.generation
-        self._queue.put((generation, study, annotations, review, extra))
+        self._writer.put(study, (annotations, review, extra))
         self.schedule_ms.append((time.perf_counter() - t0) * 1000)
 
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            jobs = [job]
-            while True:  # everything already waiting: only the newest snapshot of each file is written
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._write_latest(jobs)
-                    return
-                jobs.append(more)
-            self._write_latest(jobs)
+    def _write(self, study: str, snapshot: tuple) -> None:
+        """The writer thread: one study's newest snapshot to its file."""
+        items, review, extra = snapshot
+        t0 = time.perf_counter()
+        self.store.write(study, serialise(study, items, review, extra))
+        self.write_ms.append((time.perf_counter() - t0) * 1000)
 
-    def _write_latest(self, jobs: list) -> None:
-        latest: dict[str, tuple] = {}
-        for job in jobs:
-            latest.pop(job[1], None)
-            latest[job[1]] = job  # dict order: by the position of each file's last change
-        for _generation, study, items, review, extra in latest.values():
-            t0 = time.perf_counter()
-            try:
-                self.store.write(study, serialise(study, items, review, extra))
-            except (OSError, ValueError) as exc:
-                self.last_error = f"Annotations not saved to {self.store.path_for(study)}: {exc}"
-                self.save_failed.emit(self.last_error)
-                continue
-            self.write_ms.append((time.perf_counter() - t0) * 1000)
-        with self._cond:
-            self.saved_generation = max(self.saved_generation, jobs[-1][0])
-            self._cond.notify_all()
-        self.saved.emit(jobs[-1][0])
+    def _failed(self, study: str, _snapshot, exc: Exception) -> None:
+        self._report_failure(f"Annotations not saved to {self.store.path_for(study)}: {exc}")
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every scheduled change is on disk (or failed); False on timeout."""
-        with self._cond:
-            target = self.generation
-            return self._cond.wait_for(lambda: self.saved_generation >= target, timeout)
-
-    def close(self) -> None:
-        """Write what is pending and stop the writer thread."""
-        if not self._thread.is_alive():
-            return
-        for sig in (self.annotations.annotation_added, self.annotations.annotation_changed,
-                    self.annotations.annotation_removed, self.annotations.review_changed):
-            sig.disconnect(self._schedule)
-        self.flush()
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        return super().flush(timeout)

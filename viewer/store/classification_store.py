@@ -20,18 +20,16 @@ aside (``<name>.corrupt-<time>``) and reported as a ``(file, reason)`` problem; 
 aside too, its good entries restored and written back at once. A file of a newer format is left as it is.
 
 :class:`ClassificationAutosave` follows a session: a classification arriving (``classification_added``) rewrites its
-series' file from the session's classifications, on one writer thread (the newest snapshot of a file wins); a
-classification removed while its series stays open is removed from the file (``later`` runs that check once the
-event's caller has finished: a series being replaced drops its classifications first, and they stay on disk).
-Qt-free.
+series' file from the session's classifications, on one writer thread (:mod:`.autosave_writer`: the newest
+snapshot of a file wins); a classification removed while its series stays open is removed from the file (``later``
+runs that check once the event's caller has finished: a series being replaced drops its classifications first, and
+they stay on disk). Qt-free.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any, Callable, Mapping
 from psygnal import Signal
 
 from viewer.store.annotation_store import file_name, write_atomic
+from viewer.store.autosave_writer import AutosaveBase, AutosaveWriter
 from viewer.store.layer_files import study_folder_name
 from viewer.store.layer_json import decode_value, encode_value
 from viewer.store.set_aside import Problem, StoredFileError, describe, kept_text, read_json, set_aside
@@ -258,7 +257,7 @@ class ClassificationStore:
 
 
 # --- the autosave ---------------------------------------------------------------------------------------------
-class ClassificationAutosave:
+class ClassificationAutosave(AutosaveBase):
     """Keeps a session's classifications on disk and brings them back (see the module docstring).
 
     ``later(fn)`` runs ``fn`` once the current event is over (the GUI: a zero-delay timer); without it, call
@@ -273,16 +272,11 @@ class ClassificationAutosave:
         self.session = session
         self.store = store or ClassificationStore()
         self.later = later
-        self.generation = 0
-        self.saved_generation = 0
         self.last_error: str | None = None
         self._restoring = False
         self._removed: list[tuple[object, object]] = []  # (classification, the series open when it was removed)
-        self._cond = threading.Condition()
-        self._pending: dict[tuple[str, str], tuple[int, dict]] = {}
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="classification-autosave", daemon=True)
-        self._thread.start()
+        #: jobs keyed (study, series key): the newest snapshot of a file wins
+        self._writer = AutosaveWriter(self._write, self._failed, "classification-autosave", on_saved=self.saved.emit)
         self._connections = ((session.classification_added, self._on_added),
                              (session.classification_removed, self._on_removed))
         for signal, slot in self._connections:
@@ -319,21 +313,14 @@ class ClassificationAutosave:
         doc = {"format": FORMAT, "version": FORMAT_VERSION, "study_uid": study, "series_uid": series_uid,
                "series_key": series_key, "saved_at": time.time(),
                "classifications": [encode(c) for c in self.session.classifications]}
-        with self._cond:
-            self.generation += 1
-            key = (study, series_key)
-            if key not in self._pending:
-                self._queue.put(key)
-            self._pending[key] = (self.generation, doc)  # the newest snapshot of a file wins
+        self._writer.put((study, series_key), doc)  # the newest snapshot of a file wins
         return True
 
     # --- restoring ----------------------------------------------------------------------------------------
     def has_saved(self, study_uid: str, series_key: str) -> bool:
         """The series has a stored file, or a write of it waits (one stat)."""
-        with self._cond:
-            if (study_uid, series_key) in self._pending:
-                return True
-        return self.store.has(study_uid, series_key)
+        key = (study_uid, series_key)
+        return self._writer.busy(lambda k: k == key) or self.store.has(study_uid, series_key)
 
     def load_series(self, study_uid: str, series_uid: str, series_key: str = "",
                     timeout: float = 30.0) -> LoadedClassifications:
@@ -362,46 +349,11 @@ class ClassificationAutosave:
         return added
 
     # --- the writer thread --------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            key = self._queue.get()
-            if key is None:
-                return
-            with self._cond:
-                generation, doc = self._pending.pop(key, (0, None))
-            if doc is not None:
-                try:
-                    self.store.write(key[0], doc)
-                except Exception as exc:  # noqa: BLE001 - reported; the writer thread lives on
-                    self.last_error = (f"AI classifications not saved to {self.store.path(*key)}: "
-                                       f"{type(exc).__name__}: {exc}")
-                    self.save_failed.emit(self.last_error)
-            with self._cond:
-                waiting = [g for g, _doc in self._pending.values()]
-                self.saved_generation = max(self.saved_generation,
-                                            (min(waiting) - 1) if waiting else max(generation, self.generation))
-                saved = self.saved_generation
-                self._cond.notify_all()
-            self.saved.emit(saved)
+    def _write(self, key: tuple[str, str], doc: dict) -> None:
+        self.store.write(key[0], doc)
 
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every scheduled write is on disk (or failed); False on timeout."""
-        with self._cond:
-            target = self.generation
-            return self._cond.wait_for(lambda: self.saved_generation >= target, timeout)
-
-    def close(self) -> None:
-        """Write what is pending and stop the writer thread."""
-        if not self._thread.is_alive():
-            return
-        for signal, slot in self._connections:
-            try:
-                signal.disconnect(slot)
-            except (ValueError, RuntimeError):
-                pass
-        self.flush()
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+    def _failed(self, key: tuple[str, str], _doc, exc: Exception) -> None:
+        self._report_failure(f"AI classifications not saved to {self.store.path(*key)}: {type(exc).__name__}: {exc}")
 
 
 __all__ = ["ClassificationStore", "ClassificationAutosave", "LoadedClassifications", "ClassificationFormatError",

@@ -22,17 +22,16 @@ in its manifest or data, or a grid that is not its series' — is set aside (``.
 
 :class:`LayerAutosave` follows a :class:`~viewer.core.session.Session`: a finished stroke (and its undo or redo,
 ``labels_edited``), an AI result arriving (``layer_added``) or a display change (``layer_changed``) is snapshotted on
-the calling (GUI) thread and written by one background thread, in order; when several snapshots of a layer wait, only
-the newest is written (the older copy is reused at once). The snapshot of a stroke copies the label array into a spare
-buffer of the same size kept for the purpose (~3 ms for the demo's 40 MB; a fresh allocation, the first time, takes
-4-28 ms as the kernel maps and zeroes its pages); an arriving AI result's array, when it owns its memory, is made
-read-only instead (copy-on-write: the brush copies it on its first stroke), and the result is written half a second
-later, once the GUI has drawn it. A layer the user removes (``layer_removed`` outside a series change) is removed from
-the store. Qt-free.
+the calling (GUI) thread and written by one background thread, in order (:mod:`.autosave_writer`); when several
+snapshots of a layer wait, only the newest is written (the older copy is reused at once). The snapshot of a stroke
+copies the label array into a spare buffer of the same size kept for the purpose (~3 ms for the demo's 40 MB; a fresh
+allocation, the first time, takes 4-28 ms as the kernel maps and zeroes its pages); an arriving AI result's array,
+when it owns its memory, is made read-only instead (copy-on-write: the brush copies it on its first stroke), and the
+result is written half a second later, once the GUI has drawn it. A layer the user removes (``layer_removed``
+outside a series change) is removed from the store. Qt-free.
 """
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import uuid
@@ -44,6 +43,7 @@ import numpy as np
 from psygnal import Signal
 
 from viewer.core.layers import LabelLayer
+from viewer.store.autosave_writer import AutosaveBase, AutosaveWriter
 from viewer.store.layer_files import (
     DATA_SUFFIX,
     GEOMETRY_TOLERANCE_MM,
@@ -90,10 +90,7 @@ class _Job:
     layer_id: str
     kind: str  # "labels" | "markers" | "display" | "delete"
     manifest: dict | None
-    array: np.ndarray | None
-    first_generation: int
-    generation: int
-    not_before: float = 0.0  # time.monotonic() before which the writer leaves it waiting (unless flushed)
+    array: np.ndarray | None = None
     pooled: bool = False  # ``array`` is the autosave's own copy: it goes back to the spare buffers once written
 
 
@@ -126,7 +123,7 @@ def should_keep(layer) -> bool:
     return isinstance(layer, LabelLayer) and bool(meta.get("edited"))
 
 
-class LayerAutosave:
+class LayerAutosave(AutosaveBase):
     """Keeps a session's AI and edited layers on disk (see the module docstring).
 
     ``saved`` (generation) and ``save_failed`` (message) are emitted on the writer thread. ``generation`` counts
@@ -140,24 +137,19 @@ class LayerAutosave:
     def __init__(self, session, store: LayerStore | None = None) -> None:
         self.session = session
         self.store = store or LayerStore()
-        self.generation = 0
-        self.saved_generation = 0
         self.schedule_ms: list[float] = []  # time the caller (GUI) thread spent per change (snapshot included)
         self.write_ms: list[float] = []  # time the writer spent per layer written
         self.last_error: str | None = None
         self._tracked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._results: dict[int, tuple[object, str]] = {}  # id(provenance) -> (provenance, result id)
-        self._cond = threading.Condition()
-        self._pending: dict[tuple[str, str], _Job] = {}
-        self._in_flight: _Job | None = None
-        self._hurry = 0  # flushes waiting
         self._last_created = 0.0
         #: one spare snapshot buffer per (shape, dtype): copying into memory already mapped takes ~3 ms for 40 MB,
         #: a fresh allocation 4-28 ms (the kernel maps and zeroes it page by page)
         self._spare: dict[tuple, np.ndarray] = {}
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="layer-autosave", daemon=True)
-        self._thread.start()
+        self._spare_lock = threading.Lock()
+        #: jobs keyed (study, layer id): the newest of a layer wins (:meth:`_supersede`)
+        self._writer = AutosaveWriter(self._write, self._failed, "layer-autosave", on_saved=self.saved.emit,
+                                      supersede=self._supersede)
         self._connections = ((session.layer_added, self._on_added), (session.layer_removed, self._on_removed),
                              (session.labels_edited, self._on_edited), (session.layer_changed, self._on_changed))
         for signal, slot in self._connections:
@@ -230,7 +222,7 @@ class LayerAutosave:
         if settings == tracked.display:  # e.g. the legend being built: nothing new to write
             return
         tracked.display = settings
-        self._put(_Job(tracked.study, tracked.layer_id, "display", settings, None, 0, 0))
+        self._put(_Job(tracked.study, tracked.layer_id, "display", settings))
 
     def _on_removed(self, layer) -> None:
         if getattr(self.session, "dropping_layers", False):  # another series opened: the layer stays on disk
@@ -257,12 +249,11 @@ class LayerAutosave:
                 tracked.series_key)
         tracked.display = display_settings(layer)
         if isinstance(layer, LabelLayer):
-            job = _Job(tracked.study, tracked.layer_id, "labels", label_manifest(*args), None, 0, 0)
+            job = _Job(tracked.study, tracked.layer_id, "labels", label_manifest(*args))
             job.array, job.pooled = self._snapshot(layer.label_map.array, freeze)
         else:
-            job = _Job(tracked.study, tracked.layer_id, "markers", marker_manifest(*args), None, 0, 0)
-        job.not_before = time.monotonic() + settle if settle > 0 else 0.0
-        self._put(job)
+            job = _Job(tracked.study, tracked.layer_id, "markers", marker_manifest(*args))
+        self._put(job, time.monotonic() + settle if settle > 0 else 0.0)
         self.schedule_ms.append((time.perf_counter() - t0) * 1000)
         return True
 
@@ -272,7 +263,7 @@ class LayerAutosave:
             array.flags.writeable = False
         if _immutable(array) and array.flags.c_contiguous:
             return array, False
-        with self._cond:
+        with self._spare_lock:
             spare = self._spare.pop((array.shape, array.dtype.str), None)
         if spare is None:
             return np.array(array, copy=True, order="C"), True
@@ -280,68 +271,37 @@ class LayerAutosave:
         return spare, True
 
     def _give_back(self, job: _Job) -> None:
-        """The job's copy is no longer needed: keep it as the spare buffer of its size (caller holds the lock)."""
-        array, job.array = job.array, None
-        if job.pooled and array is not None:
-            self._spare.setdefault((array.shape, array.dtype.str), array)
+        """The job's copy is no longer needed: keep it as the spare buffer of its size."""
+        with self._spare_lock:
+            array, job.array = job.array, None
+            if job.pooled and array is not None:
+                self._spare.setdefault((array.shape, array.dtype.str), array)
 
     def drop_spares(self) -> None:
         """Free the spare snapshot buffers (another series is open, or the window closes)."""
-        with self._cond:
+        with self._spare_lock:
             self._spare.clear()
 
     def schedule_delete(self, layer) -> None:
         tracked = self._tracked.pop(layer, None)
         if tracked is not None:
-            self._put(_Job(tracked.study, tracked.layer_id, "delete", None, None, 0, 0))
+            self._put(_Job(tracked.study, tracked.layer_id, "delete", None))
 
-    def _put(self, job: _Job) -> None:
-        key = (job.study, job.layer_id)
-        with self._cond:
-            self.generation += 1
-            job.first_generation = job.generation = self.generation
-            self._cond.notify_all()  # a writer letting a job settle looks again
-            waiting = self._pending.get(key)
-            if waiting is None:
-                self._pending[key] = job
-                self._queue.put(key)
-                return
-            job.first_generation = waiting.first_generation
-            if job.kind == "display" and waiting.kind != "delete":  # newer display settings on what waits
-                waiting.manifest.update(job.manifest)
-                waiting.generation = job.generation
-                return
-            self._give_back(waiting)  # latest wins: the older snapshot is dropped, its copy reused
-            self._pending[key] = job
+    def _put(self, job: _Job, not_before: float = 0.0) -> None:
+        """Queue ``job``; the writer leaves it until ``not_before`` (``time.monotonic()``; a newer change of the layer
+        or :meth:`flush` ends the wait)."""
+        self._writer.put((job.study, job.layer_id), job, not_before)
+
+    def _supersede(self, waiting: _Job, job: _Job) -> _Job:
+        """``job`` is queued while ``waiting`` (same layer) waits: what to write (writer's lock held)."""
+        if job.kind == "display" and waiting.kind != "delete":  # newer display settings on what waits
+            waiting.manifest.update(job.manifest)
+            return waiting
+        self._give_back(waiting)  # latest wins: the older snapshot is dropped, its copy reused
+        return job
 
     # --- the writer thread ------------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            key = self._queue.get()
-            if key is None:
-                return
-            with self._cond:
-                job = self._pending.get(key)
-                while job is not None and not self._hurry and job.not_before > time.monotonic():
-                    self._cond.wait(job.not_before - time.monotonic())
-                    job = self._pending.get(key)
-                job = self._pending.pop(key, None)
-                self._in_flight = job
-            if job is not None:
-                self._write(job)
-            with self._cond:
-                if job is not None:
-                    self._give_back(job)
-                self._in_flight = None
-                waiting = [j.first_generation for j in self._pending.values()]
-                before = self.saved_generation
-                self.saved_generation = max(before, (min(waiting) - 1) if waiting else self.generation)
-                saved = self.saved_generation
-                self._cond.notify_all()
-            if saved != before:
-                self.saved.emit(saved)
-
-    def _write(self, job: _Job) -> None:
+    def _write(self, _key, job: _Job) -> None:
         t0 = time.perf_counter()
         try:
             if job.kind == "labels":
@@ -352,21 +312,19 @@ class LayerAutosave:
                 self.store.write_display(job.study, job.layer_id, job.manifest)
             elif job.kind == "delete":
                 self.store.delete(job.study, job.layer_id)
-        except Exception as exc:  # noqa: BLE001 - reported; the writer thread must live on (MemoryError included)
-            what = job.manifest.get("name", job.layer_id) if job.manifest else job.layer_id
-            self.last_error = f"Layer {what!r} not saved to {self.store.folder(job.study)}: {exc}"
-            self.save_failed.emit(self.last_error)
-            return
+        finally:
+            self._give_back(job)
         if job.kind == "labels":
             self.write_ms.append((time.perf_counter() - t0) * 1000)
+
+    def _failed(self, _key, job: _Job, exc: Exception) -> None:
+        what = job.manifest.get("name", job.layer_id) if job.manifest else job.layer_id
+        self._report_failure(f"Layer {what!r} not saved to {self.store.folder(job.study)}: {exc}")
 
     # --- reading, flushing, closing ---------------------------------------------------------------------------
     def has_saved(self, study_uid: str) -> bool:
         """True when the study has stored layers, or writes of it are still waiting (cheap: one folder listing)."""
-        with self._cond:
-            busy = any(key[0] == study_uid for key in self._pending) or (
-                self._in_flight is not None and self._in_flight.study == study_uid)
-        return busy or self.store.has_layers(study_uid)
+        return self._writer.busy(lambda key: key[0] == study_uid) or self.store.has_layers(study_uid)
 
     def load_series(self, study_uid: str, series_uid: str, timeout: float = 30.0, geometry=None,
                     series_key: str | None = None) -> LoadedLayers:
@@ -375,29 +333,9 @@ class LayerAutosave:
         self.flush(timeout)
         return self.store.load(study_uid, series_uid, geometry, series_key)
 
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every scheduled change is on disk (or failed); False on timeout."""
-        with self._cond:
-            target = self.generation
-            self._hurry += 1  # nothing settles any more: write it all now
-            self._cond.notify_all()
-            try:
-                return self._cond.wait_for(lambda: self.saved_generation >= target, timeout)
-            finally:
-                self._hurry -= 1
-
     def close(self) -> None:
-        """Write what is pending and stop the writer thread."""
-        if not self._thread.is_alive():
-            return
-        for signal, slot in self._connections:
-            try:
-                signal.disconnect(slot)
-            except (ValueError, RuntimeError):
-                pass
-        self.flush()
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Write what is pending, stop the writer thread and free the spare buffers."""
+        super().close()
         self.drop_spares()
 
 
