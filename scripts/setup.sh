@@ -21,7 +21,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || $PY -m venv .venv
 # torch: the CPU build (2.13.0) is pinned for tests and CI; users with a GPU install a CUDA build instead.
-INSTALL=(-e ".[test,export,ai,onnx,nnunet,batch]" "torch==2.13.0")
+INSTALL=(-e ".[test,export,ai,onnx,nnunet,batch,xrv]" "torch==2.13.0")
 CHECK="import viewer, pydicom, SimpleITK, PySide6, pyqtgraph, vtk"
 # pip runs only when what it would act on changed since the last install that succeeded: pyproject.toml, INSTALL
 # above, or the folder (an editable install points at it). The stamp in .venv holds their hash; a fresh machine

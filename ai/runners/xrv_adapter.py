@@ -16,6 +16,12 @@ pixels, not the display: :func:`display_from_values` makes the 8-bit display fro
 inversion the viewer sends (``InferenceRequest.options["display"]``: ``{"window": [centre, width], "invert":
 bool}``, the window in the request's values, ``invert`` for MONOCHROME1), else the image's own 0.5–99.5 percentile
 range, not inverted — and says which in the result's ``preprocessing`` (:func:`preprocessing_text`).
+
+:func:`import_xrv` imports torchvision through :mod:`ai.runners.xrv_import` first: where torchvision's C++ operators
+cannot load for this torch (measured: the pinned CPU torch beside the only torchvision wheels, CUDA builds), its
+``import`` fails on ``operator torchvision::nms does not exist``; that module defines the operators' schemas (no
+working kernels) so that torchvision's Python part, and TorchXRayVision with its plain-PyTorch DenseNet, import. A
+torchvision that matches its torch never takes that path.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 
 from ai.api import ClassificationResult, ModelError
+from ai.runners.xrv_import import import_torchvision
 
 SIZE = 224
 RANGE = (-1024.0, 1024.0)
@@ -98,12 +105,18 @@ def preprocessing_text(window: tuple[float, float] | None, invert: bool, size: i
 
 
 def import_xrv():
-    """The ``torchxrayvision`` module, or a ModelError saying why it cannot be used."""
+    """The ``torchxrayvision`` module, or a ModelError saying why it cannot be used. torchvision is imported first
+    through :func:`ai.runners.xrv_import.import_torchvision`: where its C++ operators cannot load for this torch
+    (a CUDA torchvision beside the CPU torch), their schemas are defined, with kernels that only raise, so that its
+    Python part, and so TorchXRayVision, imports; the DenseNet needs none of them."""
     try:
+        import_torchvision()
         import torchxrayvision as xrv
-    except ImportError:
-        raise ModelError("TorchXRayVision models need the package: pip install 'radview[xrv]'") from None
-    except Exception as exc:  # e.g. a torchvision built for another torch
+    except ImportError as exc:
+        if exc.name in ("torchxrayvision", "torchvision"):
+            raise ModelError("TorchXRayVision models need the package: pip install 'radview[xrv]'") from None
+        raise ModelError(f"torchxrayvision does not import: {type(exc).__name__}: {exc}"[:300]) from None
+    except Exception as exc:  # e.g. a torchvision built for another torch, failing otherwise
         raise ModelError(f"torchxrayvision does not import: {type(exc).__name__}: {exc}"[:300]) from None
     return xrv
 

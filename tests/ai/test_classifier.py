@@ -180,19 +180,57 @@ def test_xrv_preprocessing_size_range_and_orientation(tmp_path):
         assert x[0].mean() == pytest.approx((display.mean() / 255 * 2 - 1) * 1024, abs=40)
 
 
-def test_xrv_densenet_runs_with_untrained_weights(tmp_path):
-    from ai.api import ModelError
+def _xrv():
+    """``(xrv_adapter, torchxrayvision)``; a skip only where the xrv extra is not installed (once it is, TorchXRayVision
+    must import: a ModelError fails the test)."""
+    import importlib.util
+
     from ai.runners import xrv_adapter
 
-    try:
-        xrv_adapter.import_xrv()
-    except ModelError as exc:
-        pytest.skip(f"TorchXRayVision is not usable here: {exc}")
+    if importlib.util.find_spec("torchxrayvision") is None:
+        pytest.skip("the xrv extra is not installed (pip install 'radview[xrv]')")
+    return xrv_adapter, xrv_adapter.import_xrv()
+
+
+def test_xrv_preprocessing_matches_torchxrayvisions_own(tmp_path):
+    """radview's preprocessing against TorchXRayVision's own transforms on the radiograph: ``xrv.utils.normalize``
+    (255), ``XRayCenterCrop``, ``XRayResizer(224)`` (skimage): the same size, range and orientation."""
+    xrv_adapter, xrv = _xrv()
+    _, display = _radiograph_display(tmp_path)
+    ours = xrv_adapter.preprocess(display)
+    theirs = xrv.utils.normalize(display, 255)[None]
+    theirs = xrv.datasets.XRayResizer(224)(xrv.datasets.XRayCenterCrop()(theirs))
+    assert ours.shape == theirs.shape == (1, 224, 224)
+    assert -1024.0 <= theirs.min() and theirs.max() <= 1024.0
+    assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.995
+    assert np.abs(ours - theirs).mean() < 8.0  # of 2048 (measured 1.9): only the two resamplers differ
+    assert np.abs(ours - theirs[:, ::-1]).mean() > 10 * np.abs(ours - theirs).mean()  # not flipped
+    assert np.abs(ours - theirs[:, :, ::-1]).mean() > 10 * np.abs(ours - theirs).mean()
+
+
+def test_xrv_densenet_runs_with_untrained_weights(tmp_path):
+    """TorchXRayVision's own DenseNet-121 (``weights=None``: nothing downloaded) on a radiograph from dicom-objects,
+    through radview's preprocessing: one probability per default pathology, and the network sees 224 × 224 in
+    [-1024, 1024], exactly the adapter's preprocessing of the display."""
+    xrv_adapter, xrv = _xrv()
     _, display = _radiograph_display(tmp_path)
     classes = xrv_adapter.default_pathologies()
+    assert classes == list(xrv.datasets.default_pathologies) and len(classes) == 18
     net = xrv_adapter.build_densenet(len(classes))
-    probs = xrv_adapter.classify(net, display, classes)
-    assert list(probs) == classes and all(0.0 <= p <= 1.0 for p in probs.values())
+    assert type(net) is xrv.models.DenseNet and net.weights is None and not net.training
+    assert net.classifier.out_features == len(classes)
+    seen = []
+    hook = net.features.conv0.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    try:
+        probs = xrv_adapter.classify(net, display, classes)
+    finally:
+        hook.remove()
+    assert list(probs) == classes
+    assert all(np.isfinite(p) and 0.0 <= p <= 1.0 for p in probs.values())
+    (x,) = seen
+    assert tuple(x.shape) == (1, 1, 224, 224)
+    assert -1024.0 <= float(x.min()) and float(x.max()) <= 1024.0 and float(x.max() - x.min()) > 500
+    assert np.array_equal(x[0].numpy(), xrv_adapter.preprocess(display))
 
 
 def test_xrv_classification_is_the_typed_result(tmp_path):

@@ -1,8 +1,9 @@
 """A TorchXRayVision-architecture model folder goes through the adapter's preprocessing in the classifier runner
 (ai.runners.classifier → ai.runners.xrv_adapter), not the generic resize and normalisation: the display made from the
 request's values (its window and MONOCHROME1 inversion from ``options["display"]``, else the image's own range),
-[-1024, 1024], a centre-cropped square of the manifest's size, never flipped. torchxrayvision need not import: its
-DenseNet is replaced by radview's small convnet, so the runner's path is what is tested."""
+[-1024, 1024], a centre-cropped square of the manifest's size, never flipped. Most tests replace TorchXRayVision's
+DenseNet by radview's small convnet, so the runner's path is what is tested; the last runs a folder of the real
+(untrained) DenseNet-121 end to end, where the xrv extra is installed."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -137,3 +138,44 @@ def test_a_convnet_folder_keeps_the_generic_preprocessing(tmp_path):
 
     model = ClassifierModel(load_model_folder(write_radiograph_classifier(tmp_path / "tiny")), "cpu")
     assert not model.xrv and model.preprocessing().startswith("resized as a whole to 32 × 32")
+
+
+def test_a_torchxrayvision_densenet_folder_runs_end_to_end(tmp_path):
+    """The runner with TorchXRayVision's own DenseNet-121, not replaced: untrained weights (``weights=None``, nothing
+    downloaded) saved as safetensors in an ``xrv-densenet121`` folder, loaded strictly, run on a radiograph. The saved
+    classifier layer answers its bias alone (zero weights: an untrained DenseNet's probabilities are all 0 or 1), so
+    the expected probabilities are known without another forward pass; every saved tensor is what the runner holds.
+    The folder's input is 64 × 64 to keep the runner's two passes (its load-time probe, the run) light; DenseNet-121
+    at 224 × 224 on a real radiograph is tests/ai/test_classifier.py's."""
+    import importlib.util
+
+    from safetensors.torch import save_file
+
+    if importlib.util.find_spec("torchxrayvision") is None:
+        pytest.skip("the xrv extra is not installed (pip install 'radview[xrv]')")
+    xrv = xrv_adapter.import_xrv()
+    torch.manual_seed(0)
+    net = xrv.models.DenseNet(weights=None, num_classes=len(CLASSES)).eval()
+    logits = torch.tensor([-1.5, 0.25, 2.0])
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.bias.copy_(logits)
+    folder = tmp_path / "xrv-densenet121"
+    folder.mkdir()
+    save_file(net.state_dict(), str(folder / "model.safetensors"))
+    (folder / "model.toml").write_text(MANIFEST.format(classes=", ".join(f'"{c}"' for c in CLASSES),
+                                                       size="64, 64"))
+
+    model = ClassifierModel(load_model_folder(folder), "cpu")
+    assert model.xrv and type(model.net) is xrv.models.DenseNet and model.net.weights is None
+    held = model.net.state_dict()
+    assert held.keys() == net.state_dict().keys()
+    assert all(torch.equal(held[k], v) for k, v in net.state_dict().items())
+    seen = []
+    model.net.features.conv0.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    values = radiograph_values()
+    c = model.run(request(values), RunContext(torch.device("cpu"), lambda *_: None)).classification
+    assert seen == [(1, 1, 64, 64)]  # the whole DenseNet ran on the adapter's input of the folder's size
+    assert c.classes == CLASSES and c.input_size == (64, 64) and "resized to 64 × 64" in c.preprocessing
+    assert "TorchXRayVision preprocessing" in c.preprocessing
+    assert c.probabilities == pytest.approx(torch.sigmoid(logits).tolist(), abs=1e-5)
