@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-from viewer.cli import ai_eval, ai_train
+from viewer.cli import ai_dataset, ai_eval, ai_train
 from viewer.cli.common import UserError, require_exists
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -25,7 +25,7 @@ def _device(text: str) -> str:
 
 
 def add_parser(sub) -> None:
-    """Register ``ai models``, ``ai run``, ``ai eval`` and ``ai train`` on the top-level subparsers."""
+    """Register ``ai models``, ``ai run``, ``ai eval``, ``ai train`` and ``ai dataset`` on the top-level subparsers."""
     pa = sub.add_parser("ai", help="list the AI models, or run one on a series (research use, not a diagnosis)")
     asub = pa.add_subparsers(dest="ai_command", required=True)
     pm = asub.add_parser("models", help="list the available models")
@@ -46,6 +46,7 @@ def add_parser(sub) -> None:
     pr.set_defaults(func=cmd_run)
     ai_eval.add_parser(asub)  # ai eval
     ai_train.add_parser(asub, _device)  # ai train
+    ai_dataset.add_parser(asub)  # ai dataset --from-reviewed
 
 
 def cmd_models(args) -> int:

@@ -1,5 +1,9 @@
-"""AI → Train model…: train radview's 3D U-Net on a folder of labelled cases, watch it learn, add the result.
+"""AI → Train model…: train radview's 3D U-Net on labelled cases, watch it learn, add the result.
 
+The data is "A folder of cases" or "Reviewed results in radview's store": the latter lists the store's AI label
+layers with their review state (:class:`viewer.qt.dialogs.reviewed_cases.ReviewedCasesPanel`, the reviewed ones
+ticked); Start first exports the ticked ones as a dataset folder (:func:`viewer.logic.reviewed_export.export_reviewed`
+on a :class:`viewer.qt.jobs.BackgroundTasks` thread, Cancel stops it) and then trains on that folder.
 The dialog collects a :class:`viewer.logic.training_run.TrainingRequest` (data folder, output model folder, labels,
 time budget, device) and starts it with :func:`viewer.logic.training_run.start_training`: the training runs in a
 child process (``radview-cli ai train``), never in the GUI's. A QTimer polls the run's thread-safe snapshot and
@@ -10,6 +14,7 @@ at once. Closing the dialog while a run goes on cancels it.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pyqtgraph as pg
@@ -25,24 +30,33 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ai.registry import ManifestError
 from viewer.logic.training_run import TrainingRequest, TrainingRun, TrainingSnapshot, start_training
+from viewer.qt.dialogs.reviewed_cases import ReviewedCasesPanel
+from viewer.qt.jobs import BackgroundTasks
 
 #: (shown text, device of the request)
 DEVICES = (("Automatic (GPU if available)", "auto"), ("CPU", "cpu"), ("GPU (CUDA)", "cuda"))
 POLL_MS = 200
 DEFAULT_MINUTES = 15.0
+#: the exported dataset's folder when none is given: beside the output model folder
+DATASET_SUFFIX = "-data"
+REVIEWED_MIN_WIDTH = 900  # the table of cases shows its paths
 
 
 class TrainModelDialog(QDialog):
     """``model_folders``: the user's :class:`ModelFolders` ("Add to models" adds to it); ``on_added(manifest)``:
-    told when a model was added; ``extra``: further ``ai train`` options (tests make the network tiny)."""
+    told when a model was added; ``extra``: further ``ai train`` options (tests make the network tiny);
+    ``store_dir`` / ``study_db``: the store and local study database the reviewed results come from (None: the
+    user's own, as the viewer's)."""
 
-    def __init__(self, model_folders, parent=None, on_added=None, extra: tuple[str, ...] = (), start=start_training):
+    def __init__(self, model_folders, parent=None, on_added=None, extra: tuple[str, ...] = (), start=start_training,
+                 store_dir=None, study_db=None):
         super().__init__(parent)
         self.setWindowTitle("Train model")
         self.setObjectName("TrainModelDialog")
@@ -53,6 +67,23 @@ class TrainModelDialog(QDialog):
         self.run: TrainingRun | None = None
         self.snapshot: TrainingSnapshot | None = None
         self.added = None  # the manifest "Add to models" added
+        self.tasks = BackgroundTasks(self)
+        self.export_job: int | None = None  # the reviewed results being exported before the training starts
+        self.exported = None  # the last export's ExportResult
+        self._pending: TrainingRequest | None = None  # what starts once the export is done
+
+        self.folder_radio = QRadioButton("A folder of cases")
+        self.reviewed_radio = QRadioButton("Reviewed results in radview's store")
+        self.folder_radio.setChecked(True)
+        self.reviewed_radio.toggled.connect(self._data_choice_changed)
+        self.reviewed_panel = ReviewedCasesPanel(self.tasks, self, store_dir, study_db)
+        self.dataset_edit = QLineEdit()
+        self.dataset_edit.setPlaceholderText(f"where the dataset is written (default: the output folder + "
+                                             f"'{DATASET_SUFFIX}'); an earlier export there is replaced")
+        self.tasks.finished.connect(self._export_finished)
+        self.tasks.failed.connect(self._export_failed)
+        self.tasks.cancelled.connect(self._export_cancelled)
+        self.tasks.progressed.connect(self._export_progress)
 
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("a folder of cases: image + label map + labels.json each")
@@ -70,8 +101,20 @@ class TrainModelDialog(QDialog):
             self.device_combo.addItem(text, device)
 
         self.restart_box = QCheckBox("Start over (ignore a checkpoint already in the output folder)")
+        choice = QWidget()
+        ch = QHBoxLayout(choice)
+        ch.setContentsMargins(0, 0, 0, 0)
+        ch.addWidget(self.folder_radio)
+        ch.addWidget(self.reviewed_radio)
+        ch.addStretch(1)
         form = QFormLayout()
-        form.addRow("Data folder", self._with_browse(self.data_edit, "Choose the training data folder"))
+        self.form = form
+        form.addRow("Data", choice)
+        self.data_row = self._with_browse(self.data_edit, "Choose the training data folder")
+        form.addRow("Data folder", self.data_row)
+        form.addRow(self.reviewed_panel)
+        self.dataset_row = self._with_browse(self.dataset_edit, "Choose the folder to write the dataset to")
+        form.addRow("Dataset folder", self.dataset_row)
         form.addRow("Output model folder", self._with_browse(self.out_edit, "Choose the model folder to write"))
         form.addRow("Labels", self.labels_edit)
         form.addRow("Time budget", self.minutes_spin)
@@ -116,6 +159,28 @@ class TrainModelDialog(QDialog):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
+        self._data_choice_changed(False)
+
+    # --- the data ---------------------------------------------------------------------------------------------
+    @property
+    def from_reviewed(self) -> bool:
+        return self.reviewed_radio.isChecked()
+
+    def _data_choice_changed(self, reviewed: bool) -> None:
+        self.form.setRowVisible(self.data_row, not reviewed)
+        self.form.setRowVisible(self.reviewed_panel, reviewed)
+        self.form.setRowVisible(self.dataset_row, reviewed)
+        if reviewed and self.reviewed_panel.listing is None and not self.reviewed_panel.listing_running:
+            self.reviewed_panel.refresh()  # in the background
+        self.adjustSize()
+        if reviewed and self.width() < REVIEWED_MIN_WIDTH:
+            self.resize(REVIEWED_MIN_WIDTH, self.height())
+
+    def dataset_folder(self) -> str:
+        """Where the reviewed results are exported: the field, else the output model folder + ``-data``."""
+        given = self.dataset_edit.text().strip()
+        out = self.out_edit.text().strip().rstrip("/\\")
+        return given or (out + DATASET_SUFFIX if out else "")
 
     def _with_browse(self, edit: QLineEdit, title: str) -> QWidget:
         row = QWidget()
@@ -135,18 +200,23 @@ class TrainModelDialog(QDialog):
     # --- the run --------------------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.run is not None and not (self.snapshot is not None and self.snapshot.finished)
+        return self.export_job is not None or (
+            self.run is not None and not (self.snapshot is not None and self.snapshot.finished))
 
-    def request(self) -> TrainingRequest:
+    def request(self, data: str | None = None) -> TrainingRequest:
         """The request the fields describe; raises ValueError (its message is for the user)."""
         labels = tuple(n.strip() for n in self.labels_edit.text().split(",") if n.strip())
-        return TrainingRequest(data=self.data_edit.text().strip(), out=self.out_edit.text().strip(), labels=labels,
+        data = self.data_edit.text().strip() if data is None else data
+        return TrainingRequest(data=data, out=self.out_edit.text().strip(), labels=labels,
                                minutes=float(self.minutes_spin.value()), device=self.device_combo.currentData(),
                                restart=self.restart_box.isChecked(), extra=self.extra)
 
     def start(self) -> bool:
+        """Start the training (from reviewed results: their export first, in the background); False if refused."""
         if self.running:
             return False
+        if self.from_reviewed:
+            return self._start_export()
         try:
             request = self.request()
         except ValueError as exc:
@@ -155,6 +225,66 @@ class TrainModelDialog(QDialog):
         if not os.path.isdir(request.data):
             self.status_label.setText(f"Not started: {request.data} is not a folder")
             return False
+        return self._start_run(request)
+
+    def _start_export(self) -> bool:
+        from viewer.logic.reviewed_export import export_reviewed
+
+        cases = self.reviewed_panel.checked_cases()
+        folder = self.dataset_folder()
+        try:
+            request = self.request(data=folder)
+        except ValueError as exc:
+            self.status_label.setText(f"Not started: {exc}")
+            return False
+        if not cases:
+            self.status_label.setText("Not started: no reviewed case is ticked" + (
+                " (the store is still being listed)" if self.reviewed_panel.listing_running else ""))
+            return False
+        store, listed = self.reviewed_panel.store_dir, list(self.reviewed_panel.cases)
+        chosen = [c.layer_id for c in cases]  # the others go into export.json with the reason they stayed out
+        self.exported = None
+        self.export_job = self.tasks.submit(lambda progress, cancel: export_reviewed(
+            listed, folder, store, labels=request.labels, replace=True, progress=progress, cancel=cancel,
+            chosen=chosen))
+        self._pending = request
+        self._set_running(True)
+        self.status_label.setText(f"Exporting {len(cases)} reviewed case(s) to {folder}…")
+        return True
+
+    def _export_progress(self, job: int, done: int, total: int, message: str) -> None:
+        if job == self.export_job:
+            self.status_label.setText(f"Exporting the reviewed cases: {done} of {total} — {message}")
+
+    def _export_finished(self, job: int, result) -> None:
+        if job != self.export_job:
+            return
+        self.export_job = None
+        self.exported = result
+        self._set_running(False)
+        if not self.isVisible():  # closed while exporting: no training follows
+            self.status_label.setText(f"Exported {result.description} to {result.root}; the training was not "
+                                      "started (the dialog was closed).")
+            return
+        request = dataclasses.replace(self._pending, data=result.root)
+        if not self._start_run(request):
+            return
+        left = f"; {len(result.left_out)} left out (see export.json)" if result.left_out else ""
+        self.status_label.setText(f"Exported {result.description}{left}. Starting the training process…")
+
+    def _export_failed(self, job: int, message: str) -> None:
+        if job == self.export_job:
+            self.export_job = None
+            self._set_running(False)
+            self.status_label.setText(f"Not started: {message.removeprefix('ReviewedDataError: ')}")
+
+    def _export_cancelled(self, job: int) -> None:
+        if job == self.export_job:
+            self.export_job = None
+            self._set_running(False)
+            self.status_label.setText("Export cancelled; nothing was written and no training started.")
+
+    def _start_run(self, request: TrainingRequest) -> bool:
         self.snapshot = None
         self.added = None
         self.loss_curve.setData([], [])
@@ -171,6 +301,11 @@ class TrainModelDialog(QDialog):
 
     def cancel(self) -> None:
         """Ask the run to stop (the child is interrupted on the run's own thread; nothing waits here)."""
+        if self.export_job is not None:
+            self.tasks.cancel(self.export_job)
+            self.cancel_button.setEnabled(False)
+            self.status_label.setText("Cancelling the export…")
+            return
         if self.running:
             self.run.cancel()
             self.cancel_button.setEnabled(False)
@@ -188,7 +323,9 @@ class TrainModelDialog(QDialog):
         if not snap.finished:
             if not self.cancel_button.isEnabled() and not self.run.cancel_event.is_set():
                 self.cancel_button.setEnabled(True)
-            self.status_label.setText(f"Training: {snap.message}")
+            on = f" on {self.exported.description}" if self.exported is not None and \
+                self.run.request.data == self.exported.root else ""
+            self.status_label.setText(f"Training{on}: {snap.message}")
             return
         self.timer.stop()
         self._set_running(False)
@@ -201,7 +338,7 @@ class TrainModelDialog(QDialog):
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         for w in (self.data_edit, self.out_edit, self.labels_edit, self.minutes_spin, self.device_combo,
-                  self.restart_box):
+                  self.restart_box, self.folder_radio, self.reviewed_radio, self.reviewed_panel, self.dataset_edit):
             w.setEnabled(not running)
         if running:
             self.add_button.setEnabled(False)
@@ -223,6 +360,8 @@ class TrainModelDialog(QDialog):
         return manifest
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        if self.running:
+        if self.tasks.running:  # an export or a listing: asked to stop, and waited for (its thread must end
+            self.tasks.shutdown(timeout_ms=10000)  # before the dialog can go); they check Cancel often
+        if self.running and self.run is not None:
             self.run.cancel()  # the child is stopped by the run's own thread; polling goes on until it has ended
         super().closeEvent(event)
