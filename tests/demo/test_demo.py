@@ -468,3 +468,94 @@ def test_cli_demo_seed_writes_a_different_patient(tmp_path):
     nodules = json.loads(next(out.rglob("nodules.json")).read_text())
     assert [n["diameter_mm"] for n in nodules] == sorted((d for d, _ in Variation.from_seed(4).nodule_specs),
                                                          reverse=True)
+
+
+# ------------------------------------------------- seeded anatomy (issue 20)
+SMALL = dict(shape_zyx=(48, 128, 128), spacing_zyx=(6.6, 3.0, 3.0))
+SEEDED = (1, 2, 3, 4, 5, 6)
+#: sha256 of make_phantom()'s HU and labels (the demo study, default grid) and of the same patient on SMALL,
+#: taken before seeds varied position and lungs: the demo without --seed must stay this, bit for bit
+DEMO_DIGEST = "6e533d1bb9f610af4d6cdc8c2c3e4aa3ef86b4acf0a16f1d05b81bd828c735e9"
+DEMO_SMALL_DIGEST = "97b52a0c29b43f0139fe8521c65b806697a49a53f681da9a28d4c35d72e896e7"
+
+
+@pytest.fixture(scope="module")
+def seeded():
+    return {s: make_phantom(seed=s, **SMALL) for s in SEEDED}
+
+
+def _ml(mask: np.ndarray, grid) -> float:
+    return float(mask.sum()) * float(np.prod(grid.spacing_zyx)) / 1000.0
+
+
+def _centre_mm(mask: np.ndarray, grid) -> np.ndarray:
+    """Centroid (x, y) in LPS mm."""
+    _, y, x = grid.axes_mm()
+    return np.array([(mask.sum(axis=(0, 1)) * x).sum(), (mask.sum(axis=(0, 2)) * y).sum()]) / mask.sum()
+
+
+def test_no_seed_is_todays_demo_bit_for_bit():
+    from viewer.demo.phantom import DEFAULT_SEED
+
+    small = make_phantom(**SMALL)
+    assert _digest(small.hu_zyx, small.labels_zyx) == DEMO_SMALL_DIGEST
+    full = make_phantom()  # what ensure_demo and `radview-cli demo` write
+    assert _digest(full.hu_zyx, full.labels_zyx) == DEMO_DIGEST
+    assert make_phantom(DEFAULT_SEED, **SMALL).nodules == small.nodules
+    assert full.nodules[0].center_lps_mm == (72.389, 39.479, -143.832)
+
+
+def test_seeds_place_the_body_differently_in_view_and_on_the_table(seeded):
+    from viewer.demo.phantom import BODY, DEFAULT_SEED
+
+    demo = make_phantom(DEFAULT_SEED, **SMALL)
+    centres = {s: _centre_mm(p.labels_zyx > 0, p.grid) for s, p in seeded.items()}
+    spread = np.ptp(np.stack(list(centres.values())), axis=0)
+    assert spread[0] >= 20.0 and spread[1] >= 15.0, centres  # left/right and anterior/posterior, in mm
+    assert max(np.linalg.norm(c - _centre_mm(demo.labels_zyx > 0, demo.grid)) for c in centres.values()) >= 15.0
+    for s, p in seeded.items():
+        body = p.labels_zyx > 0
+        # the whole body (and any clothing) inside the field of view: nothing on its edge columns or rows
+        assert not (body[:, :, [0, -1]].any() or body[:, [0, -1], :].any()), s
+        _, y, _ = p.grid.axes_mm()
+        front = y < centres[s][1] + 20.0  # clothing reaches this far back; the table's rim does not
+        assert not (p.hu_zyx[:, front][:, :, [0, -1]] > -500).any(), s
+        # lying on the pad or table: under every column of the back, something dense within 15 mm
+        z = p.grid.axes_mm()[0]
+        k = int(np.argmin(np.abs(z + 100.0)))
+        j_back = int(np.nonzero(body[k].any(axis=1))[0].max())
+        below = p.hu_zyx[k, j_back + 1: j_back + 6][:, body[k, j_back]]
+        assert (below.max(axis=0) > -400).all(), f"seed {s}: the back does not rest on the pad or table"
+        assert (p.labels_zyx[k, j_back + 1:] != BODY).all()
+
+
+def test_seeds_vary_lung_volume_and_shape_beyond_body_size(seeded):
+    from viewer.demo.phantom import LUNG_LEFT, LUNG_RIGHT, NODULE
+
+    rows = []
+    for p in seeded.values():
+        lab, g = p.labels_zyx, p.grid
+        lungs = _ml(np.isin(lab, (LUNG_LEFT, LUNG_RIGHT, NODULE)), g)
+        rows.append((lungs, lungs / _ml(lab > 0, g), _ml(lab == LUNG_RIGHT, g) / _ml(lab == LUNG_LEFT, g)))
+    lungs, ratio, right_over_left = (np.array(v) for v in zip(*rows))
+    assert ((lungs > 2000) & (lungs < 7000)).all(), lungs  # adult lungs, mL
+    assert lungs.max() / lungs.min() >= 1.25, lungs
+    assert ratio.max() / ratio.min() >= 1.15, ratio  # the lungs' share of the body: not body size alone
+    assert np.ptp(right_over_left) >= 0.05, right_over_left  # left and right vary on their own
+
+
+def test_every_seeded_nodule_lies_inside_its_lung_away_from_the_pleura(seeded):
+    from viewer.demo.phantom import LABELS, NODULE, NODULE_MARGIN_MM
+
+    ids = {name: i for i, name in LABELS.items()}
+    for s, p in seeded.items():
+        z, y, x = p.grid.axes_mm()
+        for n in p.nodules:
+            cx, cy, cz = n.center_lps_mm
+            d2 = (z[:, None, None] - cz) ** 2 + (y[None, :, None] - cy) ** 2 + (x[None, None, :] - cx) ** 2
+            core = p.labels_zyx[d2 <= (n.diameter_mm / 2) ** 2]  # empty for a small one between voxel centres
+            k, j, i = (int(v) for v in np.rint(p.grid.lps_to_index_zyx(n.center_lps_mm)))
+            assert p.labels_zyx[k, j, i] == NODULE and (core == NODULE).all(), f"seed {s} nodule {n.id}"
+            around = p.labels_zyx[d2 <= (n.diameter_mm / 2 + NODULE_MARGIN_MM) ** 2]
+            assert np.isin(around, (ids[n.label], NODULE)).all(), \
+                f"seed {s} nodule {n.id}: touches {sorted(set(around.tolist()))} besides its {n.label}"

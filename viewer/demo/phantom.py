@@ -12,10 +12,16 @@ centre of voxel ``[0, 0, 0]`` (most inferior slice, right-anterior corner).
 The phantom is deterministic for a given seed and grid.
 
 The default seed gives the demo study.  Any other seed also varies the patient
-(:class:`Variation`): the marrow and cortical bone density (down to osteoporotic
-marrow), the contrast phase (none, venous, arterial), the body size, a foam pad under
-the back that touches the skin, clothing (a thin layer over the front with air pockets
-under it), and the number, sizes and types of the nodules.
+(:class:`~viewer.demo.variation.Variation`): the marrow and cortical bone density (down to
+osteoporotic marrow), the contrast phase (none, venous, arterial), the body size, a foam pad
+under the back that touches the skin, clothing (a thin layer over the front with air pockets
+under it), the number, sizes and types of the nodules, where the patient lies in the field of
+view, and the lungs' own shape and volume (diaphragm domes, apices, the chest wall's fat).
+
+The anatomy is painted in the patient's own frame (the demo's, centred on x = y = 0); a seeded
+patient's offset moves that frame against the grid (``_anatomy_grid``), so every painter is the
+demo's, and only the table (and what is reported in LPS: the nodule centres) is placed in the
+scanner's frame.
 """
 from __future__ import annotations
 
@@ -27,6 +33,11 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 from scipy.interpolate import CubicSpline
+
+from viewer.demo.variation import BLOOD_HU, DEFAULT_SEED, NODULE_SPECS, Variation
+
+__all__ = ["LABELS", "DEFAULT_SEED", "NODULE_SPECS", "BLOOD_HU", "Variation", "Grid", "Nodule", "Phantom",
+           "make_phantom"]
 
 LABELS: dict[int, str] = {
     1: "body",
@@ -41,7 +52,6 @@ LABELS: dict[int, str] = {
 BODY, LUNG_LEFT, LUNG_RIGHT, AIRWAY, HEART, AORTA, BONE, NODULE = range(1, 9)
 LUNGS = (LUNG_LEFT, LUNG_RIGHT)
 
-DEFAULT_SEED = 20240601
 DEFAULT_SHAPE_ZYX = (160, 512, 512)
 DEFAULT_SPACING_ZYX = (2.0, 0.75, 0.75)
 Z_CENTRE_MM = -101.0  # z of the middle of the scanned range
@@ -49,57 +59,11 @@ HU_MIN, HU_MAX = -1024, 3071
 BLUR_SIGMA_VOXELS = 0.7
 NOISE_SD_HU = 15.0
 
-#: (diameter mm, type) of the lung nodules, placed largest first.
-NODULE_SPECS: tuple[tuple[float, str], ...] = (
-    (25.0, "solid"),
-    (18.0, "ground-glass"),
-    (12.0, "solid"),
-    (8.0, "ground-glass"),
-    (6.0, "solid"),
-    (4.0, "solid"),
-)
 NODULE_MARGIN_MM = 4.0  # free lung around every nodule (no pleura, mediastinum, airway)
-BLOOD_HU = 45.0  # unenhanced blood: contrast-filled vessels and chambers are scaled from it
+_BODY_HALF_WIDTH_MM = 175.0  # the body is painted no wider (patient frame)
+FOV_MARGIN_MM = 3.0  # free air between the widest body (clothing included) and the edge of the field of view
 
 ProgressFn = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class Variation:
-    """How a seeded phantom differs from the demo's patient (the defaults are the demo's)."""
-
-    marrow_shift_hu: float = 0.0  # added to cancellous bone and marrow
-    cortex_factor: float = 1.0  # cortical bone density above soft tissue, relative
-    contrast_factor: float = 1.0  # enhancement of blood above BLOOD_HU, relative (0: no contrast)
-    body_scale: float = 1.0
-    pad_mm: float = 0.0  # a foam pad on the table, this thick (touching the back when thick enough)
-    clothing: bool = False
-    nodule_specs: tuple[tuple[float, str], ...] = NODULE_SPECS
-
-    @classmethod
-    def from_seed(cls, seed: int) -> "Variation":
-        if seed == DEFAULT_SEED:
-            return cls()
-        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 17])
-        phase = rng.choice(["none", "venous", "arterial"])
-        contrast = {"none": 0.0, "venous": rng.uniform(0.55, 0.8), "arterial": rng.uniform(1.0, 1.35)}[phase]
-        n = int(rng.integers(4, 8))
-        sizes = [float(rng.choice([6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0])) for _ in range(3)]
-        sizes += [float(rng.choice([4.0, 5.0, 6.0, 8.0, 10.0, 14.0, 18.0])) for _ in range(n - 3)]
-        specs = tuple((d, "ground-glass" if d >= 8.0 and rng.uniform() < 0.3 else "solid")
-                      for d in sorted(sizes, reverse=True))
-        return cls(marrow_shift_hu=float(rng.uniform(-110.0, 30.0)), cortex_factor=float(rng.uniform(0.6, 1.1)),
-                   contrast_factor=float(contrast), body_scale=float(rng.uniform(0.92, 1.08)),
-                   pad_mm=float(rng.uniform(6.0, 14.0)), clothing=bool(rng.uniform() < 0.7), nodule_specs=specs)
-
-    def blood(self, hu: float) -> float:
-        return hu if self.contrast_factor == 1.0 else BLOOD_HU + (hu - BLOOD_HU) * self.contrast_factor
-
-    def marrow(self, hu: float) -> float:
-        return hu + self.marrow_shift_hu
-
-    def cortex(self, hu: float) -> float:
-        return hu if self.cortex_factor == 1.0 else 40.0 + (hu - 40.0) * self.cortex_factor
 
 
 # --------------------------------------------------------------------------- data
@@ -163,9 +127,10 @@ class _Box:
 class _Canvas:
     """HU + label volumes with bounding-box painting primitives."""
 
-    def __init__(self, grid: Grid, variation: Optional[Variation] = None):
-        self.grid = grid
+    def __init__(self, grid: Grid, variation: Optional[Variation] = None, offset_x_mm: float = 0.0):
+        self.grid = grid  # the patient's own frame (the scanner's grid moved by the patient's offset)
         self.var = variation or Variation()
+        self.offset_x_mm = float(offset_x_mm)  # the patient's midline in the scanner's x (for the table)
         self.hu = np.full(grid.shape_zyx, -1000.0, np.float32)
         self.labels = np.zeros(grid.shape_zyx, np.uint8)
         self.z, self.y, self.x = grid.axes_mm()
@@ -309,8 +274,9 @@ def _smoothstep(x):
 class _Torso:
     """Analytic body outline and layer thicknesses, shared by several painters."""
 
-    def __init__(self, rng: np.random.Generator, scale: float = 1.0):
+    def __init__(self, rng: np.random.Generator, scale: float = 1.0, fat=(1.0, 1.0, 1.0)):
         self.scale = scale
+        self.fat_right, self.fat_left, self.fat_ap = (float(v) for v in fat)
         self.lob_m = (2, 3, 5)
         self.lob_phase = rng.uniform(0, 2 * np.pi, 3)
         self.lob_amp = rng.uniform(0.006, 0.018, 3)
@@ -331,9 +297,13 @@ class _Torso:
             eps = eps + amp * (1 + 0.5 * np.sin(z / 70.0 * wv + ph)) * np.cos(m * theta + ph)
         return eps
 
-    @staticmethod
-    def fat_base(theta):
-        return 8.0 + 8.0 * np.sin(theta) ** 2 + np.where(np.cos(theta) < 0, 3.0, 0.0)
+    def fat_base(self, theta):
+        base = 8.0 + 8.0 * np.sin(theta) ** 2 + np.where(np.cos(theta) < 0, 3.0, 0.0)
+        if (self.fat_right, self.fat_left, self.fat_ap) == (1.0, 1.0, 1.0):
+            return base
+        s2 = np.sin(theta) ** 2
+        side = np.where(np.sin(theta) > 0, self.fat_left, self.fat_right)
+        return base * (self.fat_ap * (1.0 - s2) + side * s2)
 
     @staticmethod
     def fat_scale(z):
@@ -370,17 +340,17 @@ class _Torso:
         return np.stack([rho * np.sin(theta), rho * np.cos(theta), np.broadcast_to(z, np.shape(rho))], -1)
 
 
-def _dome_z(x, y):
-    """Height of the diaphragm under each lung (right dome higher)."""
-    def dome(top, cx):
+def _dome_z(x, y, var: Variation):
+    """Height of the diaphragm under each lung (right dome higher); a lowered dome is flatter."""
+    def dome(top, cx, rise):
         fall = 0.012 * (x - cx) ** 2 + 0.005 * (y + 10) ** 2 + 0.25 * np.clip(y - 20, 0, None)
-        return top - 80.0 * np.tanh(fall / 80.0)  # deep but bounded costophrenic recesses
+        return (top + rise) - (80.0 + min(rise, 0.0)) * np.tanh(fall / 80.0)  # deep but bounded recesses
 
-    return np.maximum(dome(-158.0, -50.0), dome(-170.0, 50.0))
+    return np.maximum(dome(-158.0, -50.0, var.dome_right_mm), dome(-170.0, 50.0, var.dome_left_mm))
 
 
-def _apex_z(x, y):
-    return 52.0 - 0.011 * ((np.abs(x) - 48) ** 2 + (y - 12) ** 2)
+def _apex_z(x, y, var: Variation):
+    return (52.0 + var.apex_mm) - 0.011 * ((np.abs(x) - 48) ** 2 + (y - 12) ** 2)
 
 
 def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
@@ -388,6 +358,8 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
     x, y = cv.x, cv.y
     # scanner table: curved carbon shells around a foam core, full length, label 0
     X, Y = x[None, :], y[:, None]
+    if cv.offset_x_mm != 0.0:  # the table is centred in the scanner, not under the patient's midline
+        X = X + np.float32(cv.offset_x_mm)
     top = 100.0 - 0.0007 * X ** 2
     depth = Y - top
     shell = ((depth >= 0) & (depth < 2.5)) | ((depth >= 20) & (depth < 22.5))
@@ -399,7 +371,7 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
         pad = (depth < 0) & (depth >= -cv.var.pad_mm)
         cv.hu[:, pad] = np.where((depth[pad] >= -1.0) | (depth[pad] < -cv.var.pad_mm + 1.0), 60.0, -190.0)
 
-    cols = np.flatnonzero(np.abs(x) <= 175)
+    cols = np.flatnonzero(np.abs(x) <= _BODY_HALF_WIDTH_MM)
     rows = np.flatnonzero((y >= -125) & (y <= 110))
     if cols.size == 0 or rows.size == 0:
         return
@@ -409,8 +381,8 @@ def _paint_torso(cv: _Canvas, torso: _Torso) -> None:
     r = np.sqrt(X ** 2 + Y ** 2)
     theta = np.arctan2(X, Y)
     lob = [np.cos(m * theta + ph) for m, ph in zip(torso.lob_m, torso.lob_phase)]
-    dome = _dome_z(X, Y)
-    apex = _apex_z(X, Y)
+    dome = _dome_z(X, Y, cv.var)
+    apex = _apex_z(X, Y, cv.var)
     gap = np.abs(X) > 4.0
     lung_hu = (-860.0 + 0.35 * Y).astype(np.float32)
     lung_label = np.where(X > 0, LUNG_LEFT, LUNG_RIGHT).astype(np.uint8)
@@ -757,7 +729,7 @@ def _paint_airways(cv: _Canvas, rng: np.random.Generator) -> None:
 
 
 # --------------------------------------------------------------------- nodules
-def _place_nodules(cv: _Canvas, rng: np.random.Generator) -> tuple[Nodule, ...]:
+def _place_nodules(cv: _Canvas, rng: np.random.Generator, offset_lps=(0.0, 0.0, 0.0)) -> tuple[Nodule, ...]:
     specs = cv.var.nodule_specs
     sides = [LUNG_RIGHT, LUNG_LEFT] * ((len(specs) + 1) // 2)
     sides = list(rng.permutation(sides[: len(specs)]))
@@ -781,7 +753,8 @@ def _place_nodules(cv: _Canvas, rng: np.random.Generator) -> tuple[Nodule, ...]:
             cv.paint(box, inside, 35.0, NODULE)
         else:
             cv.paint(box, inside, -520.0, NODULE, mode="max")
-        placed.append(Nodule(idx, tuple(round(float(v), 3) for v in c), diameter, kind, LABELS[lung]))
+        lps = np.asarray(c, np.float64) + np.asarray(offset_lps, np.float64)  # patient frame -> scanner's
+        placed.append(Nodule(idx, tuple(round(float(v), 3) for v in lps), diameter, kind, LABELS[lung]))
     return tuple(placed)
 
 
@@ -801,6 +774,32 @@ def _blur(hu: np.ndarray, sigma_voxels: float) -> np.ndarray:
         return np.concatenate(list(ex.map(part, bounds)), axis=0)
 
 
+def _fitted_offset(torso: _Torso, var: Variation) -> tuple[float, float, float]:
+    """The patient's offset in LPS mm: the Variation's, its x narrowed so that the widest body (clothing
+    included) stays ``FOV_MARGIN_MM`` inside the demo's field of view (the same for every grid)."""
+    if var.offset_x_mm == 0.0 and var.offset_y_mm == 0.0:
+        return (0.0, 0.0, 0.0)
+    nz, ny, nx = DEFAULT_SHAPE_ZYX
+    sz, _, sx = DEFAULT_SPACING_ZYX
+    half_fov = (nx - 1) / 2 * sx
+    z = np.linspace(Z_CENTRE_MM - (nz - 1) / 2 * sz, Z_CENTRE_MM + (nz - 1) / 2 * sz, 2 * nz)[:, None]
+    theta = np.linspace(-np.pi, np.pi, 721)[None, :]
+    x = torso.radius(theta, z) * np.sin(theta)
+    cloth = 5.7 if var.clothing else 0.0  # the farthest the clothing stands off the skin
+    reach_left = min(float(x.max()) + cloth, _BODY_HALF_WIDTH_MM)
+    reach_right = min(float(-x.min()) + cloth, _BODY_HALF_WIDTH_MM)
+    hi = max(0.0, half_fov - FOV_MARGIN_MM - reach_left)
+    lo = -max(0.0, half_fov - FOV_MARGIN_MM - reach_right)
+    return (float(np.clip(var.offset_x_mm, lo, hi)), float(var.offset_y_mm), 0.0)
+
+
+def _anatomy_grid(grid: Grid, offset) -> Grid:
+    """The grid in the patient's own frame: voxel centres at their LPS position less the patient's offset."""
+    if not any(offset):
+        return grid
+    return Grid(grid.shape_zyx, grid.spacing_zyx, tuple(o - d for o, d in zip(grid.origin_lps, offset)))
+
+
 def make_phantom(seed: int = DEFAULT_SEED,
                  shape_zyx: Sequence[int] = DEFAULT_SHAPE_ZYX,
                  spacing_zyx: Sequence[float] = DEFAULT_SPACING_ZYX,
@@ -814,8 +813,9 @@ def make_phantom(seed: int = DEFAULT_SEED,
     rng = np.random.default_rng(seed)
     grid = Grid.centred(shape_zyx, spacing_zyx)
     variation = Variation.from_seed(seed)
-    cv = _Canvas(grid, variation)
-    torso = _Torso(rng, variation.body_scale)
+    torso = _Torso(rng, variation.body_scale, (variation.fat_right, variation.fat_left, variation.fat_ap))
+    offset = _fitted_offset(torso, variation)
+    cv = _Canvas(_anatomy_grid(grid, offset), variation, offset[0])
     steps = [
         ("torso and lungs", lambda: _paint_torso(cv, torso)),
         ("mediastinum", lambda: _paint_mediastinum(cv)),
@@ -831,7 +831,7 @@ def make_phantom(seed: int = DEFAULT_SEED,
         report(0.8 * n / len(steps), f"phantom: {msg}")
         fn()
     report(0.8, "phantom: nodules")
-    nodules = _place_nodules(cv, rng)
+    nodules = _place_nodules(cv, rng, offset)
     report(0.85, "phantom: partial-volume blur and noise")
     hu = _blur(cv.hu, BLUR_SIGMA_VOXELS)
     cv.hu = None
