@@ -12,6 +12,7 @@ import import_graph
 #: accepted, each with its reason
 ALLOWED = {
     "sys._getframe",  # nnU-Net's predictor: the documented way to read a caller's frame in CPython
+    "dul._run_loop_delay",  # viewer/net/association.py: pynetdicom's network-thread poll, no public setter (measured)
     "extension._has_ops",  # ai/runners/xrv_import.py: torchvision's own verdict on its C++ ops (no public API)
 }
 

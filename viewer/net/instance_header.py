@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from io import BytesIO
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "PatientName", "PatientID",
-             "PatientBirthDate", "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription", "Modality",
-             "SeriesDescription", "SeriesNumber", "InstanceNumber")
+HEADER_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "PatientName",
+                   "PatientID", "PatientBirthDate", "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
+                   "Modality", "SeriesDescription", "SeriesNumber", "InstanceNumber")
 
 
 class HeaderError(ValueError):
@@ -64,11 +64,19 @@ def _number(ds, keyword: str) -> int | None:
         return None
 
 
-def header_of_dataset(ds) -> InstanceHeader:
+def header_of_dataset(ds, transfer_syntax: str | None = None, sop_uid: str = "",
+                      sop_class_uid: str = "") -> InstanceHeader:
+    """The header of ``ds``; its file meta gives the transfer syntax and stands in for missing SOP UIDs — or, for a
+    data set without one (a C-STORE's), ``transfer_syntax``, ``sop_uid`` and ``sop_class_uid`` do."""
     meta = getattr(ds, "file_meta", None)
-    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    sop_uid = _value(ds, "SOPInstanceUID") or (str(meta.get("MediaStorageSOPInstanceUID", "")) if meta else "")
-    sop_class = _value(ds, "SOPClassUID") or (str(meta.get("MediaStorageSOPClassUID", "")) if meta else "")
+    if transfer_syntax is None:
+        transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if meta:
+        sop_uid = str(meta.get("MediaStorageSOPInstanceUID", "")) or sop_uid
+        sop_class_uid = str(meta.get("MediaStorageSOPClassUID", "")) or sop_class_uid
+    ts = transfer_syntax
+    sop_uid = _value(ds, "SOPInstanceUID") or str(sop_uid or "").strip()
+    sop_class = _value(ds, "SOPClassUID") or str(sop_class_uid or "").strip()
     h = InstanceHeader(study_uid=_value(ds, "StudyInstanceUID"), series_uid=_value(ds, "SeriesInstanceUID"),
                        sop_uid=sop_uid, sop_class_uid=sop_class, transfer_syntax=ts,
                        patient_name=_value(ds, "PatientName"), patient_id=_value(ds, "PatientID"),
@@ -90,7 +98,7 @@ def header_of_bytes(data: bytes) -> InstanceHeader:
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=list(_KEYWORDS))
+        ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=list(HEADER_KEYWORDS))
     except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
         raise HeaderError(f"not a readable DICOM instance: {exc}") from exc
     return header_of_dataset(ds)
@@ -101,7 +109,7 @@ def header_of_file(path: str) -> InstanceHeader:
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_KEYWORDS))
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(HEADER_KEYWORDS))
     except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
         raise HeaderError(f"{path}: not a readable DICOM file ({exc})") from exc
     return header_of_dataset(ds)

@@ -1,10 +1,12 @@
 """Receiving instances: the C-STORE handler C-GET and radview's C-STORE SCP share, the writer threads behind it,
 and the tally of what came.
 
-:func:`store_handler` returns a pynetdicom ``EVT_C_STORE`` handler that hands the encoded bytes, as they came, to an
-:class:`InstanceWriter`: a few threads that read each instance's header (never its pixels) and write it atomically
-into a sink (``viewer.net.sinks.write_atomic``: temporary file, data synced, rename), not again when it is already
-there. Writing overlaps with receiving the next instance — syncing a file costs milliseconds, as much as its
+:func:`store_handler` returns a pynetdicom ``EVT_C_STORE`` handler that hands the data set, as it came (its bytes
+are not copied nor decoded: ``viewer.net.store_file.ReceivedDataSet``), to an :class:`InstanceWriter`: a few threads
+that read each instance's header (its first elements, never its pixels), put the file meta in front and write it
+atomically into a sink (``viewer.net.sinks.write_atomic``: temporary file, data synced, rename), not again when it
+is already there. The node waits for the response to each instance before it sends the next, so the handler does
+nothing else; writing overlaps with receiving the next instance — syncing a file costs milliseconds, as much as its
 transfer. While a retrieve of ours runs, instances are acknowledged once received (the retrieve drains the writer
 and checks its destination before it reports, so a failed write shows up as failed and missing, and a retry fetches
 it); otherwise (a push from a modality) only after they are written, with a failure status when they could not be
@@ -18,11 +20,13 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from io import BytesIO
 from typing import Callable
 
 from viewer.net.instance_header import HeaderError, InstanceHeader, header_of_bytes
 from viewer.net.results import StoredInstance
 from viewer.net.sinks import InstanceSink, bytes_writer
+from viewer.net.store_file import ReceivedDataSet
 
 OnInstance = Callable[[StoredInstance], None]
 OnFailed = Callable[[str, str], None]
@@ -99,6 +103,10 @@ class InstanceWriter:
         (success, or why not — ``on_failed`` heard the reason)."""
         return self._submit(lambda: header_of_bytes(data), lambda: bytes_writer(data), sop_uid, on_stored, on_failed)
 
+    def submit_received(self, received: ReceivedDataSet, on_stored: OnInstance, on_failed: OnFailed) -> Future:
+        """Read the header of a C-STORE's data set and write it with its file meta (both here, not in the handler)."""
+        return self._submit(received.header, lambda: received.write, received.sop_uid, on_stored, on_failed)
+
     def submit_dataset(self, header: InstanceHeader, write: Callable[[str], None], on_stored: OnInstance,
                        on_failed: OnFailed) -> Future:
         """Write an instance already read (a WADO-RS part): ``write(path)`` writes its file."""
@@ -112,6 +120,9 @@ class InstanceWriter:
                 header = get_header()
             except HeaderError as exc:
                 on_failed(sop_uid, f"unreadable instance: {exc}")
+                return STATUS_CANNOT_UNDERSTAND
+            except Exception as exc:  # pydicom's surprise on a malformed data set: reported, never lost
+                on_failed(sop_uid, f"unreadable instance: {type(exc).__name__}: {exc}")
                 return STATUS_CANNOT_UNDERSTAND
             try:
                 item = self.sink.put(header, get_writer())
@@ -178,14 +189,21 @@ def store_handler(writer: InstanceWriter, on_stored: OnInstance, on_failed: OnFa
     """
 
     def handle(event) -> int:
-        sop_uid = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
-        try:
-            data = event.encoded_dataset()
-        except (ValueError, AttributeError) as exc:
-            on_failed(sop_uid, f"unreadable instance: {exc}")
-            return STATUS_CANNOT_UNDERSTAND
+        request = event.request
+        sop_uid = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
         stored = on_stored if stored_from is None else stored_from(calling_ae_of(event))
-        future = writer.submit(data, sop_uid, stored, on_failed)
+        data = getattr(request, "DataSet", None)
+        if isinstance(data, BytesIO):  # as received: file meta and header are made in the writer thread
+            received = ReceivedDataSet(data, str(getattr(request, "AffectedSOPClassUID", "") or ""), sop_uid,
+                                       str(event.context.transfer_syntax))
+            future = writer.submit_received(received, stored, on_failed)
+        else:
+            try:
+                encoded = event.encoded_dataset()
+            except (ValueError, AttributeError) as exc:
+                on_failed(sop_uid, f"unreadable instance: {exc}")
+                return STATUS_CANNOT_UNDERSTAND
+            future = writer.submit(encoded, sop_uid, stored, on_failed)
         if acknowledge_early():
             return STATUS_SUCCESS
         status = future.result()

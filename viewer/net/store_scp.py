@@ -28,7 +28,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from viewer.net.association import no_delay
+from viewer.net.association import fast_exchange_handlers
 from viewer.net.errors import ConnectFailed
 from viewer.net.nodes import LocalAE, Node
 from viewer.net.receive import InstanceWriter, OnInstance, Tally, store_handler
@@ -96,8 +96,8 @@ class StoreSCP:
         self._writer = InstanceWriter(self.sink)
         handler = store_handler(self._writer, self._stored, self._failed, acknowledge_early=self._retrieving,
                                 stored_from=self._stored_from)
-        handlers = [(evt.EVT_CONN_OPEN, no_delay), (evt.EVT_REQUESTED, self._on_requested),
-                    (evt.EVT_C_STORE, self._counted(handler))]
+        handlers = fast_exchange_handlers() + [(evt.EVT_REQUESTED, self._on_requested),
+                                               (evt.EVT_C_STORE, self._counted(handler))]
         try:
             server = ae.make_server((self.host, self.port), contexts=supported_contexts(), evt_handlers=handlers,
                                     server_class=ThreadedAssociationServer)

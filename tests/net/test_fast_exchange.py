@@ -1,0 +1,93 @@
+"""What every association of radview's gets (viewer.net.association.fast_exchange_handlers), against a real Orthanc
+that sends without TCP_NODELAY, as installed: TCP_NODELAY and quick polling on radview's side, pynetdicom's idle
+logging handlers off (on again with its logger), and quick ACKs — without them each C-FIND waits for Linux's
+delayed ACK (40 ms at least) before Orthanc's answer comes."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+from pacs_cases import CALLING, CT_STUDY
+
+
+def _study_find():
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = CT_STUDY
+    ds.SOPClassesInStudy = ""
+    return ds
+
+
+def _bound(assoc, kind) -> list:
+    """The handlers bound to a notification event of ``assoc``."""
+    return [handler for handler, _args in assoc.get_handlers(kind)]
+
+
+def test_c_finds_on_one_association_do_not_wait_for_delayed_acks(dimse_node):
+    from pynetdicom import _handlers, evt
+
+    from viewer.net.association import POLL_S, finish
+    from viewer.net.dimse_query import _find, _find_association
+
+    assoc = _find_association(dimse_node, CALLING)
+    try:
+        sock = assoc.dul.socket.socket
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert assoc.dul._run_loop_delay == POLL_S
+        assert _handlers.standard_dimse_recv_handler not in _bound(assoc, evt.EVT_DIMSE_RECV)
+        assert _handlers.standard_pdu_recv_handler not in _bound(assoc, evt.EVT_PDU_RECV)
+        _find(assoc, dimse_node, _study_find(), None)  # warm: Orthanc's caches
+        n = 8
+        t0 = time.perf_counter()
+        for _ in range(n):
+            [found] = _find(assoc, dimse_node, _study_find(), None)
+            assert str(found.StudyInstanceUID) == CT_STUDY
+        elapsed = time.perf_counter() - t0
+    finally:
+        finish(assoc)
+    # each would take >= 40 ms waiting for a delayed ACK (measured: 45-55 ms; with quick ACKs 2-7 ms)
+    assert elapsed < n * 0.025, f"{n} C-FINDs took {elapsed * 1000:.0f} ms"
+
+
+def test_only_the_asking_thread_takes_answers_off_the_queue(dimse_node):
+    """pynetdicom's reactor thread took a fast C-FIND answer now and then (3 of 6811 C-FINDs, each then waiting for
+    the DIMSE timeout): on radview's associations its non-blocking look at the queue sees nothing."""
+    from viewer.net.association import finish
+    from viewer.net.dimse_query import _find, _find_association
+
+    assoc = _find_association(dimse_node, CALLING)
+    try:
+        assoc.dimse.msg_queue.put((7, "an answer"))
+        time.sleep(0.05)  # the reactor polls every millisecond: it had 50 chances to take it
+        assert assoc.dimse.get_msg(block=False) == (None, None)
+        assert assoc.dimse.get_msg(block=True) == (7, "an answer")
+        for _ in range(20):  # and requests on the association still get their answers
+            [found] = _find(assoc, dimse_node, _study_find(), None)
+            assert str(found.StudyInstanceUID) == CT_STUDY
+    finally:
+        finish(assoc)
+
+
+def test_pynetdicom_logs_as_before_when_its_logger_is_on(dimse_node, caplog):
+    from pynetdicom import _handlers, evt
+
+    from viewer.net.association import finish
+    from viewer.net.dimse_query import _find, _find_association
+
+    logger = logging.getLogger("pynetdicom")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="pynetdicom"):
+            assoc = _find_association(dimse_node, CALLING)
+            try:
+                assert _handlers.standard_dimse_recv_handler in _bound(assoc, evt.EVT_DIMSE_RECV)
+                _find(assoc, dimse_node, _study_find(), None)
+            finally:
+                finish(assoc)
+    finally:
+        logger.setLevel(level)
+    assert any("C-FIND RSP" in r.getMessage() or "Find SCP Response" in r.getMessage() for r in caplog.records)
