@@ -40,16 +40,18 @@ def test_c_finds_on_one_association_do_not_wait_for_delayed_acks(dimse_node):
         assert _handlers.standard_dimse_recv_handler not in _bound(assoc, evt.EVT_DIMSE_RECV)
         assert _handlers.standard_pdu_recv_handler not in _bound(assoc, evt.EVT_PDU_RECV)
         _find(assoc, dimse_node, _study_find(), None)  # warm: Orthanc's caches
-        n = 8
-        t0 = time.perf_counter()
-        for _ in range(n):
+        times = []
+        for _ in range(9):
+            t0 = time.perf_counter()
             [found] = _find(assoc, dimse_node, _study_find(), None)
+            times.append(time.perf_counter() - t0)
             assert str(found.StudyInstanceUID) == CT_STUDY
-        elapsed = time.perf_counter() - t0
     finally:
         finish(assoc)
-    # each would take >= 40 ms waiting for a delayed ACK (measured: 45-55 ms; with quick ACKs 2-7 ms)
-    assert elapsed < n * 0.025, f"{n} C-FINDs took {elapsed * 1000:.0f} ms"
+    # each would take >= 40 ms waiting for a delayed ACK (measured: 45-55 ms; with quick ACKs 2-7 ms); the median,
+    # so that a busy machine's odd slow one does not decide
+    median = sorted(times)[len(times) // 2]
+    assert median < 0.030, f"C-FINDs took {[round(t * 1000) for t in times]} ms"
 
 
 def test_only_the_asking_thread_takes_answers_off_the_queue(dimse_node):
