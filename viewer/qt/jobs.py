@@ -131,8 +131,13 @@ class BackgroundTasks(QObject):
         """Some task's thread is still running."""
         return bool(self._running)
 
+    def cancel_all(self) -> None:
+        """Ask every task to stop, without waiting (each ends through its ``cancelled`` signal)."""
+        for _thread, _worker, cancel in list(self._running.values()):
+            cancel.set()
+
     def shutdown(self, timeout_ms: int = 10000) -> None:
-        """Ask every task to stop and wait for its thread to finish (never terminate)."""
+        """Ask every task to stop and wait for its thread to finish (never terminate): for a window that closes."""
         for _thread, _worker, cancel in list(self._running.values()):
             cancel.set()
         for thread, _worker, _cancel in list(self._running.values()):

@@ -174,7 +174,7 @@ class AiController(QObject):
         if self.dialog is not None:
             self.dialog.close()
         if self.train_dialog is not None:
-            self.train_dialog.close()  # a training still running is cancelled (its child interrupted)
+            self.train_dialog.shutdown()  # a training still running is cancelled (its child interrupted)
         if self.current_job is not None:
             self.tasks.end(self.current_job)
         self.current_job = None

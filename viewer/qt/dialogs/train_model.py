@@ -359,9 +359,15 @@ class TrainModelDialog(QDialog):
             self.on_added(manifest)
         return manifest
 
+    def shutdown(self) -> None:
+        """The window is closing: close, then wait for an export or listing thread to end (they check Cancel
+        often), so that no thread outlives its QThread."""
+        self.close()
+        self.tasks.shutdown(timeout_ms=10000)
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        if self.tasks.running:  # an export or a listing: asked to stop, and waited for (its thread must end
-            self.tasks.shutdown(timeout_ms=10000)  # before the dialog can go); they check Cancel often
+        if self.tasks.running:  # an export or a listing: asked to stop, not waited for (the dialog is only
+            self.tasks.cancel_all()  # hidden; the window's shutdown waits for the threads: :meth:`shutdown`)
         if self.running and self.run is not None:
             self.run.cancel()  # the child is stopped by the run's own thread; polling goes on until it has ended
         super().closeEvent(event)
