@@ -153,11 +153,13 @@ class Engine:
     @staticmethod
     def _check_modality(manifest: ModelManifest, request: InferenceRequest) -> list[str]:
         have = (request.modality or "").strip().upper()
-        want = manifest.modality.strip().upper()
+        wanted = manifest.modalities
+        if not wanted:
+            return []
         if not have:
-            return [f"the series' modality is unknown: assumed {manifest.modality}"]
-        if have != want:
-            raise ModelError(f"{manifest.name} works on {manifest.modality} images; this series is {have}")
+            return [f"the series' modality is unknown: assumed {' or '.join(wanted)}"]
+        if have not in wanted:
+            raise ModelError(f"{manifest.name} works on {' or '.join(wanted)} images; this series is {have}")
         return []
 
     @staticmethod

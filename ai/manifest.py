@@ -36,7 +36,7 @@ class ModelManifest:
     id: str
     name: str
     version: str
-    modality: str  # "CT"
+    modality: str  # "CT"; several as "DX,CR" (see :attr:`modalities`)
     method: str  # e.g. ai.api.CLASSICAL_NOTE
     description: str
     runner: str  # a registered runner's name (see ai.runner_names), e.g. "network"
@@ -54,6 +54,13 @@ class ModelManifest:
     network: Optional[NetworkSpec] = None  # learned models from a model folder (see ai.network_spec)
     classification: Optional[ClassificationSpec] = None  # task = "classification" (see ai.classification)
 
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities the model takes, upper case: ``modality`` split at commas or slashes ("DX,CR" → ``("DX",
+        "CR")``); empty, ``ANY`` or ``*`` → ``()`` (any)."""
+        found = tuple(m.strip().upper() for m in re.split(r"[,/]", self.modality or "") if m.strip())
+        return () if set(found) & {"ANY", "*"} else found
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_mapping({int(k): str(v) for k, v in self.labels.items()}))
         object.__setattr__(self, "parameters", frozen_mapping(self.parameters))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ai import nnunet_folder, totalseg
+from ai import nnunet_folder, totalseg, xrv_models
 from ai.api import ModelError
 from ai.manifest import ManifestError, ModelManifest, load_manifest, parse_manifest  # noqa: F401 - re-exported
 from ai.runner_names import UnknownRunner, load_runner, runner_name, target
@@ -44,8 +44,9 @@ FOLDER_READERS: tuple[FolderReader, ...] = (
 )
 
 #: Built-in models that are not manifest files: ``provider(problems) -> manifests``. TotalSegmentator tasks are
-#: listed when their weights are here or the package is installed.
-BUILTIN_PROVIDERS: tuple[Callable[[list], list], ...] = (totalseg.totalseg_manifests,)
+#: listed when their weights are here or the package is installed; TorchXRayVision's pretrained chest radiograph
+#: models when the package is installed (:mod:`ai.xrv_models`).
+BUILTIN_PROVIDERS: tuple[Callable[[list], list], ...] = (totalseg.totalseg_manifests, xrv_models.xrv_manifests)
 
 
 def _reader_for(path: Path) -> Optional[FolderReader]:

@@ -25,6 +25,7 @@ BUILTIN: Mapping[str, str] = {
     "network": "ai.runners.network:NetworkModel",
     "nnunet": "ai.runners.nnunet:NnUNetModel",
     "totalseg": "ai.runners.nnunet:TotalSegModel",
+    "xrv-pretrained": "ai.runners.xrv_pretrained:XrvPretrainedModel",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

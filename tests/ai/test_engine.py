@@ -149,3 +149,29 @@ def test_mixed_precision_can_be_turned_off(engine, monkeypatch):
     pretend_gpu(monkeypatch)
     result = engine.run(request("test-oom", device="cuda", options={"mixed_precision": False}))
     assert result.provenance.precision == "float32"
+
+
+def test_a_model_may_take_several_modalities(registry):
+    """``modality = "DX,CR"``: a chest radiograph model takes digital and computed radiographs, nothing else."""
+    import dataclasses
+
+    from ai.engine import Engine
+    from viewer.core.ai_bridge import modality_mismatch
+
+    xr = dataclasses.replace(registry.get("test-mr"), name="Chest XR", modality="DX, CR")
+    assert xr.modalities == ("DX", "CR")
+    assert dataclasses.replace(xr, modality="any").modalities == () == dataclasses.replace(xr, modality="").modalities
+    for have in ("DX", "CR", "cr"):
+        assert Engine._check_modality(xr, request(modality=have)) == []
+    assert "assumed DX or CR" in Engine._check_modality(xr, request(modality=""))[0]
+    with pytest.raises(ModelError, match="Chest XR works on DX or CR images; this series is MG"):
+        Engine._check_modality(xr, request(modality="MG"))
+
+    class Series:  # what modality_mismatch reads of a volume
+        is_color, meta = False, {}
+
+        def __init__(self, modality):
+            self.modality = modality
+
+    assert modality_mismatch(xr, Series("DX")) == "" == modality_mismatch(xr, Series("CR"))
+    assert modality_mismatch(xr, Series("MG")) == "needs CR/DX, this series is MG"

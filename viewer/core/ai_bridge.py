@@ -245,8 +245,11 @@ def modality_mismatch(manifest, volume: Volume | None) -> str:
         return "the series is a colour image"
     if (volume.meta or {}).get("planar") and getattr(manifest, "task", "") != "classification":
         return "a 2D image takes classification models only"
-    wanted = getattr(manifest, "modality", "") or ""
-    wanted_set = {str(m).upper() for m in (wanted if isinstance(wanted, (list, tuple, set)) else [wanted]) if m}
+    wanted = getattr(manifest, "modalities", None)
+    if wanted is None:  # not a ModelManifest: its modality as given
+        wanted = getattr(manifest, "modality", "") or ""
+        wanted = wanted if isinstance(wanted, (list, tuple, set)) else [wanted]
+    wanted_set = {str(m).upper() for m in wanted if m}
     if not wanted_set or wanted_set & {"ANY", "*"}:
         return ""
     have = (volume.modality or "").upper()

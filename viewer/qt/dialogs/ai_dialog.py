@@ -33,6 +33,9 @@ DEVICES = (("Automatic (GPU if available)", "auto"), ("CPU", "cpu"), ("GPU (CUDA
 
 
 def _modality_text(manifest) -> str:
+    several = getattr(manifest, "modalities", None)
+    if several is not None:
+        return "/".join(several) or "any"
     m = getattr(manifest, "modality", "") or ""
     return "/".join(m) if isinstance(m, (list, tuple, set)) else str(m or "any")
 
@@ -45,7 +48,7 @@ class RunAiDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Run AI")
         self.setObjectName("run_ai_dialog")
-        self.resize(760, 420)
+        self.resize(860, 580)  # room for ~8 models with a long description and a download note
         self.settings = settings if settings is not None else QSettings("radview", "radview")
         self.manifests = {m.id: m for m in manifests}
         box = QVBoxLayout(self)
@@ -77,6 +80,7 @@ class RunAiDialog(QDialog):
             self.model_list.resizeColumnToContents(col)
         self.model_list.currentItemChanged.connect(self._on_current_changed)
         self.model_list.itemDoubleClicked.connect(lambda item, _c: item.flags() & Qt.ItemIsEnabled and self.accept())
+        self.model_list.setMinimumHeight(170)
         box.addWidget(self.model_list, 1)
 
         self.description = QLabel()
