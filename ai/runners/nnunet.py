@@ -549,7 +549,8 @@ class TotalSegModel(NnUNetModel):
         if folder is None:
             if options.get("allow_download") is not True:
                 raise ModelError(f"{self.task.title}: {totalseg.download_note(self.task)} Agree to the download in the "
-                                 "Run AI dialog (option allow_download) to let TotalSegmentator fetch them.")
+                                 "Run AI dialog (radview-cli ai run: --allow-download) to let TotalSegmentator "
+                                 "fetch them.")
             ctx.step(0.0, "TotalSegmentator is downloading the weights (this can take minutes)")
             folder = totalseg.download_weights(self.task)
             self._once.append(f"TotalSegmentator downloaded the weights into {folder}")

@@ -208,7 +208,8 @@ class XrvPretrainedModel:
         if path is None:
             if options.get("allow_download") is not True:
                 raise ModelError(f"{self.model.title}: {xrv_models.download_note(self.model)} Agree to the download "
-                                 "in the Run AI dialog (option allow_download) to let TorchXRayVision fetch them.")
+                                 "in the Run AI dialog (radview-cli ai run: --allow-download) to let "
+                                 "TorchXRayVision fetch them.")
             ctx.step(0.0, "TorchXRayVision is downloading the weights")
             path = type(self).download(self.model)
             self._once.append(f"TorchXRayVision downloaded the weights into {path}")

@@ -300,3 +300,16 @@ def test_the_run_ai_dialog_offers_the_model_with_the_download_consent(qtbot, tmp
     dialog.download_consent.setChecked(True)
     dialog.accept()
     assert dialog.model_id == model_id and dialog.options == {"allow_download": True}
+
+
+def test_the_cli_refuses_without_allow_download_and_names_the_flag(home, tmp_path):
+    """``radview-cli ai run`` on a radiograph with a model whose weights are absent: refused, the flag named, nothing
+    fetched (the fresh HOME: TorchXRayVision's cache stays absent)."""
+    src = data_path("dicom-objects", "RG1_J2KI.dcm")
+    env = {**os.environ, "HOME": str(home.path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "viewer.cli.main", "ai", "run", str(src), "--model",
+                           "xrv-densenet121-res224-all", "--out", str(tmp_path / "out"), "--device", "cpu"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "--allow-download" in done.stderr and "not on this computer" in done.stderr
+    assert not (home.path / ".torchxrayvision").exists()

@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     pr.add_argument("--allow-torchscript", action="store_true",
                     help="let this model's TorchScript weights run: they contain code that runs with your "
                          "permissions (only for models you trust)")
+    pr.add_argument("--allow-download", action="store_true",
+                    help="let a model whose weights are not on this computer (a TotalSegmentator task, a "
+                         "TorchXRayVision model) have its package download them from its servers")
     pr.set_defaults(func=cmd_run)
     ai_eval.add_parser(asub)  # ai eval
     ai_train.add_parser(asub, _device)  # ai train
@@ -141,7 +144,8 @@ def cmd_run(args) -> int:
     request = InferenceRequest(array=volume.array, grid=volume.geometry, model_id=manifest.id, device=args.device,
                                modality=volume.modality, series_uid=str(volume.meta.get("series_uid", "")),
                                series_description=str(volume.meta.get("description", "")),
-                               allow_code_in=frozenset(allowed))
+                               allow_code_in=frozenset(allowed),
+                               options={"allow_download": True} if args.allow_download else {})
     from ai.engine import Engine
 
     bar = _Progress(manifest.name)
