@@ -7,10 +7,11 @@ each piece of dense tissue in that shell (inside the lung) that runs from its in
 surface is a vessel, as wide as the widest ball inside it where it leaves.  A vessel's branch point
 or bend is a "blob" as wide as the vessels that leave it and tubular at its own scale (the Hessian's
 smallest curvature near zero), a nodule is wider than its vessels and a blob at its own scale (the blur is
-made isotropic first: thick slices must not make a ball look like a tube along z), and a vessel confluence at
-the hilum is crowded (dense tissue fills much of a shell around it, where a nodule has aerated lung).  The
-score says how much of a nodule the candidate is, and the reason says why in words.  The weights of
-the vessel signs were chosen on seeded demo phantoms (``radview-cli demo --seed N``), see bench/ai.py.
+made isotropic first: thick slices must not make a ball look like a tube along z; a nodule that a thinner vessel
+runs through is a blob once tissue narrower than its radius is opened away, ``ct_nodule_blob``), and a
+vessel confluence at the hilum is crowded (dense tissue fills much of a shell around it, where a nodule has
+aerated lung).  The score says how much of a nodule the candidate is, and the reason says why in words.  The
+weights of the vessel signs were chosen on seeded demo phantoms (``radview-cli demo --seed N``), see bench/ai.py.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ import functools
 
 import numpy as np
 
+from ai.runners import ct_nodule_blob as blob_mod
+
 MIN_DIAMETER_MM = 3.0
 MAX_DIAMETER_MM = 35.0
 SUBSOLID_HU = -300.0
 VESSEL_RATIO = 0.5  # a vessel wider than this fraction of the candidate's width makes it vessel-like
 BRANCH_RATIO = 0.6  # three vessels this wide (relative) leaving it: a branch point
 BLOB_MIN = 0.7  # blobness below this makes it tubular
-PSF_SPACING = 0.6  # the acquisition's blur along an axis, as a fraction of its spacing (Gaussian sigma)
 CROWDED = (0.15, 0.3)  # dense fraction of the shell around it: from isolated to amid vessels (a hilum)
 ELONGATED = 1.45
 MAX_NODULE_HU = 200.0  # denser on average: bone, contrast-filled vessels
@@ -35,6 +37,7 @@ MAX_ELONGATION = 1.8
 MIN_PLATEAU = 0.55
 PREFILTER_PLATEAU = 0.4  # below this, or elongated beyond PREFILTER_ELONGATION, no vessel search
 PREFILTER_ELONGATION = 2.4
+WIDER_BOX = 1.5  # a blob wider than its peak's box is measured again in a box this many diameters wide (half)
 SEARCH_FLOOR = 0.1  # a shape score under this (vessel signs can only lower it) is not searched for vessels
 
 
@@ -51,12 +54,19 @@ def measure(peak, hu: np.ndarray, lung: np.ndarray | None, spacing_zyx, r_scale_
     when there is no blob.  A solid peak amid ground-glass density (a vessel crossing a ground-glass
     nodule) is measured both ways, and the better reading is kept.  A blob clearly smaller than
     ``min_diameter_mm`` (1 mm less: the second reading's wider box may move its edge) is not measured further:
-    it will not be reported, and most peaks in a lung are such twigs."""
+    it will not be reported, and most peaks in a lung are such twigs.  A blob wider than the box of its peak's scale
+    is measured again in a box that holds it."""
     sp = np.asarray(spacing_zyx, float)
     reach = 2.5 * max(r_scale_mm, 3.0)
     best = None
     for mode in ("auto", "ground-glass"):
         m = _measure_in(peak, hu, lung, sp, reach, False, mode, r_scale_mm, min_diameter_mm - 1.0)
+        if m is not None and "wider_than_box" in m:
+            # a peak of a small scale on a larger blob (a vessel along it weakens the larger scales' answer):
+            # measured again in a box that holds it
+            reach = WIDER_BOX * m["wider_than_box"]
+            m = _measure_in(peak, hu, lung, sp, reach, False, mode, r_scale_mm, min_diameter_mm - 1.0)
+            m = None if m is not None and "wider_than_box" in m else m
         if m is None:
             if mode == "auto":
                 continue
@@ -129,8 +139,10 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
         return None
     radius = float(radii[below[0]])
     diameter = 2.0 * radius
-    if not max(MIN_DIAMETER_MM, min_diameter_mm) <= diameter <= MAX_DIAMETER_MM or diameter > reach:
+    if not max(MIN_DIAMETER_MM, min_diameter_mm) <= diameter <= MAX_DIAMETER_MM:
         return None
+    if diameter > reach:
+        return {"wider_than_box": diameter}
     core_sel = radii <= 0.5 * radius
     core = float(prof[core_sel].mean()) if core_sel.any() else float(prof[0])
     hollow = float((sub[dist <= 0.6 * radius] < AIR_HU).mean())  # air inside: a bronchus seen end-on
@@ -161,55 +173,18 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
     shell_sel = (dist >= 1.5 * radius) & (dist <= 2.0 * radius)
     shell = float(dense[shell_sel].mean()) if shell_sel.any() else 1.0
     vessels = _vessels(dense_any & in_lung, dist, radius, sp, sub, mean_hu) if with_vessels else []
-    blob = _blobness(sub, c, radius, sp) if with_vessels else 1.0
-    return dict(center=w / sp + lo, diameter=diameter, volume=volume, mean_hu=mean_hu,
-                kind="solid" if mean_hu > SUBSOLID_HU else "subsolid", response=peak[3], core=core, shell=shell,
-                gg_around=gg_around, hollow=hollow, blobness=blob,
-                elongation=elongation, plateau=plateau, contrast=mean_hu - bg, box=box, mask=inner,
-                vessels=vessels, searched=with_vessels)
-
-
-def _blobness(sub: np.ndarray, c, radius: float, sp: np.ndarray) -> float:
-    """How much of a blob the candidate is at its own scale: the least over the largest curvature of
-    its Hessian (density smoothed at sigma = 0.6, 0.75 and 0.95 radii), at its centre; 1 for a ball,
-    0 for a straight tube, in between for a branch point; the best over the scales."""
-    from scipy import ndimage
-
-    # only the neighbourhood the largest smoothing reaches matters at the centre (and its neighbours): the
-    # same values as on the whole box, from a smaller one
-    s_big = 0.95 * radius
-    reach = (3.0 * np.sqrt(np.maximum(s_big ** 2 - (PSF_SPACING * sp) ** 2, (0.5 * s_big) ** 2)) / sp + 0.5)
-    half = reach.astype(int) + 3
-    c = np.asarray([int(v) for v in c])
-    lo = np.maximum(c - half, 0)
-    sub = sub[tuple(slice(a, b + 1) for a, b in zip(lo, c + half))]
-    c = c - lo
-    dens = np.clip((sub + 850.0) / 300.0, 0.0, 1.0)
-    best = 0.0
-    for f in (0.6, 0.75, 0.95):
-        # the scanner already blurred each axis by about PSF_SPACING of its spacing (thick slices: much more
-        # along z); smoothing each axis only by what is missing makes the total blur isotropic, so that a ball
-        # on thick slices stays a ball and is not taken for a tube running along z
-        s_mm = f * radius
-        s_axis = np.sqrt(np.maximum(s_mm ** 2 - (PSF_SPACING * sp) ** 2, (0.5 * s_mm) ** 2))
-        g = ndimage.gaussian_filter(dens, s_axis / sp, mode="nearest", truncate=3.0)
-        k, j, i = (int(v) for v in c)
-        if not all(1 <= v < n - 1 for v, n in zip((k, j, i), g.shape)):
-            continue
-        d = [sp[0], sp[1], sp[2]]
-        h = np.zeros((3, 3))
-        idx = np.array([k, j, i])
-        for a in range(3):
-            e = np.eye(3, dtype=int)[a]
-            h[a, a] = (g[tuple(idx + e)] - 2 * g[tuple(idx)] + g[tuple(idx - e)]) / d[a] ** 2
-            for b in range(a + 1, 3):
-                f2 = np.eye(3, dtype=int)[b]
-                h[a, b] = h[b, a] = (g[tuple(idx + e + f2)] - g[tuple(idx + e - f2)] - g[tuple(idx - e + f2)]
-                                     + g[tuple(idx - e - f2)]) / (4 * d[a] * d[b])
-        lam = np.linalg.eigvalsh(h)  # ascending: lam[0] the most negative
-        if lam[0] < 0:
-            best = max(best, float(np.clip(lam[2] / lam[0], 0.0, 1.0)) if lam[2] < 0 else 0.0)
-    return best
+    blob = blob_mod.blobness(sub, c, radius, sp) if with_vessels else 1.0
+    m = dict(center=w / sp + lo, diameter=diameter, volume=volume, mean_hu=mean_hu,
+             kind="solid" if mean_hu > SUBSOLID_HU else "subsolid", response=peak[3], core=core, shell=shell,
+             gg_around=gg_around, hollow=hollow, blobness=blob, blobness_raw=blob, blobness_opened=None,
+             elongation=elongation, plateau=plateau, contrast=mean_hu - bg, box=box, mask=inner,
+             vessels=vessels, searched=with_vessels)
+    # tubular as it is: a vessel, or a nodule with a thinner vessel through it.  Opened only where a blob could
+    # still score (the other signs may already say vessel)
+    if with_vessels and blob < BLOB_MIN and score(dict(m, blobness=1.0))[0] >= SEARCH_FLOOR:
+        m["blobness_opened"] = blob_mod.opened_blobness(sub, c, radius, sp)
+        m["blobness"] = max(blob, m["blobness_opened"] or 0.0)
+    return m
 
 
 def _vessels(dense: np.ndarray, dist: np.ndarray, radius: float, sp: np.ndarray, hu: np.ndarray,
@@ -275,6 +250,10 @@ def score(m: dict) -> tuple[float, str]:
         keep, why = 0.0, f"a vessel branch point: {n_wide} vessels almost as wide as it leave it"
     else:
         why = _reason(signs, widths, widest, blob, m["elongation"])
+    raw, opened = m.get("blobness_raw", blob), m.get("blobness_opened")
+    if keep > 0.0 and opened is not None and raw < BLOB_MIN <= blob:
+        why += (f"; a blob once the tissue narrower than its radius (a vessel through it) is opened away "
+                f"(blobness {raw:.2f} -> {opened:.2f})")
     if ratio < lo:
         why += f"; no plateau (as thick at 3/4 contrast over {ratio:.0%} of its width)"
     return float(m["core"] * plateau * round_ * keep), why

@@ -37,13 +37,20 @@ def _kernels(sigma_vox: float, device) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 def _conv_axis(t: torch.Tensor, k: torch.Tensor, axis: int) -> torch.Tensor:
-    """1D convolution of a (B, 1, Z, Y, X) tensor along axis 0 (z), 1 (y) or 2 (x), edges replicated."""
+    """1D convolution of a (B, 1, Z, Y, X) tensor with a symmetric kernel along axis 0 (z), 1 (y) or 2 (x), edges
+    replicated.  As weighted sums of shifted views (each pair of taps at once): a few times faster on a CPU than
+    conv3d with a one-dimensional kernel."""
     n = k.numel()
-    shape = [1, 1, 1, 1, 1]
-    shape[2 + axis] = n
+    h = n // 2
     pad = [0, 0, 0, 0, 0, 0]
-    pad[4 - 2 * axis] = pad[5 - 2 * axis] = n // 2
-    return F.conv3d(F.pad(t, tuple(pad), mode="replicate"), k.to(t.dtype).view(shape))
+    pad[4 - 2 * axis] = pad[5 - 2 * axis] = h
+    p = F.pad(t, tuple(pad), mode="replicate")
+    d, size = 2 + axis, t.shape[2 + axis]
+    w = k.tolist()
+    out = p.narrow(d, h, size) * w[h]
+    for s in range(1, h + 1):
+        out.add_(p.narrow(d, h - s, size) + p.narrow(d, h + s, size), alpha=w[h + s])
+    return out
 
 
 def hessian_blobness(image: torch.Tensor, spacing_zyx, scales_mm=SCALES_MM) -> torch.Tensor:
@@ -80,13 +87,29 @@ def _dot_response(image: torch.Tensor, spacing_zyx, s: float) -> torch.Tensor:
     hzz = (sh(1, 0, 0) - 2 * c + sh(-1, 0, 0)) / (hz * hz)
     hyy = (sh(0, 1, 0) - 2 * c + sh(0, -1, 0)) / (hy * hy)
     hxx = (sh(0, 0, 1) - 2 * c + sh(0, 0, -1)) / (hx * hx)
-    hzy = (sh(1, 1, 0) - sh(1, -1, 0) - sh(-1, 1, 0) + sh(-1, -1, 0)) / (4 * hz * hy)
-    hzx = (sh(1, 0, 1) - sh(1, 0, -1) - sh(-1, 0, 1) + sh(-1, 0, -1)) / (4 * hz * hx)
-    hyx = (sh(0, 1, 1) - sh(0, 1, -1) - sh(0, -1, 1) + sh(0, -1, -1)) / (4 * hy * hx)
-    lam = _eigvals_sym3(hzz, hyy, hxx, hzy, hzx, hyx)  # ascending: l1 <= l2 <= l3
-    l1, l3 = lam[0], lam[2]
-    dot = torch.where(l3 < 0, l3 * l3 / (-l1).clamp_min(1e-12), torch.zeros_like(l3))
-    return dot * (s * s)
+    # only a matrix with a negative diagonal can have three negative eigenvalues (a blob's centre): most voxels
+    # (aerated lung, soft tissue, the sides of vessels) have none, and neither their mixed derivatives nor their
+    # eigenvalues are computed
+    idx = torch.nonzero(((hzz < 0) & (hyy < 0) & (hxx < 0)).reshape(-1)).squeeze(1)
+    dot = torch.zeros(hzz.numel(), dtype=hzz.dtype, device=hzz.device)
+    if idx.numel():
+        nz, ny, nx = c.shape[2:]
+        zp, yp, xp = nz + 2, ny + 2, nx + 2
+        vol, x = idx // (nz * ny * nx), idx % nx  # batch index, then z, y, x of each voxel
+        z, y = (idx // (ny * nx)) % nz, (idx // nx) % ny
+        base = ((vol * zp + z + 1) * yp + y + 1) * xp + x + 1  # the voxel in the padded volume
+        pf = p.reshape(-1)
+
+        def at(dz, dy, dx):
+            return pf.index_select(0, base + (dz * yp + dy) * xp + dx)
+
+        hzy = (at(1, 1, 0) - at(1, -1, 0) - at(-1, 1, 0) + at(-1, -1, 0)) / (4 * hz * hy)
+        hzx = (at(1, 0, 1) - at(1, 0, -1) - at(-1, 0, 1) + at(-1, 0, -1)) / (4 * hz * hx)
+        hyx = (at(0, 1, 1) - at(0, 1, -1) - at(0, -1, 1) + at(0, -1, -1)) / (4 * hy * hx)
+        lam = _eigvals_sym3(*(a.reshape(-1).index_select(0, idx) for a in (hzz, hyy, hxx)), hzy, hzx, hyx)
+        l1, l3 = lam[0], lam[2]  # ascending: l1 <= l2 <= l3
+        dot[idx] = torch.where(l3 < 0, l3 * l3 / (-l1).clamp_min(1e-12), torch.zeros_like(l3))
+    return dot.view(hzz.shape) * (s * s)
 
 
 def _eigvals_sym3(a11, a22, a33, a12, a13, a23):
@@ -170,8 +193,14 @@ def detect(hu_full: np.ndarray, spacing_full, peaks_full, lung_full=None, step=l
     found.sort(key=lambda m: -m["score"])
     kept: list[dict] = []
     sp = np.asarray(spacing_full, float)
+    centres = np.empty((len(found), 3))  # the kept ones' centres (mm) and diameters, first len(kept) rows
+    diameters = np.empty(len(found))
     for m in found:
-        if all(np.linalg.norm((m["center"] - k["center"]) * sp) > 0.5 * max(m["diameter"], k["diameter"])
-               for k in kept):
-            kept.append(m)
+        c = m["center"] * sp
+        n = len(kept)
+        if n and np.any(np.sqrt(((centres[:n] - c) ** 2).sum(axis=1)) <= 0.5 * np.maximum(diameters[:n],
+                                                                                            m["diameter"])):
+            continue
+        centres[n], diameters[n] = c, m["diameter"]
+        kept.append(m)
     return kept
