@@ -152,8 +152,12 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
     if cid == 0:
         return None
     inner = (lab == cid) & dense
-    # plateau: as thick at three quarters of its contrast (a blurred twig is not)
-    hi_thr = bg + 0.75 * (peak_hu - bg)
+    # plateau: as thick at three quarters of its contrast (a blurred twig is not).  A solid candidate's contrast is
+    # its core's median density (within half its radius), not its peak's 3×3×3: a peak on a calcified focus or on a
+    # vessel crossing it would set the level above the rest of it.  A subsolid one keeps its peak's density (its
+    # ground-glass reading already takes a median): a lower level would call the faint haze around vessels a plateau
+    level = float(np.median(sub[dist <= 0.5 * radius])) if peak_hu > SUBSOLID_HU else peak_hu
+    hi_thr = bg + 0.75 * (level - bg)
     lab_hi, _ = ndimage.label((sub > hi_thr) & (dist <= 1.25 * radius))
     plateau = 0.0
     if lab_hi[tuple(c)]:

@@ -1,5 +1,6 @@
 """Nodule candidates on small synthetic lungs: a nodule with a thinner vessel through it is found, a vessel's bend
-and branch point as wide as the candidate are not.
+and branch point as wide as the candidate are not, and a calcified focus at a nodule's centre does not hide its
+plateau.
 
 The volumes are painted in millimetres on the demo's grid (2 mm slices, 0.75 mm pixels), blurred and noised like
 the demo phantom, and go through the detector's real steps (``ct_nodules``: the Hessian dot filter, its peaks
@@ -99,3 +100,28 @@ def test_a_vessel_bend_or_branch_as_wide_as_the_candidate_is_not_a_nodule(kind):
     above = [(round(m["score"], 2), m["reason"]) for m in found if m["score"] >= nod.DEFAULT_MIN_SCORE]
     assert not above, above
     assert _near(found, c, 6.0), "the bend or branch point should be measured (and rejected), not missed"
+
+
+def test_a_denser_focus_at_the_centre_does_not_hide_the_nodules_plateau():
+    """A 14 mm solid nodule with a 4.4 mm calcified focus at its centre (600 HU): the plateau is
+    measured at the density of the nodule's core, not at the peak's, so the nodule stays a plateau and scores."""
+    from ai.runners import ct_nodule_shape as shape
+    from ai.runners import ct_nodules as nod
+
+    kji = np.rint(CENTRE / SP).astype(int)
+    c = kji * SP  # on a voxel: the focus fills the peak's 3×3×3
+    r = np.linalg.norm(_coords() - c, axis=-1)
+    hu = np.full(SHAPE, LUNG_HU, np.float32)
+    hu[r <= 7.0] = NODULE_HU
+    hu[r <= 2.2] = 600.0
+    hu = _finish(hu, 4)
+    k, j, i = kji
+    assert hu[k - 1:k + 2, j - 1:j + 2, i - 1:i + 2].mean() > 300.0  # the peak is the focus
+    m = shape.measure((k, j, i, 1.0, 4), hu, np.ones(hu.shape, bool), tuple(SP), 3 ** 0.5 * nod.SCALES_MM[4],
+                      nod.MIN_REPORT_MM)
+    assert m is not None
+    assert m["mean_hu"] < shape.MAX_NODULE_HU  # a nodule, not bone
+    assert abs(m["diameter"] - 14.0) <= 2.0
+    assert m["plateau"] >= 0.6 * m["diameter"], (m["plateau"], m["reason"])
+    assert m["score"] >= nod.DEFAULT_MIN_SCORE, m["reason"]
+    assert "no plateau" not in m["reason"]
