@@ -261,7 +261,11 @@ def main(args) -> int:
         run_times([s for s in ("tcia", "phantom") if rs.available(s)], args.baseline_ref)
     if "nodules" not in skip:
         print("== 3. nodules")
-        seeds = [None] + [int(s) for s in args.seeds.split(",") if s]
+        given = [s.strip().lower() for s in args.seeds.split(",") if s.strip()]
+        bad = [s for s in given if s != "demo" and not s.lstrip("-").isdigit()]
+        if bad:
+            raise SystemExit(f"--seeds: integers or 'demo' (the demo's phantom is always included), not {bad}")
+        seeds = [None] + [int(s) for s in given if s != "demo"]
         nodules(seeds, args.device, png_dir=args.png)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
