@@ -26,12 +26,12 @@ fetches them. Without the package and without weights, no TotalSegmentator task 
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ai import weights_download
 from ai.api import ModelError
 from ai.manifest import ManifestError, ModelManifest, parse_manifest
 from ai.nnunet_folder import is_nnunet_folder, manifest_from_folder
@@ -109,10 +109,7 @@ def task(name: str) -> Task:
 
 # --- where the weights are ------------------------------------------------------------------------------------
 def package_installed() -> bool:
-    try:
-        return importlib.util.find_spec("totalsegmentator") is not None
-    except (ImportError, ValueError):
-        return False
+    return weights_download.package_installed("totalsegmentator")
 
 
 def totalseg_home() -> Path:

@@ -21,13 +21,13 @@ the package.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
+from ai import weights_download
 from ai.api import NOT_A_DIAGNOSIS, ModelError
 from ai.classification import ClassificationSpec
 from ai.manifest import ModelManifest
@@ -134,10 +134,7 @@ def model(weights: str) -> XrvModel:
 
 # --- where the weights are ------------------------------------------------------------------------------------
 def package_installed() -> bool:
-    try:
-        return importlib.util.find_spec("torchxrayvision") is not None
-    except (ImportError, ValueError):
-        return False
+    return weights_download.package_installed("torchxrayvision")
 
 
 def package_version() -> str:

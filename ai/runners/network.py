@@ -76,12 +76,7 @@ def load_network(spec: NetworkSpec, device: torch.device) -> Callable[[torch.Ten
 
     net = build_network(spec.architecture, spec.args)
     state = safe_load.load_state_dict(spec.file, map_location="cpu")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise ModelError(f"the weights do not fit {spec.architecture} with these [network.args]: "
-                         f"{' '.join(lines[1:3]) or lines[0]}"[:400]) from None
+    safe_load.load_into(net, state, f"{spec.architecture} with these [network.args]")
     return net.to(device).eval()
 
 

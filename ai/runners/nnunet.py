@@ -48,6 +48,7 @@ from ai.model_paths import inside
 from ai.nnunet_folder import available_folds, read_json
 from ai.runners.base import RunContext, RunOutput
 from ai.runners.safe_load import load_checkpoint
+from ai.weights_download import fetch_with_consent
 from radview_base.geometry import Geometry
 
 NETWORK_PREFIX = "dynamic_network_architectures.architectures."
@@ -547,13 +548,9 @@ class TotalSegModel(NnUNetModel):
             return
         folder = totalseg.find_task_folder(self.task)
         if folder is None:
-            if options.get("allow_download") is not True:
-                raise ModelError(f"{self.task.title}: {totalseg.download_note(self.task)} Agree to the download in the "
-                                 "Run AI dialog (radview-cli ai run: --allow-download) to let TotalSegmentator "
-                                 "fetch them.")
-            ctx.step(0.0, "TotalSegmentator is downloading the weights (this can take minutes)")
-            folder = totalseg.download_weights(self.task)
-            self._once.append(f"TotalSegmentator downloaded the weights into {folder}")
+            folder = fetch_with_consent(options, ctx, title=self.task.title, note=totalseg.download_note(self.task),
+                                        by="TotalSegmentator", download=lambda: totalseg.download_weights(self.task),
+                                        messages=self._once, wait=" (this can take minutes)")
         self.load(folder)
 
     def _label_id(self, name: str, default: int) -> int:

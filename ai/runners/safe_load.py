@@ -116,3 +116,14 @@ def load_torchscript(path: str | os.PathLike, map_location: Any = "cpu"):
         raise ModelError(f"{p.name}: not a loadable TorchScript model: {str(exc).splitlines()[0][:200]}") from None
     module.eval()
     return module
+
+
+def load_into(net: torch.nn.Module, state, what: str) -> torch.nn.Module:
+    """``net.load_state_dict(state, strict=True)``; a mismatch becomes a ModelError saying the weights do not fit
+    ``what`` (torch's first lines of the mismatch, shortened)."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise ModelError(f"the weights do not fit {what}: {' '.join(lines[1:3]) or lines[0]}"[:400]) from None
+    return net

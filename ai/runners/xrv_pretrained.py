@@ -40,9 +40,10 @@ from torch import nn
 
 from ai import xrv_models
 from ai.api import NOT_A_DIAGNOSIS, ClassificationResult, InferenceRequest, ModelError
-from ai.runners import xrv_adapter
+from ai.runners import safe_load, xrv_adapter
 from ai.runners.base import RunContext, RunOutput
 from ai.runners.classifier import describe
+from ai.weights_download import fetch_with_consent
 
 
 def _name(cls: type) -> str:
@@ -165,12 +166,7 @@ def build_network(m: xrv_models.XrvModel, state: Mapping[str, torch.Tensor], xrv
     operating points set as TorchXRayVision sets them after loading."""
     net = xrv.models.DenseNet(weights=None, num_classes=len(m.labels))
     state = {k: v for k, v in state.items() if k != "op_threshs"}  # set below, from the model's table
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise ModelError(f"the weights do not fit TorchXRayVision's DenseNet-121 of {len(m.labels)} outputs: "
-                         f"{' '.join(lines[1:3]) or lines[0]}"[:400]) from None
+    safe_load.load_into(net, state, f"TorchXRayVision's DenseNet-121 of {len(m.labels)} outputs")
     net.op_threshs = torch.tensor(m.op_threshs, dtype=torch.float32)
     return net.eval()
 
@@ -206,13 +202,9 @@ class XrvPretrainedModel:
             return
         path = xrv_models.find_weights(self.model)
         if path is None:
-            if options.get("allow_download") is not True:
-                raise ModelError(f"{self.model.title}: {xrv_models.download_note(self.model)} Agree to the download "
-                                 "in the Run AI dialog (radview-cli ai run: --allow-download) to let "
-                                 "TorchXRayVision fetch them.")
-            ctx.step(0.0, "TorchXRayVision is downloading the weights")
-            path = type(self).download(self.model)
-            self._once.append(f"TorchXRayVision downloaded the weights into {path}")
+            path = fetch_with_consent(options, ctx, title=self.model.title, note=xrv_models.download_note(self.model),
+                                      by="TorchXRayVision", download=lambda: type(self).download(self.model),
+                                      messages=self._once)
         self.load(path)
 
     def prepare(self, array: np.ndarray, options: Mapping[str, Any] | None) -> tuple[torch.Tensor, list[str]]:
