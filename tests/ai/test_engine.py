@@ -167,11 +167,11 @@ def test_a_model_may_take_several_modalities(registry):
     with pytest.raises(ModelError, match="Chest XR works on DX or CR images; this series is MG"):
         Engine._check_modality(xr, request(modality="MG"))
 
-    class Series:  # what modality_mismatch reads of a volume
-        is_color, meta = False, {}
+    from viewer.io.volume import Volume
 
-        def __init__(self, modality):
-            self.modality = modality
+    def series(modality):
+        return Volume(np.zeros((1, 4, 4), np.int16), Geometry((1, 4, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)),
+                      meta={"modality": modality})
 
-    assert modality_mismatch(xr, Series("DX")) == "" == modality_mismatch(xr, Series("CR"))
-    assert modality_mismatch(xr, Series("MG")) == "needs CR/DX, this series is MG"
+    assert modality_mismatch(xr, series("DX")) == "" == modality_mismatch(xr, series("CR"))
+    assert modality_mismatch(xr, series("MG")) == "needs CR/DX, this series is MG"
