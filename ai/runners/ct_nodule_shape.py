@@ -10,8 +10,13 @@ smallest curvature near zero), a nodule is wider than its vessels and a blob at 
 made isotropic first: thick slices must not make a ball look like a tube along z; a nodule that a thinner vessel
 runs through is a blob once tissue narrower than its radius is opened away, ``ct_nodule_blob``), and a
 vessel confluence at the hilum is crowded (dense tissue fills much of a shell around it, where a nodule has
-aerated lung).  The score says how much of a nodule the candidate is, and the reason says why in words.  The
-weights of the vessel signs were chosen on seeded demo phantoms (``radview-cli demo --seed N``), see bench/ai.py.
+aerated lung).  A vessel as wide as the candidate does not make it a bend when that vessel ends in it: flow goes
+on through a bend or a branch point (Murray's law), so there the other vessels together are as wide as the widest;
+a nodule that a vessel runs into has only thinner ones leaving it (this relief holds only in aerated lung, not
+amid the hilum's vessels).  A ground-glass nodule that vessels cross is measured at the ground glass's density,
+with the solid vessels left out of its radial profile.  The score says how much of a nodule the candidate is, and
+the reason says why in words.  The weights of the vessel signs were chosen on seeded demo phantoms
+(``radview-cli demo --seed N``), see bench/ai.py.
 """
 from __future__ import annotations
 
@@ -24,11 +29,14 @@ from ai.runners import ct_nodule_blob as blob_mod
 MIN_DIAMETER_MM = 3.0
 MAX_DIAMETER_MM = 35.0
 SUBSOLID_HU = -300.0
+GG_PEAK_ABOVE = 100.0  # a peak this much denser than the ground-glass around it is measured both ways
+GG_MAX_SOLID = 0.25  # the vessels that cross a ground-glass nodule fill at most this much of it
 VESSEL_RATIO = 0.5  # a vessel wider than this fraction of the candidate's width makes it vessel-like
 BRANCH_RATIO = 0.6  # three vessels this wide (relative) leaving it: a branch point
 BLOB_MIN = 0.7  # blobness below this makes it tubular
 CROWDED = (0.15, 0.3)  # dense fraction of the shell around it: from isolated to amid vessels (a hilum)
 ELONGATED = 1.45
+CONTINUES = (0.45, 0.7)  # the other vessels' combined width over the widest's: from "it ends here" to "it goes on"
 MAX_NODULE_HU = 200.0  # denser on average: bone, contrast-filled vessels
 OTHER_TISSUE_HU = 300.0  # a piece this much denser than a ground-glass candidate is another tissue
 AIR_HU = -950.0  # airway lumen: darker than aerated lung
@@ -119,18 +127,26 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
                                                int(reach / step))
     near = sub[dist <= max(r_scale_mm, 2.0)]
     gg_near = (near > -750.0) & (near < SUBSOLID_HU)
-    gg_around = peak_hu > SUBSOLID_HU and gg_near.mean() > 0.3
+    # a peak denser than the ground-glass around it: a vessel crossing a ground-glass nodule (solid, or itself
+    # only ground-glass dense once blurred, as a thin vessel is), which the other reading measures without it
+    gg_hu = float(np.median(near[gg_near])) if gg_near.any() else peak_hu
+    gg_around = gg_near.mean() > 0.3 and peak_hu > gg_hu + GG_PEAK_ABOVE
     if mode == "ground-glass":
         if not gg_around:
             return None
-        peak_hu = float(np.median(near[gg_near]))
+        peak_hu = gg_hu
     lung_bg = sub[(sub < -700) & in_lung]
     bg = float(np.median(lung_bg)) if lung_bg.size > 20 else -850.0
     thr = float(np.clip(0.5 * (peak_hu + bg), -760.0, -250.0))
     dense_any = sub > thr
     dense = dense_any & (sub < SUBSOLID_HU + 100.0) if peak_hu < SUBSOLID_HU else dense_any
-    # radial profile: the radius where less than half of a thin shell is dense
-    prof = np.bincount(bins, weights=dense.ravel().astype(float), minlength=counts.size) / np.maximum(counts, 1)
+    # radial profile: the radius where less than half of a thin shell is dense.  The ground-glass reading of a
+    # peak on a vessel leaves out the solid voxels (the vessels crossing it): they say nothing about how far the
+    # ground glass reaches, and at the centre of a nodule that vessels cross they fill the innermost shells
+    seen = counts if mode != "ground-glass" else np.bincount(bins, weights=(~(dense_any & ~dense)).ravel()
+                                                               .astype(float), minlength=counts.size)
+    prof = np.bincount(bins, weights=dense.ravel().astype(float), minlength=counts.size) / np.maximum(seen, 1)
+    prof[(seen == 0) & (counts > 0)] = 1.0  # a shell all solid: inside
     radii = (np.arange(prof.size) + 0.5) * step
     filled = counts > 0
     prof, radii = prof[filled], radii[filled]
@@ -143,6 +159,8 @@ def _measure_in(peak, hu, lung, sp, reach: float, with_vessels: bool, mode: str,
         return None
     if diameter > reach:
         return {"wider_than_box": diameter}
+    if mode == "ground-glass" and float((dense_any & ~dense)[dist <= radius].mean()) > GG_MAX_SOLID:
+        return None  # solid tissue fills much of it: ground glass against a wall or a vessel, not around vessels
     core_sel = radii <= 0.5 * radius
     core = float(prof[core_sel].mean()) if core_sel.any() else float(prof[0])
     hollow = float((sub[dist <= 0.6 * radius] < AIR_HU).mean())  # air inside: a bronchus seen end-on
@@ -236,12 +254,16 @@ def score(m: dict) -> tuple[float, str]:
     widths = [w / d for w in m["vessels"]]
     widest = max(widths, default=0.0)
     n_wide = sum(w >= BRANCH_RATIO for w in widths)
+    crowded = _ramp(m.get("shell", 0.0), *CROWDED)
+    # a vessel that ends in it tells a nodule only where it stands in aerated lung: amid the hilum's vessels the
+    # vessels that go on are often merged with others, or leave the lung
+    ends = _ends_here(widths) * (1.0 - crowded)
     blob = m.get("blobness", 1.0)
     signs = {  # vessel sign -> (strength 0..1, weight)
-        "ratio": (_ramp(widest, VESSEL_RATIO, VESSEL_RATIO + 0.3), 0.8),
+        "ratio": (_ramp(widest, VESSEL_RATIO, VESSEL_RATIO + 0.3) * (1.0 - ends), 0.8),
         "tube": (_ramp(BLOB_MIN - blob, 0.0, 0.2), 0.95),
         "long": (_ramp(m["elongation"], ELONGATED, ELONGATED + 0.4), 0.6),
-        "crowded": (_ramp(m.get("shell", 0.0), *CROWDED), 0.8),
+        "crowded": (crowded, 0.8),
     }
     keep = 1.0
     for strength, weight in signs.values():
@@ -254,6 +276,9 @@ def score(m: dict) -> tuple[float, str]:
         keep, why = 0.0, f"a vessel branch point: {n_wide} vessels almost as wide as it leave it"
     else:
         why = _reason(signs, widths, widest, blob, m["elongation"])
+    if keep > 0.0 and widest >= VESSEL_RATIO and ends >= 0.5:
+        why += (f"; the vessel {widest:.0%} of its width ends in it (what goes on is thinner): not a vessel's bend "
+                f"or branch point")
     raw, opened = m.get("blobness_raw", blob), m.get("blobness_opened")
     if keep > 0.0 and opened is not None and raw < BLOB_MIN <= blob:
         why += (f"; a blob once the tissue narrower than its radius (a vessel through it) is opened away "
@@ -261,6 +286,17 @@ def score(m: dict) -> tuple[float, str]:
     if ratio < lo:
         why += f"; no plateau (as thick at 3/4 contrast over {ratio:.0%} of its width)"
     return float(m["core"] * plateau * round_ * keep), why
+
+
+def _ends_here(widths: list) -> float:
+    """0..1: how clearly the widest vessel ends in the candidate.  A vessel keeps its flow through a bend or a
+    branch point (Murray's law: the cubes of the widths that leave equal the cube of the width that comes in), so
+    the other vessels together carry as much as the widest; a nodule that a vessel runs into has only thinner
+    vessels leaving it, or none."""
+    if not widths:
+        return 0.0
+    rest = float(sum(w ** 3 for w in widths[1:])) ** (1.0 / 3.0)
+    return 1.0 - _ramp(rest / widths[0], *CONTINUES)
 
 
 def _ramp(x: float, a: float, b: float) -> float:

@@ -23,7 +23,7 @@ SCALES_MM = (1.6, 2.4, 3.4, 4.8, 6.8)
 CANDIDATE_HU = -750.0  # denser than aerated lung
 MIN_RESPONSE = 0.03
 MIN_REPORT_MM = 5.0  # candidates are reported from 5 mm (the target is nodules of 6 mm and more)
-DEFAULT_MIN_SCORE = 0.2  # the manifest's min_score; used when a request names none
+DEFAULT_MIN_SCORE = 0.15  # the manifest's min_score; used when a request names none
 
 
 def _kernels(sigma_vox: float, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

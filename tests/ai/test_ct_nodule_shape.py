@@ -125,3 +125,68 @@ def test_a_denser_focus_at_the_centre_does_not_hide_the_nodules_plateau():
     assert m["plateau"] >= 0.6 * m["diameter"], (m["plateau"], m["reason"])
     assert m["score"] >= nod.DEFAULT_MIN_SCORE, m["reason"]
     assert "no plateau" not in m["reason"]
+
+
+def test_a_nodule_that_a_vessel_as_wide_runs_into_is_found():
+    """A 7 mm nodule at the end of a 6 mm vessel, with only a 2.6 mm twig going on: the widest vessel ends in it
+    (its flow does not go on, as it would through a bend or a branch point), so its width does not make the
+    candidate a vessel's bend."""
+    from ai.runners import ct_nodules as nod
+
+    p = _coords()
+    c = CENTRE
+    d = np.array([0.2, 1.0, 0.6])
+    d /= np.linalg.norm(d)
+    hu = _tubes([(c - 30 * d, c)], 3.0)
+    twig = np.array([0.0, 0.5, -1.0])
+    twig /= np.linalg.norm(twig)
+    hu[_segment_distance(p, c, c + 25 * twig) <= 1.3] = VESSEL_HU
+    hu[np.linalg.norm(p - c, axis=-1) <= 3.5] = NODULE_HU
+    found = _candidates(_finish(hu, 5))
+    hit = _near(found, c, 3.5)
+    assert hit, f"no candidate at the nodule: {[(m['center'] * SP, m['reason']) for m in found]}"
+    best = max(hit, key=lambda m: m["score"])
+    assert best["score"] >= nod.DEFAULT_MIN_SCORE, best["reason"]
+    assert max(best["vessels"]) >= 0.7 * best["diameter"]  # the vessel is about as wide as the candidate
+    assert "ends in it" in best["reason"]
+
+
+def test_the_vessel_sign_weighs_whether_the_widest_vessel_goes_on():
+    from ai.runners import ct_nodule_shape as shape
+
+    assert shape._ends_here([]) == 0.0
+    assert shape._ends_here([1.0]) == 1.0  # nothing leaves: it ends here
+    assert shape._ends_here([1.0, 1.0]) == 0.0  # a bend
+    assert shape._ends_here([1.0, 0.8, 0.8]) == 0.0  # a branch point as Murray's law has it (0.8^3 * 2 ~ 1)
+    assert shape._ends_here([1.0, 0.3]) == 1.0  # only a twig goes on
+    base = dict(diameter=7.0, plateau=5.0, elongation=1.1, core=1.0, shell=0.05, mean_hu=0.0, blobness=1.0,
+                kind="solid")
+    bend, end = shape.score(dict(base, vessels=[6.5, 6.5])), shape.score(dict(base, vessels=[6.5, 2.0]))
+    assert end[0] > 2 * bend[0], (bend, end)
+    assert "ends in it" in end[1] and "bend" in bend[1]
+
+
+def test_a_ground_glass_nodule_that_vessels_cross_at_its_centre_is_found():
+    """A 15 mm ground-glass nodule (-520 HU) that three 2 mm vessels cross at its centre: the peak lies on the
+    vessels, denser than the ground glass around it, and the solid vessels fill the innermost shells.  The nodule
+    is measured at the ground glass's density, with the vessels left out of its radial profile."""
+    from ai.runners import ct_nodules as nod
+
+    p = _coords()
+    c = CENTRE
+    hu = np.full(SHAPE, LUNG_HU, np.float32)
+    hu[np.linalg.norm(p - c, axis=-1) <= 7.5] = -520.0
+    for d in ([0.5, 1.0, -0.4], [-0.3, 0.4, 1.0], [1.0, -0.2, 0.3]):
+        d = np.asarray(d) / np.linalg.norm(d)
+        hu[_segment_distance(p, c - 40 * d, c + 40 * d) <= 1.0] = VESSEL_HU
+    hu = _finish(hu, 6)
+    k, j, i = np.rint(c / SP).astype(int)
+    assert hu[k - 1:k + 2, j - 1:j + 2, i - 1:i + 2].mean() > -300.0  # the peak is on the vessels
+    found = _candidates(hu)
+    hit = _near(found, c, 7.5)
+    assert hit, f"no candidate at the nodule: {[(m['center'] * SP, m['diameter'], m['reason']) for m in found]}"
+    best = max(hit, key=lambda m: m["score"])
+    assert best["kind"] == "subsolid"
+    assert abs(best["diameter"] - 15.0) <= 1.5
+    assert best["score"] >= nod.DEFAULT_MIN_SCORE, best["reason"]
+    assert "no plateau" not in best["reason"]
