@@ -1,6 +1,6 @@
 """The built-in CT models against the reference set, side by side with a plain-threshold baseline.
 
-    python bench/ai.py --reference [--sources tcia,phantom,phantom-3] [--seeds 1,2,3,4,5,6]
+    python bench/ai.py --reference [--sources tcia,phantom,phantom-3] [--seeds 1,2,...,12]
                        [--baseline-ref 71b7642] [--no-times]
 
 Three parts, all measured in this run:
