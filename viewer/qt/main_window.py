@@ -64,7 +64,8 @@ class MainWindow(QMainWindow):
         recent_menu = actions.menu("File/Recent")
         recent_menu.aboutToShow.connect(lambda: self.recent.populate_menu(recent_menu, self.open_path))
         self.captures = CaptureActions(self.session, self.layout_widget, self.tasks, self.notices, actions,
-                                       lambda: self.view3d, self, planar=self.planar_area)
+                                       lambda: self.view3d, self, planar=self.planar_area,
+                                       index=lambda: self.opener.index)
         from viewer.qt.controllers.export_actions import ExportActions  # SEG, NIfTI, SR, JSON, de-identified copy
 
         self.exports = ExportActions(self.session, self.tasks, self.notices, actions, lambda: self.opener.index, self)

@@ -309,12 +309,14 @@ def save_image(image: QImage, path: str, quality: int = 95) -> str:
 
 # --- the dialog -----------------------------------------------------------------------------------------------
 class ScreenshotDialog(QDialog):
-    """File name, scale, JPEG quality and "include patient data" for one screenshot."""
+    """File name, scale, JPEG quality and "include patient data" for one screenshot; ``dicom``: the file is a DICOM
+    Secondary Capture (.dcm), with no JPEG quality."""
 
     def __init__(self, parent=None, path: str = "radview.png", include_patient_data: bool = False,
-                 title: str = "Export screenshot"):
+                 title: str = "Export screenshot", dicom: bool = False):
         super().__init__(parent)
         self.setWindowTitle(title)
+        self.file_filter = "DICOM Secondary Capture (*.dcm)" if dicom else "PNG (*.png);;JPEG (*.jpg *.jpeg)"
         form = QFormLayout(self)
         self.path_edit = QLineEdit(path)
         browse = QPushButton("Browse…")
@@ -322,7 +324,7 @@ class ScreenshotDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.path_edit, 1)
         row.addWidget(browse)
-        form.addRow("File (PNG or JPEG)", row)
+        form.addRow("File (DICOM, .dcm)" if dicom else "File (PNG or JPEG)", row)
         self.scale_box = QComboBox()
         for s in SCALES:
             self.scale_box.addItem(f"{s:g}× the view's size" + (" (print)" if s == 2 else ""), s)
@@ -331,6 +333,7 @@ class ScreenshotDialog(QDialog):
         self.quality_box.setRange(1, 100)
         self.quality_box.setValue(95)
         form.addRow("JPEG quality", self.quality_box)
+        form.setRowVisible(self.quality_box, not dicom)
         self.patient_box = QCheckBox("Include patient data (name, ID, birth date, institution, dates)")
         self.patient_box.setChecked(include_patient_data)
         form.addRow(self.patient_box)
@@ -344,8 +347,7 @@ class ScreenshotDialog(QDialog):
         self._sync()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, self.windowTitle(), self.path_edit.text(),
-                                              "PNG (*.png);;JPEG (*.jpg *.jpeg)")
+        path, _ = QFileDialog.getSaveFileName(self, self.windowTitle(), self.path_edit.text(), self.file_filter)
         if path:
             self.path_edit.setText(path)
 

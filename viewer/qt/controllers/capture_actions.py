@@ -1,4 +1,5 @@
-"""File → Export → Screenshot of the active view / the layout / the 3D view, and the one-page PDF report.
+"""File → Export → Screenshot of the active view / the layout / the 3D view, the active view as a DICOM Secondary
+Capture in the study on screen, and the one-page PDF report.
 
 The picture (or the report's key images) is drawn on the GUI thread without changing anything on screen;
 encoding, painting the PDF and the atomic write run as a job unless ``wait``. Success puts the path in the
@@ -15,6 +16,8 @@ from viewer.qt.actions import ActionSpec
 
 SCREENSHOT_TITLES = {"view": "Screenshot of the active view", "layout": "Screenshot of the layout",
                      "3d": "Screenshot of the 3D view"}
+SC_TITLE = "Screenshot as DICOM Secondary Capture"
+SC_NOT_DICOM = "a Secondary Capture is filed in the study of the DICOM series on screen; this series is not DICOM"
 
 #: File → Export: the screenshots and the report, and whether exports include patient data by default
 CAPTURE_ACTIONS = [
@@ -24,6 +27,8 @@ CAPTURE_ACTIONS = [
                menu="File/Export#screenshots"),
     ActionSpec("export.screenshot.3d", "Screenshot of &3D view…", "choose_screenshot", args=("3d",),
                menu="File/Export#screenshots"),
+    ActionSpec("export.screenshot.dicom", "Screenshot as DICOM &Secondary Capture…", "choose_screenshot_dicom",
+               menu="File/Export#screenshots"),
     ActionSpec("export.report", "&Report (PDF)…", "choose_report", menu="File/Export#screenshots"),
     ActionSpec("export.include_patient_data", "Include patient data (default for exports)",
                "set_include_patient_data", menu="File/Export#options", checkable=True),
@@ -31,11 +36,14 @@ CAPTURE_ACTIONS = [
 
 
 class CaptureActions(QObject):
-    """Screenshots and the PDF report of what is on screen. ``view3d()``: the 3D view, or None before it opens."""
+    """Screenshots and the PDF report of what is on screen. ``view3d()``: the 3D view, or None before it opens;
+    ``index()``: the open study folder's index (the study opener's), where a Secondary Capture finds its series."""
 
-    def __init__(self, session, layout, jobs, notices, registry, view3d: Callable[[], object], parent, planar=None):
+    def __init__(self, session, layout, jobs, notices, registry, view3d: Callable[[], object], parent, planar=None,
+                 index: Callable[[], object] = lambda: None):
         super().__init__(parent)
         self.session, self.layout, self.jobs, self.notices = session, layout, jobs, notices
+        self.index = index
         self.planar = planar  # the 2D images' reading area (viewer.qt.views.planar_area.PlanarArea)
         self.parent_widget = parent
         self.view3d = view3d
@@ -62,22 +70,75 @@ class CaptureActions(QObject):
         """
         from viewer.qt.capture.screenshot import ScreenshotOptions, image_format, render, save_image
 
+        if str(path).lower().endswith(".dcm"):
+            return self.export_screenshot_dicom(path, what, options, wait)
         if options is None:
             options = ScreenshotOptions(include_patient_data=self.include_patient_data)
         try:
             image_format(path)
-            if what == "3d":
-                view3d = self.view3d()
-                if view3d is None or not view3d.isVisible():
-                    raise ValueError("the 3D view is not open (choose the 2×2 layout)")
-                widget = view3d
-            else:
-                widget = self.reading_widget(what)
-            image = render(widget, options)
+            image = render(self.capture_widget(what), options)
         except (OSError, ValueError, RuntimeError) as exc:
             self.notices.error(f"Screenshot not saved: {exc}")
             return None
         return self.write(lambda: save_image(image, path, options.quality), "Screenshot", path, wait)
+
+    def choose_screenshot_dicom(self) -> None:
+        """The active view as a Secondary Capture: refused before the dialog when the series is not DICOM."""
+        from viewer.qt.capture.screenshot import ScreenshotDialog
+
+        try:
+            self.reference_file()
+        except ValueError as exc:
+            self.notices.error(f"Secondary Capture not saved: {exc}")
+            return
+        dialog = ScreenshotDialog(self.parent_widget, os.path.abspath("radview-view.dcm"), self.include_patient_data,
+                                  title=SC_TITLE, dicom=True)
+        if dialog.exec() and dialog.path:
+            self.export_screenshot_dicom(dialog.path, "view", dialog.options(), wait=False)
+
+    def export_screenshot_dicom(self, path: str, what: str = "view", options=None, wait: bool = True) -> str | None:
+        """Save the active view (or ``what``, as :meth:`export_screenshot`) as a DICOM Secondary Capture filed in
+        the study of the DICOM series on screen. Drawn here; encoded as PNG and written (atomically) in a job
+        unless ``wait``. The pixels and SOP Instance UID are those of a PNG export of the same picture. Returns the
+        path (see :meth:`export_screenshot`) or None when refused (reported, nothing written)."""
+        from viewer.logic.pacs_capture import check_sc_path, save_screenshot_sc
+        from viewer.qt.capture.screenshot import ScreenshotOptions, encode_image, render
+
+        if options is None:
+            options = ScreenshotOptions(include_patient_data=self.include_patient_data)
+        try:
+            path = check_sc_path(path)
+            reference, description = self.reference_file()
+            image = render(self.capture_widget(what), options)
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.notices.error(f"Secondary Capture not saved: {exc}")
+            return None
+        return self.write(lambda: save_screenshot_sc(encode_image(image, "PNG"), reference, path, description),
+                          "Secondary Capture", path, wait)
+
+    def reference_file(self) -> tuple[str, str]:
+        """(one DICOM file of the series on screen, its description); ValueError (readable) when there is none."""
+        from viewer.logic.exports import NO_SERIES, ExportRefused, dicom_entry
+
+        if self.session.volume is None and getattr(self.session, "images", None) is None:
+            raise ValueError(f"{NO_SERIES}: a Secondary Capture is a picture of the series on screen")
+        try:
+            _index, entry = dicom_entry(self.session, self.index())
+        except ExportRefused as exc:
+            raise ValueError(f"{SC_NOT_DICOM} ({exc})") from None
+        if not entry.files:
+            raise ValueError(SC_NOT_DICOM)
+        return str(entry.files[0]), entry.description or ""
+
+    def capture_widget(self, what: str):
+        """The widget a screenshot of ``what`` draws: the 3D view (ValueError when it is not open) or
+        :meth:`reading_widget`."""
+        if what != "3d":
+            return self.reading_widget(what)
+        view3d = self.view3d()
+        if view3d is None or not view3d.isVisible():
+            raise ValueError("the 3D view is not open (choose the 2×2 layout)")
+        return view3d
 
     def reading_widget(self, what: str):
         """The active view (``what="view"``) or the whole reading area: the 2D images' when a 2D series is open."""
