@@ -65,6 +65,13 @@ def _near(found, centre_mm, within_mm):
     return [m for m in found if np.linalg.norm(m["center"] * SP - centre_mm) <= within_mm]
 
 
+def _best_at(found, centre_mm, within_mm):
+    """The best-scored candidate within ``within_mm`` of the nodule's centre (the test fails when there is none)."""
+    hit = _near(found, centre_mm, within_mm)
+    assert hit, f"no candidate at the nodule: {[(m['center'] * SP, m['diameter'], m['reason']) for m in found]}"
+    return max(hit, key=lambda m: m["score"])
+
+
 def test_a_nodule_with_a_thinner_vessel_through_it_is_found():
     from ai.runners import ct_nodule_shape as shape
     from ai.runners import ct_nodules as nod
@@ -75,10 +82,7 @@ def test_a_nodule_with_a_thinner_vessel_through_it_is_found():
     # a 2.6 mm vessel runs obliquely through a 7 mm nodule
     hu = _tubes([(CENTRE - 40 * d, CENTRE + 40 * d)], 1.3)
     hu[np.linalg.norm(p - CENTRE, axis=-1) <= 3.5] = NODULE_HU
-    found = _candidates(_finish(hu, 1))
-    hit = _near(found, CENTRE, 3.5)
-    assert hit, f"no candidate at the nodule: {[(m['center'] * SP, m['reason']) for m in found]}"
-    best = max(hit, key=lambda m: m["score"])
+    best = _best_at(_candidates(_finish(hu, 1)), CENTRE, 3.5)
     assert best["score"] >= nod.DEFAULT_MIN_SCORE, best["reason"]
     assert abs(best["diameter"] - 7.0) <= 2.0
     # the vessel makes it tubular as it is; once tissue narrower than its radius is opened away, a ball
@@ -142,10 +146,7 @@ def test_a_nodule_that_a_vessel_as_wide_runs_into_is_found():
     twig /= np.linalg.norm(twig)
     hu[_segment_distance(p, c, c + 25 * twig) <= 1.3] = VESSEL_HU
     hu[np.linalg.norm(p - c, axis=-1) <= 3.5] = NODULE_HU
-    found = _candidates(_finish(hu, 5))
-    hit = _near(found, c, 3.5)
-    assert hit, f"no candidate at the nodule: {[(m['center'] * SP, m['reason']) for m in found]}"
-    best = max(hit, key=lambda m: m["score"])
+    best = _best_at(_candidates(_finish(hu, 5)), c, 3.5)
     assert best["score"] >= nod.DEFAULT_MIN_SCORE, best["reason"]
     assert max(best["vessels"]) >= 0.7 * best["diameter"]  # the vessel is about as wide as the candidate
     assert "ends in it" in best["reason"]
@@ -182,10 +183,7 @@ def test_a_ground_glass_nodule_that_vessels_cross_at_its_centre_is_found():
     hu = _finish(hu, 6)
     k, j, i = np.rint(c / SP).astype(int)
     assert hu[k - 1:k + 2, j - 1:j + 2, i - 1:i + 2].mean() > -300.0  # the peak is on the vessels
-    found = _candidates(hu)
-    hit = _near(found, c, 7.5)
-    assert hit, f"no candidate at the nodule: {[(m['center'] * SP, m['diameter'], m['reason']) for m in found]}"
-    best = max(hit, key=lambda m: m["score"])
+    best = _best_at(_candidates(hu), c, 7.5)
     assert best["kind"] == "subsolid"
     assert abs(best["diameter"] - 15.0) <= 1.5
     assert best["score"] >= nod.DEFAULT_MIN_SCORE, best["reason"]
