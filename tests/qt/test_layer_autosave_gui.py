@@ -1,7 +1,8 @@
 """Label layers survive the window: an AI result, painted with real mouse events and accepted, is saved after the
 stroke (viewer/store/layer_store.py) and comes back in a new window on the same study with identical voxels, its
 edit marks, revision, provenance and review; series changes keep the layers; a damaged file is reported; the GUI
-thread's share of a stroke on a 160×512×512 label map."""
+thread's share of a stroke on a 160×512×512 label map; a layer of a DICOM series opened in the window records the
+folder it was read from."""
 from __future__ import annotations
 
 import getpass
@@ -227,3 +228,30 @@ def test_strokes_on_a_160x512x512_label_map_block_the_gui_thread_briefly(qtbot, 
             w2.close()
     finally:
         w.close()
+
+
+def test_an_ai_layer_of_a_dicom_series_opened_in_the_window_records_its_folder(qtbot, new_window, demo_paths):
+    """Through the real window (its study opener's index): the layer's manifest names the folder the series was
+    read from and its SeriesInstanceUID, which is where the reviewed-results listing looks first."""
+    import os
+
+    from viewer.store.layer_json import source_of
+
+    w = new_window()
+    w.open_path(str(demo_paths.dicom_dir), series=demo_paths.ct_series_uid)
+    qtbot.waitUntil(lambda: w.session.volume is not None and not w.tasks._running, timeout=60000)
+    vol = w.session.volume
+    labels = np.zeros(vol.geometry.shape_zyx, np.uint8)
+    labels[40:44, 200:210, 200:210] = LUNG
+    prov = Provenance("test-nodules", "Test nodules", "1.0", "classical image analysis, not a learned network", "cpu",
+                      "float32", 0.3, "2026-01-01T00:00:00Z", {})
+    layer, _markers = layers_from_result(InferenceResult(vol.geometry, prov, labels, {LUNG: "lung_left"}), vol.geometry)
+    w.session.add_layer(layer)
+    _saved(qtbot, w)
+    folder = w.layer_autosave.store.folder(vol.meta["study_uid"])
+    manifests = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    recorded = [s for s in map(source_of, manifests) if s]  # the label layer's; its markers record none
+    assert recorded, manifests
+    series_files = w.opener.index.find(vol.meta.get("series_key") or demo_paths.ct_series_uid).files
+    assert recorded[0]["series_uid"] == demo_paths.ct_series_uid
+    assert os.path.samefile(recorded[0]["path"], os.path.commonpath([str(f) for f in series_files]))

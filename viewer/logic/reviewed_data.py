@@ -8,12 +8,16 @@ revision) and every detection decided is **accepted** — **edited** when someon
 rejected result is **rejected**; a result with some decisions is **in review**; one without is **not reviewed**.
 Hand-painted layers without an AI provenance have no review and are not listed.
 
-The store does not record where a layer's image series lives (a manifest holds the study and series UIDs and the
-grid, no path), so the image is looked up: in radview's local study database (``viewer.net.study_db``, where
-retrieved, received and imported studies are), then in the folders given (``image_folders``: DICOM series by their
-UID; an image file opened on its own is found by the key its study was stored under, a hash of its path). The
-patient ID (the split key) comes from the image's DICOM headers; without an image a case has no patient and is left
-out, with the reason. A label map on another grid than its image is marked with the reason (never resampled).
+A layer's image series is looked up first where the manifest records it was read from (its **recorded source**,
+:func:`viewer.store.layer_json.source_of`: the DICOM series' folder, scanned, and the series with the layer's key
+or UID in it; or the image file, when it exists and its path still gives the layer's study key); then, when that
+is missing, moved or does not match (or a manifest saved before sources were recorded has none), in radview's local
+study database (``viewer.net.study_db``, where retrieved, received and imported studies are), then in the folders
+given (``image_folders``: DICOM series by their UID; an image file opened on its own is found by the key its study
+was stored under, a hash of its path). The recorded path is data from the store: it is only checked, scanned or
+read, and one that does not exist is skipped. The patient ID (the split key) comes from the image's DICOM headers;
+without an image a case has no patient and is left out, with the reason. A label map on another grid than its
+image is marked with the reason (never resampled).
 """
 from __future__ import annotations
 
@@ -57,7 +61,7 @@ class ReviewedCase:
     patient_id: str = ""  # from the image's DICOM headers ("" when the image was not found or has none)
     image: str = ""  # the DICOM series' folder, or the image file ("" when not found)
     image_files: tuple[str, ...] = ()
-    found_in: str = ""  # "study database", "folder <path>" or ""
+    found_in: str = ""  # "recorded source", "study database", "folder <path>" or ""
     problem: str = ""  # why the case cannot be exported whatever its state (no image, another grid, …)
     source: object = field(default=None, compare=False, repr=False)  # the index's SeriesEntry, or None (a file)
 
@@ -129,7 +133,7 @@ def _manifests(folder: Path, problems: list[str]) -> list[dict]:
 def _stored_layers(store: Path, problems: list[str]):
     """``(study uid, review table, label manifests with meta, marker metas by result id)`` per study."""
     from viewer.store.annotation_store import AnnotationStore
-    from viewer.store.layer_json import decode_meta, geometry_from_dict, label_layer_fields
+    from viewer.store.layer_json import decode_meta, geometry_from_dict, label_layer_fields, source_of
 
     annotations = AnnotationStore(store)
     if not store.is_dir():
@@ -144,7 +148,8 @@ def _stored_layers(store: Path, problems: list[str]):
                     markers[str(manifest.get("result_id"))] = meta
                 elif manifest.get("kind") == "labels" and meta.get("provenance") is not None:
                     fields = label_layer_fields(manifest)
-                    labels.append((manifest, meta, fields, geometry_from_dict(manifest.get("geometry"))))
+                    labels.append((manifest, meta, fields, geometry_from_dict(manifest.get("geometry")),
+                                   source_of(manifest)))
             except Exception as exc:  # noqa: BLE001 - one bad manifest: reported, the others listed
                 problems.append(f"{manifest['_path']}: {exc}")
         if not labels or not study_uid:
@@ -161,7 +166,8 @@ def _file_key(path: str) -> str:
 
 
 class _Images:
-    """Where the image series are: the local study database, then the folders given (scanned once each)."""
+    """Where the image series are: the recorded source, the local study database, then the folders given (each
+    folder scanned once)."""
 
     def __init__(self, image_folders: Iterable[str], study_db, problems: list[str], cancel=None):
         self.folders = [str(f) for f in image_folders if str(f).strip()]
@@ -169,6 +175,7 @@ class _Images:
         self._db = None
         self._indexes = None
         self._files: dict[str, str] = {}
+        self._sources: dict[str, object] = {}  # recorded folder -> its index (None: not scanned)
 
     def _database(self):
         if self._db is None:
@@ -195,8 +202,36 @@ class _Images:
                             self._files.setdefault(_file_key(path), path)
         return self._indexes
 
-    def find(self, study_uid: str, series_uid: str, series_key: str):
-        """``(entry or None, image path, files, patient id, found in)``; ``(None, "", (), "", "")`` when not found."""
+    def _recorded(self, source, study_uid: str, series_uid: str, series_key: str):
+        """The image at the recorded ``source`` when it is still there and is this layer's; else None."""
+        path = source["path"] if source else ""
+        if not path or not os.path.isabs(path) or os.path.dirname(path) == path:  # (a file system's root: not scanned)
+            return None
+        if os.path.isdir(path):
+            if not series_uid or source["series_uid"] not in ("", series_uid):
+                return None
+            if path not in self._sources:
+                from viewer.io.dicom_index import scan
+
+                try:
+                    self._sources[path] = scan(path, cancel=self.cancel)
+                except (OSError, ValueError) as exc:
+                    self._sources[path] = None
+                    self.problems.append(f"{path} (a recorded source): not scanned ({exc})")
+            index = self._sources[path]
+            entry = _entry(index, series_key, series_uid) if index is not None else None
+            if entry is not None and entry.series_uid == series_uid and entry.files:
+                return entry, _folder(entry), tuple(entry.files), entry.patient_id, "recorded source"
+        elif os.path.isfile(path) and _file_key(path) == study_uid:
+            return None, path, (path,), "", "recorded source"
+        return None
+
+    def find(self, study_uid: str, series_uid: str, series_key: str, source=None):
+        """``(entry or None, image path, files, patient id, found in)``; ``(None, "", (), "", "")`` when not found.
+        ``source``: the recorded source of the series (:func:`viewer.store.layer_json.source_of`), tried first."""
+        found = self._recorded(source, study_uid, series_uid, series_key)
+        if found is not None:
+            return found
         db = self._database()
         if db and series_uid and db.holds(study_uid, series_uid):
             from viewer.io.dicom_index import scan
@@ -208,8 +243,7 @@ class _Images:
         for folder, index in self._scanned():
             entry = _entry(index, series_key, series_uid) if series_uid else None
             if entry is not None:
-                where = os.path.commonpath(entry.files) if len(entry.files) > 1 else os.path.dirname(entry.files[0])
-                return entry, where, tuple(entry.files), entry.patient_id, f"folder {folder}"
+                return entry, _folder(entry), tuple(entry.files), entry.patient_id, f"folder {folder}"
         path = self._files.get(study_uid)
         if path is not None:
             return None, path, (path,), "", "folder " + next(f for f in self.folders if path.startswith(f))
@@ -220,12 +254,24 @@ class _Images:
             self._db.close()
 
 
+def _folder(entry) -> str:
+    files = entry.files
+    return os.path.commonpath(files) if len(files) > 1 else os.path.dirname(files[0])
+
+
 def _entry(index, series_key: str, series_uid: str):
     for entry in index.series:
         if entry.key == (series_key or series_uid):
             return entry
     matches = [e for e in index.series if e.series_uid == series_uid and e.loadable and not e.planar]
     return matches[0] if len(matches) == 1 else None
+
+
+def _not_found(source) -> str:
+    if source:
+        return (f"its image was not found: not at its recorded source {source['path']} (moved or deleted?), nor in "
+                "the study database or a folder given; give the folder of its series")
+    return "its image was not found: the layer was saved without its series' location; give the folder of its series"
 
 
 def _grid_problem(entry, path: str, geometry: Geometry) -> str:
@@ -270,7 +316,7 @@ def list_cases(store_dir: str | os.PathLike | None = None, image_folders: Iterab
     cases = []
     try:
         for study_uid, review, labels, markers in _stored_layers(store, problems):
-            for manifest, meta, fields, geometry in labels:
+            for manifest, meta, fields, geometry, source in labels:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("listing cancelled")
                 prov = meta["provenance"]
@@ -278,9 +324,8 @@ def list_cases(store_dir: str | os.PathLike | None = None, image_folders: Iterab
                 series_key = str(manifest.get("series_key") or series_uid)
                 state, text, user, when = _state(review, prov, meta, markers.get(str(manifest.get("result_id"))),
                                                  series_uid)
-                entry, image, files, patient, found_in = images.find(study_uid, series_uid, series_key)
-                problem = "its image was not found: the store keeps no path; give the folder of its series" \
-                    if not image else _grid_problem(entry, image, geometry)
+                entry, image, files, patient, found_in = images.find(study_uid, series_uid, series_key, source)
+                problem = _not_found(source) if not image else _grid_problem(entry, image, geometry)
                 cases.append(ReviewedCase(
                     study_uid, series_uid, series_key, str(manifest.get("layer_id")), fields["name"],
                     str(getattr(prov, "model_id", "")), str(getattr(prov, "model_version", "")),

@@ -76,7 +76,8 @@ class MainWindow(QMainWindow):
         from viewer.qt.controllers.autosave import StudyAutosave
         from viewer.qt.overlays.annotation_tools import MeasureUi
 
-        self.study_autosave = StudyAutosave(self.session, self.tasks, self.notices, annotation_dir)
+        self.study_autosave = StudyAutosave(self.session, self.tasks, self.notices, annotation_dir,
+                                            index=lambda: self.opener.index)
         self.autosave, self.layer_autosave = self.study_autosave.autosave, self.study_autosave.layer_autosave
         self.measure = MeasureUi(actions, self.layout_widget.tools, self.session.annotations, self.session,
                                  self.notices)

@@ -2,10 +2,10 @@
 
 Writes are atomic and ordered so a crash leaves a manifest naming a complete data file (see
 :mod:`viewer.store.layer_store`). Reads trust nothing: every manifest and data file is checked (size, depth,
-UTF-8, types, the data against its manifest's size, dtype, checksum and grid, and — given the series' own grid — the
-grid against the volume it is restored onto). A layer that fails is set aside (its manifest and data files renamed
-to ``<name>.corrupt-<time>``, never deleted) and reported as a :class:`~viewer.store.set_aside.Problem` naming the
-file that failed and why; the study's other layers still load.
+UTF-8, types — the recorded source of the image series too —, the data against its manifest's size, dtype, checksum
+and grid, and — given the series' own grid — the grid against the volume it is restored onto). A layer that fails
+is set aside (its manifest and data files renamed to ``<name>.corrupt-<time>``, never deleted) and reported as a
+:class:`~viewer.store.set_aside.Problem` naming the file that failed and why; the study's other layers still load.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from viewer.store.layer_json import (
     manifest_bytes,
     manifest_value,
     markers_from,
+    source_of,
 )
 from viewer.store.nrrd_file import LayerFormatError, little, read_nrrd, write_nrrd_atomic
 from viewer.store.set_aside import Problem, describe, kept_text, read_json, set_aside
@@ -227,6 +228,7 @@ class LayerStore:
         result_id = manifest.get("result_id")
         if result_id is not None and not isinstance(result_id, (str, int)):
             raise LayerFormatError("result_id is not an id")
+        source_of(manifest)  # the recorded source of the image series, when any: a malformed one fails the manifest
         meta = decode_meta(manifest.get("meta"))
         prov = meta.get("provenance")
         if prov is not None and result_id:  # the layers of one AI run share one provenance object

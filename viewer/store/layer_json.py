@@ -1,6 +1,10 @@
 """A stored layer's manifest as JSON, both ways: meta values (tagged tuples, sets, non-string keys, the ``ai.api``
 dataclasses), geometry, display settings, markers — and, reading, a type check of every field, so a manifest with
-a string where a number belongs fails here (and is set aside) instead of in a view drawing the layer later."""
+a string where a number belongs fails here (and is set aside) instead of in a view drawing the layer later.
+
+A label layer's manifest may also record the **source** of its image series (:func:`source_of`): where the series
+was read from when the layer was saved — ``{"path": <absolute folder of the DICOM series, or the image file>,
+"series_uid": <its SeriesInstanceUID, "" for an image file>}``. Manifests saved before it was recorded have none."""
 from __future__ import annotations
 
 import dataclasses
@@ -218,10 +222,13 @@ def display_settings(layer) -> dict:
 
 
 def label_manifest(layer: LabelLayer, layer_id: str, study_uid: str, series_uid: str, result_id: str | None,
-                   created: float, series_key: str = "") -> dict:
-    """Everything about a label layer but its voxels (JSON-ready; the store adds ``data``)."""
+                   created: float, series_key: str = "", source: Mapping | None = None) -> dict:
+    """Everything about a label layer but its voxels (JSON-ready; the store adds ``data``); ``source``: where its
+    image series was read from (:func:`source_of`), when known."""
     meta, dropped = encode_meta(layer.meta)
     map_meta, dropped_map = encode_meta({k: v for k, v in layer.label_map.meta.items() if k != "provenance"})
+    recorded = {"source": {"path": str(source["path"]), "series_uid": str(source.get("series_uid") or "")}} \
+        if source and source.get("path") else {}
     return {"format": FORMAT, "version": FORMAT_VERSION, "kind": "labels", "layer_id": layer_id,
             "study_uid": study_uid, "series_uid": series_uid, "series_key": series_key or series_uid,
             "result_id": result_id, "created": created, "saved_at": time.time(),
@@ -229,7 +236,7 @@ def label_manifest(layer: LabelLayer, layer_id: str, study_uid: str, series_uid:
             "labels": {str(k): v for k, v in layer.label_map.labels.items()},
             "label_map_meta": map_meta, "label_map_provenance": "provenance" in layer.label_map.meta,
             "meta": meta, "dropped_meta": dropped + [f"label_map.{k}" for k in dropped_map],
-            "geometry": geometry_dict(layer.geometry), "dtype": layer.label_map.array.dtype.str}
+            "geometry": geometry_dict(layer.geometry), "dtype": layer.label_map.array.dtype.str, **recorded}
 
 
 def marker_manifest(layer: MarkerLayer, layer_id: str, study_uid: str, series_uid: str, result_id: str | None,
@@ -310,6 +317,21 @@ def markers_from(manifest: Mapping) -> list[Marker]:
                           None if score is None else float(score),
                           _color(m.get("color", [255, 230, 0]), f"{what} colour")))
     return out
+
+
+def source_of(manifest: Mapping) -> dict | None:
+    """The source of the image series the manifest records, ``{"path": str, "series_uid": str}``; None when it
+    records none (saved before radview recorded it, or not known then); LayerFormatError when it is malformed.
+    Only data: the path is to be checked for existence and scanned or read, never run."""
+    source = manifest.get("source")
+    if source is None:
+        return None
+    if not isinstance(source, Mapping):
+        raise LayerFormatError(f"source is a {type(source).__name__}, not a table")
+    path = _get(source, "path", str, None, "source.path")
+    if not path or "\0" in path:
+        raise LayerFormatError(f"source.path is not a path ({str(path)[:60]!r})")
+    return {"path": path, "series_uid": _get(source, "series_uid", str, "", "source.series_uid")}
 
 
 def manifest_value(manifest: Mapping, key: str, kind, default, what: str | None = None):

@@ -28,16 +28,21 @@ copies the label array into a spare buffer of the same size kept for the purpose
 allocation, the first time, takes 4-28 ms as the kernel maps and zeroes its pages); an arriving AI result's array,
 when it owns its memory, is made read-only instead (copy-on-write: the brush copies it on its first stroke), and the
 result is written half a second later, once the GUI has drawn it. A layer the user removes (``layer_removed``
-outside a series change) is removed from the store. Qt-free.
+outside a series change) is removed from the store. A label layer's manifest also records the source of its image
+series (:func:`series_source`: the image file the volume was read from, or the folder of its DICOM series in the
+open study's index — ``index``, a callable the window gives — with its SeriesInstanceUID), so the reviewed results
+can find their images later (:mod:`viewer.logic.reviewed_data`); not known (no index given, a series not in it),
+nothing is recorded. Qt-free.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from psygnal import Signal
@@ -65,6 +70,7 @@ from viewer.store.layer_json import (
     geometry_from_dict,
     label_manifest,
     marker_manifest,
+    source_of,
 )
 from viewer.store.nrrd_file import CHUNK, GZIP_LEVEL, LayerFormatError, nrrd_header, read_nrrd, write_nrrd_atomic
 from viewer.store.set_aside import Problem
@@ -81,6 +87,30 @@ def series_of(meta: Mapping) -> str:
 def series_key_of(meta: Mapping) -> str:
     """The series' key: its UID, or ``<uid>#<n>`` for one part of a split series."""
     return str((meta or {}).get("series_key") or series_of(meta))
+
+
+def series_source(meta: Mapping, index=None) -> dict | None:
+    """Where the volume with ``meta`` was read from, as a manifest records it (:func:`~.layer_json.source_of`): its
+    image file (``meta["source_file"]``), else the folder of its DICOM series in ``index`` (a
+    :class:`~viewer.io.dicom_index.StudyIndex`: the series with the volume's key and SeriesInstanceUID); None when
+    neither is known."""
+    meta = meta or {}
+    if meta.get("source_file"):
+        return {"path": os.path.abspath(str(meta["source_file"])), "series_uid": ""}
+    uid = series_of(meta)
+    if index is None or not uid:
+        return None
+    try:
+        entry = index.find(series_key_of(meta))
+    except KeyError:
+        return None
+    files = entry.files
+    if entry.series_uid != uid or not files:
+        return None
+    folder = os.path.abspath(os.path.commonpath(files) if len(files) > 1 else os.path.dirname(files[0]))
+    if os.path.dirname(folder) == folder:  # the files share only the file system's root: no folder worth scanning
+        return None
+    return {"path": folder, "series_uid": uid}
 
 
 # --- the autosave ---------------------------------------------------------------------------------------------
@@ -103,6 +133,7 @@ class _Tracked:
     created: float
     display: dict | None = None  # the display settings last scheduled for writing
     series_key: str = ""  # the series' key: its UID, or "<uid>#<n>" for one part of a split series
+    source: dict | None = None  # where the series was read from (:func:`series_source`), when known
 
 
 def _immutable(array: np.ndarray) -> bool:
@@ -134,9 +165,11 @@ class LayerAutosave(AutosaveBase):
     saved = Signal(int)
     save_failed = Signal(str)
 
-    def __init__(self, session, store: LayerStore | None = None) -> None:
+    def __init__(self, session, store: LayerStore | None = None, index: Callable[[], object] | None = None) -> None:
         self.session = session
         self.store = store or LayerStore()
+        #: the open DICOM study's index (or None), asked where a series was read from when its layer is first saved
+        self.index = index
         self.schedule_ms: list[float] = []  # time the caller (GUI) thread spent per change (snapshot included)
         self.write_ms: list[float] = []  # time the writer spent per layer written
         self.last_error: str | None = None
@@ -174,9 +207,13 @@ class LayerAutosave(AutosaveBase):
             return None
         self._last_created = max(time.time(), self._last_created + 1e-3)  # restored in the order they were added
         tracked = _Tracked(uuid.uuid4().hex[:16], study, series_of(volume.meta), self._result_id(layer),
-                           self._last_created, series_key=series_key_of(volume.meta))
+                           self._last_created, series_key=series_key_of(volume.meta), source=self._source(volume))
         self._tracked[layer] = tracked
         return tracked
+
+    def _source(self, volume) -> dict | None:
+        return series_source(volume.meta, self.index() if self.index is not None else None) \
+            if volume is not None else None
 
     def _result_id(self, layer) -> str | None:
         prov = layer.meta.get("provenance")
@@ -190,11 +227,13 @@ class LayerAutosave(AutosaveBase):
 
     def adopt(self, stored: list[StoredLayer], study_uid: str) -> None:
         """Layers read from the store (before they are added to the session): known, and already on disk."""
+        source = self._source(self.session.volume)  # the series they are restored onto: where it is now
         for s in stored:
             key = s.manifest.get("series_key")
             self._tracked[s.layer] = _Tracked(s.layer_id, study_uid, s.series_uid, s.result_id, s.created,
                                               display_settings(s.layer),
-                                              key if isinstance(key, str) and key else s.series_uid)
+                                              key if isinstance(key, str) and key else s.series_uid,
+                                              source or source_of(s.manifest))
             self._last_created = max(self._last_created, s.created)
             prov = s.layer.meta.get("provenance")
             if prov is not None and s.result_id:
@@ -249,7 +288,7 @@ class LayerAutosave(AutosaveBase):
                 tracked.series_key)
         tracked.display = display_settings(layer)
         if isinstance(layer, LabelLayer):
-            job = _Job(tracked.study, tracked.layer_id, "labels", label_manifest(*args))
+            job = _Job(tracked.study, tracked.layer_id, "labels", label_manifest(*args, source=tracked.source))
             job.array, job.pooled = self._snapshot(layer.label_map.array, freeze)
         else:
             job = _Job(tracked.study, tracked.layer_id, "markers", marker_manifest(*args))
@@ -341,6 +380,6 @@ class LayerAutosave(AutosaveBase):
 
 __all__ = ["LayerStore", "LayerAutosave", "LoadedLayers", "StoredLayer", "LayerFormatError", "Problem", "should_keep",
            "encode_value", "decode_value", "encode_meta", "label_manifest", "marker_manifest", "series_of",
-           "series_key_of", "display_settings", "geometry_dict", "geometry_from_dict", "study_folder_name",
-           "nrrd_header", "read_nrrd", "write_nrrd_atomic", "CHUNK", "GZIP_LEVEL", "DATA_SUFFIX", "LAYERS_DIR",
-           "FORMAT", "FORMAT_VERSION", "DERIVED_META_KEYS", "GEOMETRY_TOLERANCE_MM", "SETTLE_ADDED_S"]
+           "series_key_of", "series_source", "display_settings", "geometry_dict", "geometry_from_dict",
+           "study_folder_name", "nrrd_header", "read_nrrd", "write_nrrd_atomic", "CHUNK", "GZIP_LEVEL", "DATA_SUFFIX",
+           "LAYERS_DIR", "FORMAT", "FORMAT_VERSION", "DERIVED_META_KEYS", "GEOMETRY_TOLERANCE_MM", "SETTLE_ADDED_S"]

@@ -20,14 +20,16 @@ class StudyAutosave:
     """``autosave`` (measurements), ``layer_autosave`` (label layers) and ``classification_autosave`` (AI
     classifications) of the session's study."""
 
-    def __init__(self, session, tasks, notices, annotation_dir: str | None = None):
+    def __init__(self, session, tasks, notices, annotation_dir: str | None = None, index=None):
+        """``index``: a callable giving the open DICOM study's index (or None): a label layer saved records the
+        folder its series was read from (:func:`viewer.store.layer_store.series_source`)."""
         from viewer.store.annotation_store import AnnotationStore, Autosave
         from viewer.store.classification_store import ClassificationAutosave, ClassificationStore
         from viewer.store.layer_store import LayerAutosave, LayerStore
 
         self.session, self.tasks, self.notices = session, tasks, notices
         self.autosave = Autosave(session.annotations, AnnotationStore(annotation_dir))
-        self.layer_autosave = LayerAutosave(session, LayerStore(self.autosave.store.directory))
+        self.layer_autosave = LayerAutosave(session, LayerStore(self.autosave.store.directory), index=index)
         self.classification_autosave = ClassificationAutosave(
             session, ClassificationStore(self.autosave.store.directory), later=lambda fn: QTimer.singleShot(0, fn))
         #: the stored files of the shown study that could not be restored: ``(file, reason)``, each set aside

@@ -1,10 +1,10 @@
 """The "Reviewed results in radview's store" choice of AI → Train model…: the store's AI label layers as a table of
 cases with their review state, the reviewed ones ticked.
 
-Listing (:func:`viewer.logic.reviewed_data.list_cases`: manifests, review tables and a scan of the image folder)
-runs on a :class:`viewer.qt.jobs.BackgroundTasks` thread, never on the GUI thread; a newer listing supersedes an
-older one. Only a case that can go into a dataset (accepted or edited, then accepted; its image found; its label
-map on the image's grid) can be ticked; the others say why they stay out.
+Listing (:func:`viewer.logic.reviewed_data.list_cases`: manifests, review tables and a scan of each series'
+recorded source or of the image folder) runs on a :class:`viewer.qt.jobs.BackgroundTasks` thread, never on the GUI
+thread; a newer listing supersedes an older one. Only a case that can go into a dataset (accepted or edited, then
+accepted; its image found; its label map on the image's grid) can be ticked; the others say why they stay out.
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ class ReviewedCasesPanel(QWidget):
         self.cases: list[ReviewedCase] = []
         self.job: int | None = None  # the listing running
         self.images_edit = QLineEdit()
-        self.images_edit.setPlaceholderText("optional: a folder holding the series (the local study database is "
-                                            "searched anyway)")
+        self.images_edit.setPlaceholderText("optional: a folder holding the series (where each was opened from, "
+                                            "and the local study database, are searched anyway)")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         self.refresh_button = QPushButton("List")
