@@ -72,15 +72,18 @@ def save_result(store_dir: Path, made: Made, state: str | None, edit: bool = Fal
         g = volume.geometry
         moved = Geometry(g.shape_zyx, g.spacing_zyx, tuple(np.add(g.origin_lps, (shift_mm, 0.0, 0.0))), g.direction)
         volume = Volume(volume.array, moved, meta=dict(volume.meta))
-    _decide(store_dir, volume, made.study_uid, state, edit)
+    decide(store_dir, volume, made.study_uid, state, edit)
 
 
-def _decide(store_dir: Path, volume: Volume, study_uid: str, state: str | None, edit: bool = False) -> None:
+def decide(store_dir: Path, volume: Volume, study_uid: str, state: str | None, edit: bool = False,
+           index=None) -> None:
+    """Add an AI label map to ``volume``, optionally paint on it, decide on it (``state``), and let the autosaves
+    write. ``index``: a callable giving the open study index, as the window's opener gives the layer autosave."""
     truth = _phantom().labels_zyx
     labels = np.where(np.isin(truth, list(LABELS)), truth, 0).astype(np.uint8)
     session = Session()
     session.load_volume(volume)
-    layers = LayerAutosave(session, LayerStore(store_dir))
+    layers = LayerAutosave(session, LayerStore(store_dir), index=index)
     notes = Autosave(session.annotations, AnnotationStore(store_dir))
     notes.open_study(study_uid)
     try:
@@ -110,7 +113,7 @@ def save_file_result(store_dir: Path, path: Path, state: str | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(Volume(p.hu_zyx, _geometry(p.grid)), str(path))
     volume = read_image(str(path))
-    _decide(store_dir, volume, study_key(volume.meta), state)
+    decide(store_dir, volume, study_key(volume.meta), state)
 
 
 def _geometry(grid) -> Geometry:

@@ -14,12 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from reviewed_store import LABELS, SHAPE, _phantom, _provenance, save_file_result, write_patient
+from reviewed_store import SHAPE, decide, save_file_result, write_patient
 
-from ai.api import InferenceResult
 from ai.training.dataset import load_case, open_dataset
 from viewer.core import review
-from viewer.core.ai_bridge import layers_from_result
 from viewer.core.label_edit import BrushStroke, record_edit
 from viewer.core.session import Session
 from viewer.core.slicing import SlicePlane
@@ -28,7 +26,6 @@ from viewer.io.series_loader import load_series
 from viewer.logic.reviewed_data import ACCEPTED, EDITED, list_cases
 from viewer.logic.reviewed_export import export_reviewed
 from viewer.net.study_db import StudyDatabase
-from viewer.store.annotation_store import AnnotationStore, Autosave
 from viewer.store.layer_store import LayerAutosave, LayerStore
 
 
@@ -41,27 +38,7 @@ def save_opened(store_dir: Path, opened: Path, series_uid: str, state: str | Non
     index = scan(str(opened))
     volume = load_series(index.find(series_uid))
     shown = scan(str(index_folder)) if index_folder is not None else index
-    session = Session()
-    session.load_volume(volume)
-    layers = LayerAutosave(session, LayerStore(store_dir), index=lambda: shown)
-    notes = Autosave(session.annotations, AnnotationStore(store_dir))
-    notes.open_study(volume.meta["study_uid"])
-    try:
-        truth = _phantom().labels_zyx
-        labels = np.where(np.isin(truth, list(LABELS)), truth, 0).astype(np.uint8)
-        layer, _ = layers_from_result(InferenceResult(volume.geometry, _provenance(), labels, LABELS), volume.geometry)
-        session.add_layer(layer)
-        if edit:
-            stroke = BrushStroke(layer, SlicePlane.for_view("axial", volume.geometry), SHAPE[0] // 2, 2, 15.0)
-            stroke.add(20, 20)
-            record_edit(session, stroke.finish())
-        if state is not None:
-            (result,) = review.ai_results(session)
-            review.decide_result(session.annotations, result, state, "dr_test", "2026-02-02T10:00:00+01:00")
-        assert layers.flush() and notes.flush()
-    finally:
-        layers.close()
-        notes.close()
+    decide(store_dir, volume, volume.meta["study_uid"], state, edit, index=lambda: shown)
 
 
 def _manifests(store: Path) -> dict[str, Path]:
